@@ -1,0 +1,122 @@
+"""The Python API: list, create and load models, list plugins."""
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .errors import ConfigError, UnknownNameError
+from .plugins import get_registry
+
+
+def list_models(pattern: str = "*") -> List[str]:
+    """Architecture names matching an fnmatch pattern."""
+    return [e.name for e in get_registry().list("architectures", pattern)]
+
+
+def list_pretrained(pattern: str = "*") -> List[str]:
+    return [e.name for e in get_registry().list("pretrained", pattern)]
+
+
+def list_plugins() -> List[Dict[str, Any]]:
+    reg = get_registry()
+    reg.load()
+    return [p.to_json() for p in reg.plugins.values()]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_jsonable(i) for i in v]
+    if isinstance(v, list):
+        return [_jsonable(i) for i in v]
+    return v
+
+
+def architecture_config(arch: str, **config: Any) -> Dict[str, Any]:
+    """Validate `config` against the architecture's builder and fill in its defaults."""
+    builder = get_registry().get("architectures", arch).load()
+    sig = inspect.signature(builder)
+    accepts_any = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    unknown = [k for k in config if k not in sig.parameters]
+    if unknown and not accepts_any:
+        known = ", ".join(p for p in sig.parameters)
+        raise ConfigError(f"{arch} has no config key(s) {', '.join(map(repr, unknown))}. Its keys: {known}.")
+    try:
+        bound = sig.bind(**config)
+    except TypeError as exc:
+        raise ConfigError(f"bad config for {arch}: {exc}") from exc
+    bound.apply_defaults()
+    out = dict(bound.arguments)
+    for p in sig.parameters.values():
+        if p.kind == p.VAR_KEYWORD:
+            out.update(out.pop(p.name, {}))
+    return {k: _jsonable(v) for k, v in out.items()}
+
+
+def create_model(arch: str, **config: Any):
+    """Build a fresh model of architecture `arch`, e.g. create_model("glow", image_shape=(1, 8, 8))."""
+    builder = get_registry().get("architectures", arch).load()
+    full = architecture_config(arch, **config)
+    if "image_shape" in full:
+        full["image_shape"] = [int(s) for s in full["image_shape"]]
+    kwargs = dict(full)
+    if "image_shape" in kwargs:
+        kwargs["image_shape"] = tuple(kwargs["image_shape"])
+    try:
+        model = builder(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot build {arch} with this config: {exc}") from exc
+    model.architecture = arch
+    model.config = full
+    return model
+
+
+def load_directory(directory: os.PathLike, device: Optional[str] = None):
+    from .model import CONFIG_NAME, WEIGHTS_NAME
+    from .safeio import read_json
+
+    d = Path(directory)
+    doc = read_json(d / CONFIG_NAME, "model config")
+    if not isinstance(doc, dict) or "architecture" not in doc or not isinstance(doc.get("config"), dict):
+        raise ConfigError(f"{d / CONFIG_NAME} is not an nfzoo model config: it needs \"architecture\" and "
+                          "\"config\" keys (write it with FlowModel.save_pretrained).")
+    model = create_model(doc["architecture"], **doc["config"])
+    model.load_weights(d / WEIGHTS_NAME)
+    model.eval()
+    if device:
+        model.to(device)
+    return model
+
+
+def resolve_pretrained(name: str):
+    """A pretrained entry by name; a family (architecture) name resolves to its default model."""
+    reg = get_registry()
+    pre = reg.registry("pretrained")
+    if name in pre:
+        return pre[name]
+    defaults = [e for e in pre.values() if e.metadata.get("architecture") == name and e.metadata.get("default")]
+    if defaults:
+        return defaults[0]
+    known = list(pre)
+    if name in reg.registry("architectures"):
+        raise UnknownNameError("pretrained model", name, known,
+                               hint=f"{name!r} is an architecture with no pretrained model yet: train one "
+                               f"with `nfzoo train {name} --dataset ...` and pass its directory.")
+    raise UnknownNameError("pretrained model", name, known,
+                           hint="Pass a pretrained name (`nfzoo list --pretrained`) or a model directory.")
+
+
+def load(name: str, revision: Optional[str] = None, download: bool = False, device: Optional[str] = None):
+    """Load a model: a local directory, or a pretrained name (whose entry gives where its weights are)."""
+    if os.path.isdir(name):
+        return load_directory(name, device)
+    entry = resolve_pretrained(name)
+    source = entry.load()
+    if callable(source):
+        model = source(revision=revision, download=download)
+    else:
+        model = load_directory(source)
+    if device:
+        model.to(device)
+    return model

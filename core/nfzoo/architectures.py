@@ -1,0 +1,112 @@
+"""The classic flows as built-in architectures, on images, all on one multi-scale skeleton.
+
+Every builder takes the common keys image_shape=(C, H, W), levels, steps (per level), hidden (channels
+of the coupling nets), num_classes (None = unconditional) and `blocks` (residual blocks per coupling
+net), plus its own keys. A level is: squeeze 2x2 -> steps -> split half of the channels (not on the
+last level), so H and W must be divisible by 2^levels.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+from .bijectors import (ActNorm, AdditiveCoupling, AffineCoupling, Composite, GaussianSplit,
+                        InvConv1x1, Level, MultiScale, Rescale, SplineCoupling, TopGaussian)
+from .errors import ConfigError
+from .model import FlowModel
+from .priors import StandardNormal
+
+
+def check_shape(image_shape: Sequence[int], levels: int) -> tuple:
+    if len(image_shape) != 3:
+        raise ConfigError(f"image_shape must be (C, H, W), got {tuple(image_shape)}")
+    c, h, w = (int(s) for s in image_shape)
+    if levels < 1:
+        raise ConfigError(f"levels must be >= 1, got {levels}")
+    f = 2 ** levels
+    if h % f or w % f:
+        ok = max(l for l in range(0, levels + 1) if h % 2 ** l == 0 and w % 2 ** l == 0)
+        raise ConfigError(
+            f"image size {h}x{w} is not divisible by 2^levels = {f} (levels={levels}): each level "
+            f"squeezes by 2. Use levels <= {ok} (e.g. --set levels={max(ok, 1)}), or pad/resize the "
+            f"images to a multiple of {f}.")
+    return c, h, w
+
+
+def _multiscale(image_shape, levels: int, make_steps, split_prior: bool = True,
+                learn_top: bool = True, num_classes: Optional[int] = None) -> MultiScale:
+    c, h, w = check_shape(image_shape, levels)
+    out: List[Level] = []
+    for i in range(levels):
+        c, h, w = c * 4, h // 2, w // 2
+        steps = make_steps(c, i)
+        if i < levels - 1:
+            keep = c // 2
+            split = GaussianSplit(keep, c - keep) if split_prior else None
+            out.append(Level(steps, squeeze=True, split=split, keep_channels=keep))
+            c = keep
+        else:
+            out.append(Level(steps, squeeze=True))
+    top = TopGaussian((c, h, w), num_classes) if (learn_top or num_classes) else None
+    return MultiScale(out, top=top)
+
+
+def _model(bijector, image_shape, preprocess: str, num_classes):
+    return FlowModel(bijector, StandardNormal(image_shape), image_shape, preprocess=preprocess,
+                     num_classes=num_classes)
+
+
+def glow(image_shape=(1, 28, 28), levels: int = 2, steps: int = 8, hidden: int = 64,
+         num_classes: Optional[int] = None, blocks: int = 0, learn_top: bool = True,
+         preprocess: str = "shift") -> FlowModel:
+    """Glow (Kingma & Dhariwal 2018): ActNorm -> LU 1x1 conv -> affine coupling (sigmoid scale,
+    zero-init), multi-scale with learned conditional split priors and a learned top prior."""
+    def make_steps(c, _):
+        return [Composite([ActNorm(c), InvConv1x1(c), AffineCoupling(c, hidden, blocks, "channel")])
+                for _ in range(steps)]
+    flow = _multiscale(image_shape, levels, make_steps, True, learn_top, num_classes)
+    return _model(flow, image_shape, preprocess, num_classes)
+
+
+def realnvp(image_shape=(1, 28, 28), levels: int = 2, steps: int = 3, hidden: int = 64,
+            num_classes: Optional[int] = None, blocks: int = 2, actnorm: bool = True,
+            learn_top: bool = False, preprocess: str = "logit") -> FlowModel:
+    """RealNVP (Dinh et al. 2017): affine couplings s = exp(alpha * tanh(h)) with alternating
+    checkerboard masks, then (except on the last level, which has steps + 1 checkerboard couplings)
+    alternating channel masks, residual coupling nets, multi-scale. Batch norm is replaced by ActNorm
+    (`actnorm=True`), which has no batch statistics at test time."""
+    def make_steps(c, i):
+        last = i == levels - 1
+        kinds = ["checkerboard"] * (steps + 1 if last else steps) + ([] if last else ["channel"] * steps)
+        out = []
+        for j, mask in enumerate(kinds):
+            layer = AffineCoupling(c, hidden, blocks, mask, parity=j % 2, scale="tanh")
+            out.append(Composite([ActNorm(c), layer]) if actnorm else layer)
+        return out
+    flow = _multiscale(image_shape, levels, make_steps, True, learn_top, num_classes)
+    return _model(flow, image_shape, preprocess, num_classes)
+
+
+def nice(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int = 64,
+         num_classes: Optional[int] = None, blocks: int = 1, preprocess: str = "shift") -> FlowModel:
+    """NICE (Dinh et al. 2015): additive couplings alternating which half of the channels they change,
+    volume preserving, and a final diagonal rescaling layer (the only log-det). Convolutional nets and
+    squeezes instead of the paper's MLPs; parts factored out between levels get no learned prior."""
+    def make_steps(c, _):
+        return [AdditiveCoupling(c, hidden, blocks, "channel", parity=j % 2) for j in range(steps)]
+    flow = _multiscale(image_shape, levels, make_steps, split_prior=False, learn_top=False,
+                       num_classes=num_classes)
+    bij = Composite([flow, Rescale(tuple(int(s) for s in image_shape))])
+    return _model(bij, image_shape, preprocess, num_classes)
+
+
+def nsf(image_shape=(1, 28, 28), levels: int = 2, steps: int = 6, hidden: int = 64,
+        num_classes: Optional[int] = None, blocks: int = 1, bins: int = 8, tail_bound: float = 3.0,
+        learn_top: bool = True, preprocess: str = "shift") -> FlowModel:
+    """Neural Spline Flow (Durkan et al. 2019) on images: Glow's step with the affine coupling replaced
+    by a rational-quadratic spline coupling (K bins on [-B, B], linear tails)."""
+    def make_steps(c, _):
+        return [Composite([ActNorm(c), InvConv1x1(c),
+                           SplineCoupling(c, hidden, blocks, "channel", bins=bins, bound=tail_bound)])
+                for _ in range(steps)]
+    flow = _multiscale(image_shape, levels, make_steps, True, learn_top, num_classes)
+    return _model(flow, image_shape, preprocess, num_classes)

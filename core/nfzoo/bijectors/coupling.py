@@ -1,0 +1,159 @@
+"""Coupling layers: additive (NICE), affine (RealNVP, Glow) and rational-quadratic spline (NSF).
+
+A coupling splits x into a conditioning part x_a and a transformed part x_b, either by channel halves
+(`mask="channel"`) or by a spatial checkerboard (`mask="checkerboard"`, RealNVP); `parity` picks which
+part is transformed. The parameters of the element-wise transform of x_b come from a conv net on x_a
+whose last layer is zero-initialised, so every coupling starts as the identity.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..interfaces import Bijector
+from .splines import rational_quadratic_spline
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, h):
+        return h + self.conv2(F.relu(self.conv1(F.relu(h))))
+
+
+class CouplingNet(nn.Module):
+    """conv3x3 - ReLU - [blocks x residual block] - conv1x1 - ReLU - zero-initialised conv3x3 (Glow's
+    net when blocks = 0)."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: int, blocks: int = 0):
+        super().__init__()
+        layers = [nn.Conv2d(in_channels, hidden, 3, padding=1), nn.ReLU()]
+        layers += [ResBlock(hidden) for _ in range(blocks)]
+        layers += [nn.Conv2d(hidden, hidden, 1), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Conv2d(hidden, out_channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x):
+        return self.out(self.body(x))
+
+
+def checkerboard(h: int, w: int, parity: int, like: torch.Tensor) -> torch.Tensor:
+    i = torch.arange(h, device=like.device).view(-1, 1)
+    j = torch.arange(w, device=like.device).view(1, -1)
+    return (((i + j + parity) % 2) == 0).to(like.dtype).view(1, 1, h, w)
+
+
+class _Coupling(Bijector):
+    """Shared split / merge logic. Subclasses define `params_per_element`, `_transform`."""
+
+    params_per_element = 2
+
+    def __init__(self, channels: int, hidden: int = 64, blocks: int = 0, mask: str = "channel",
+                 parity: int = 0):
+        super().__init__()
+        if mask not in ("channel", "checkerboard"):
+            raise ValueError(f"mask must be 'channel' or 'checkerboard', got {mask!r}")
+        if mask == "channel" and channels < 2:
+            raise ValueError("a channel-mask coupling needs at least 2 channels: squeeze first, or use "
+                             "mask='checkerboard'")
+        self.channels, self.mask, self.parity = channels, mask, int(parity) % 2
+        if mask == "channel":
+            self.n_b = channels - channels // 2 if self.parity == 0 else channels // 2
+            n_a = channels - self.n_b
+            self.net = CouplingNet(n_a, self.n_b * self.params_per_element, hidden, blocks)
+        else:
+            # the mask is given to the net as an extra channel so it knows which pixels are kept
+            self.net = CouplingNet(channels + 1, channels * self.params_per_element, hidden, blocks)
+
+    def _split(self, x):
+        if self.mask == "channel":
+            n_a = self.channels - self.n_b
+            if self.parity == 0:
+                return x[:, :n_a], x[:, n_a:]
+            return x[:, self.n_b:], x[:, :self.n_b]
+        return x, x
+
+    def _merge(self, xa, yb):
+        return torch.cat([xa, yb], 1) if self.parity == 0 else torch.cat([yb, xa], 1)
+
+    def _run(self, x, inverse: bool):
+        if self.mask == "channel":
+            xa, xb = self._split(x)
+            p = self.net(xa)
+            p = p.view(x.shape[0], self.params_per_element, -1, *x.shape[2:])
+            yb, ld = self._transform(xb, p, inverse)
+            return self._merge(xa, yb), ld.reshape(x.shape[0], -1).sum(1)
+        m = checkerboard(x.shape[2], x.shape[3], self.parity, x)
+        keep = x * m
+        p = self.net(torch.cat([keep, m.expand(x.shape[0], 1, *x.shape[2:])], 1))
+        p = p.view(x.shape[0], self.params_per_element, -1, *x.shape[2:])
+        y, ld = self._transform(x, p, inverse)
+        y = keep + (1 - m) * y
+        return y, (ld * (1 - m)).reshape(x.shape[0], -1).sum(1)
+
+    def forward(self, x, context=None):
+        return self._run(x, inverse=False)
+
+    def inverse(self, z, context=None):
+        return self._run(z, inverse=True)
+
+
+class AdditiveCoupling(_Coupling):
+    """NICE: y_b = x_b + t(x_a); log|det| = 0."""
+
+    params_per_element = 1
+
+    def _transform(self, xb, p, inverse):
+        t = p[:, 0]
+        return (xb - t if inverse else xb + t), torch.zeros_like(xb)
+
+
+class AffineCoupling(_Coupling):
+    """y_b = (x_b + t(x_a)) * s(x_a), log|det| = sum log s.
+
+    `scale="sigmoid"` (Glow): s = sigmoid(h + 2), bounded in (0, 1) and near 0.88 at init.
+    `scale="tanh"` (RealNVP): s = exp(alpha * tanh(h)) with a learned per-channel alpha."""
+
+    def __init__(self, channels: int, hidden: int = 64, blocks: int = 0, mask: str = "channel",
+                 parity: int = 0, scale: str = "sigmoid"):
+        super().__init__(channels, hidden, blocks, mask, parity)
+        if scale not in ("sigmoid", "tanh"):
+            raise ValueError(f"scale must be 'sigmoid' or 'tanh', got {scale!r}")
+        self.scale = scale
+        if scale == "tanh":
+            n = self.n_b if mask == "channel" else channels
+            self.alpha = nn.Parameter(torch.ones(1, n, 1, 1))
+
+    def _transform(self, xb, p, inverse):
+        t, h = p[:, 0], p[:, 1]
+        if self.scale == "sigmoid":
+            log_s = F.logsigmoid(h + 2.0)
+        else:
+            log_s = self.alpha * torch.tanh(h)
+        if inverse:
+            return xb * torch.exp(-log_s) - t, -log_s
+        return (xb + t) * torch.exp(log_s), log_s
+
+
+class SplineCoupling(_Coupling):
+    """NSF: y_b = RQS(x_b; theta(x_a)), a K-bin rational-quadratic spline on [-B, B], identity outside."""
+
+    def __init__(self, channels: int, hidden: int = 64, blocks: int = 0, mask: str = "channel",
+                 parity: int = 0, bins: int = 8, bound: float = 3.0):
+        self.params_per_element = 3 * bins - 1
+        self.bins, self.bound = bins, float(bound)
+        super().__init__(channels, hidden, blocks, mask, parity)
+
+    def _transform(self, xb, p, inverse):
+        k = self.bins
+        p = p.movedim(1, -1)  # (B, C, H, W, 3K - 1)
+        w, h, d = p[..., :k], p[..., k:2 * k], p[..., 2 * k:]
+        return rational_quadratic_spline(xb, w, h, d, inverse=inverse, bound=self.bound)

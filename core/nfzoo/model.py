@@ -1,0 +1,207 @@
+"""FlowModel: preprocessing + bijector + prior + sampler + a JSON-able config.
+
+Images at the boundary are floats in [0, 1] (or uint8), shape (B, C, H, W). They are quantized to 8 bits,
+dequantized with uniform noise, x = (k + u) / 256, and mapped into the flow's space ("shift": x - 1/2, as
+Glow; "logit": logit(a + (1 - 2a) x), as RealNVP). `log_prob` is the dequantized lower bound on the
+log-probability of the 8-bit image in nats, so `bpd = -log_prob / (D ln 2)` includes the discretisation
+term and is comparable with the papers.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ConfigError, UsageError
+from .interfaces import Bijector, Prior, Sampler
+from .safeio import atomic_write_json, load_tensors, read_json, save_tensors
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+LOGIT_ALPHA = 0.05
+
+
+def to_unit(x: Tensor) -> Tensor:
+    """Accept uint8 (0..255) or floats in [0, 1]; return floats in [0, 1]."""
+    if x.dtype == torch.uint8:
+        return x.float() / 255.0
+    if not torch.is_floating_point(x):
+        raise UsageError(f"images must be uint8 or float in [0, 1], got dtype {x.dtype}")
+    return x
+
+
+class FlowModel(nn.Module):
+    def __init__(self, bijector: Bijector, prior: Prior, image_shape, sampler: Optional[Sampler] = None,
+                 preprocess: str = "shift", num_classes: Optional[int] = None):
+        super().__init__()
+        if preprocess not in ("shift", "logit"):
+            raise ConfigError(f"preprocess must be 'shift' or 'logit', got {preprocess!r}")
+        self.bijector = bijector
+        self.prior = prior
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.preprocess = preprocess
+        self.num_classes = num_classes
+        self._sampler = sampler
+        self.architecture: str = ""
+        self.config: Dict[str, Any] = {}
+
+    @property
+    def sampler(self) -> Sampler:
+        if self._sampler is None:
+            from .samplers import AncestralSampler
+
+            self._sampler = AncestralSampler()
+        return self._sampler
+
+    @sampler.setter
+    def sampler(self, value: Sampler) -> None:
+        self._sampler = value
+
+    @property
+    def dim(self) -> int:
+        return math.prod(self.image_shape)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ------------------------------------------------------------- pre/post
+    def _check(self, x: Tensor) -> Tensor:
+        x = to_unit(x)
+        if tuple(x.shape[1:]) != self.image_shape:
+            raise UsageError(f"this model takes images of shape {self.image_shape} (C, H, W), got "
+                             f"{tuple(x.shape[1:])}")
+        return x
+
+    def dequantize(self, x: Tensor, generator: Optional[torch.Generator] = None,
+                   noise: bool = True) -> Tensor:
+        """[0, 1] images -> 8-bit levels k -> (k + u) / 256 with u ~ U[0, 1) (u = 1/2 without noise)."""
+        k = torch.round(self._check(x) * 255.0)
+        if noise:
+            dev = generator.device if generator is not None else x.device
+            u = torch.rand(k.shape, generator=generator, device=dev, dtype=k.dtype).to(k.device)
+        else:
+            u = torch.full_like(k, 0.5)
+        return (k + u) / 256.0
+
+    def to_flow(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """[0, 1] -> the flow's input space, with log|det|."""
+        if self.preprocess == "shift":
+            return x - 0.5, x.new_zeros(x.shape[0])
+        a = LOGIT_ALPHA
+        p = a + (1 - 2 * a) * x
+        v = torch.log(p) - torch.log1p(-p)
+        ld = (math.log(1 - 2 * a) - torch.log(p) - torch.log1p(-p)).reshape(x.shape[0], -1).sum(1)
+        return v, ld
+
+    def from_flow(self, v: Tensor) -> Tensor:
+        if self.preprocess == "shift":
+            x = v + 0.5
+        else:
+            x = (torch.sigmoid(v) - LOGIT_ALPHA) / (1 - 2 * LOGIT_ALPHA)
+        return x.clamp(0.0, 1.0)
+
+    def _context(self, y: Optional[Tensor], n: int) -> Optional[Tensor]:
+        if self.num_classes is None:
+            return None
+        if y is None:
+            raise UsageError(f"this model is class-conditional ({self.num_classes} classes): pass labels y")
+        y = torch.as_tensor(y, device=self.device).long().reshape(-1)
+        if y.numel() == 1 and n > 1:
+            y = y.expand(n)
+        if y.numel() != n or bool((y < 0).any()) or bool((y >= self.num_classes).any()):
+            raise UsageError(f"labels must be {n} integers in [0, {self.num_classes - 1}]")
+        return y
+
+    # ------------------------------------------------------------ densities
+    def log_prob(self, x: Tensor, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
+                 noise: bool = True) -> Tensor:
+        """Dequantized lower bound of log P(8-bit image) in nats, shape (B,)."""
+        xd = self.dequantize(x, generator=generator, noise=noise)
+        v, ld0 = self.to_flow(xd)
+        ctx = self._context(y, x.shape[0])
+        z, ld = self.bijector(v, ctx)
+        return self.prior.log_prob(z, ctx) + ld + ld0 - self.dim * math.log(256.0)
+
+    def bpd(self, x: Tensor, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
+            noise: bool = True) -> Tensor:
+        """Bits per dimension (8-bit discretisation included), shape (B,)."""
+        return -self.log_prob(x, y, generator=generator, noise=noise) / (self.dim * math.log(2.0))
+
+    def encode(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """Images -> latents (deterministic: the centre of each 8-bit bin)."""
+        v, _ = self.to_flow(self.dequantize(x, noise=False))
+        return self.bijector(v, self._context(y, x.shape[0]))[0]
+
+    def decode(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """Latents -> images in [0, 1]."""
+        v, _ = self.bijector.inverse(z, self._context(y, z.shape[0]))
+        return self.from_flow(v)
+
+    @torch.no_grad()
+    def sample(self, n: int, y: Optional[Tensor] = None, temperature: float = 1.0,
+               generator: Optional[torch.Generator] = None, **options) -> Tensor:
+        return self.sampler.sample(self, n, y=y, temperature=temperature, generator=generator, **options)
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor, y: Optional[Tensor] = None,
+                   generator: Optional[torch.Generator] = None) -> None:
+        """Data-dependent initialisation (ActNorm) from a batch of images."""
+        was = self.training
+        self.train()
+        self.log_prob(x, y, generator=generator)
+        self.train(was)
+
+    # ---------------------------------------------------------- persistence
+    def config_document(self) -> Dict[str, Any]:
+        from . import __version__
+
+        return {"library": "nfzoo", "nfzoo_version": __version__, "architecture": self.architecture,
+                "config": self.config}
+
+    def save_pretrained(self, directory: Union[str, os.PathLike]) -> Path:
+        """Write config.json and model.safetensors (each atomically)."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        save_tensors(self.state_dict(), d / WEIGHTS_NAME, metadata={"format": "pt", "library": "nfzoo"})
+        atomic_write_json(d / CONFIG_NAME, self.config_document())
+        return d
+
+    def load_weights(self, path: Union[str, os.PathLike], strict: bool = True) -> None:
+        tensors = load_tensors(path, device="cpu")
+        load_state_strict(self, tensors, source=str(path), strict=strict)
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: Union[str, os.PathLike], revision: Optional[str] = None,
+                        download: bool = False, device: Optional[str] = None) -> "FlowModel":
+        from .api import load
+
+        return load(str(name_or_dir), revision=revision, download=download, device=device)
+
+
+def load_state_strict(model: nn.Module, tensors: Dict[str, Tensor], source: str, strict: bool = True):
+    """Load a state dict; missing, unexpected or mis-shaped tensors are a ConfigError naming them."""
+    own = model.state_dict()
+    if strict:
+        missing = sorted(set(own) - set(tensors))
+        unexpected = sorted(set(tensors) - set(own))
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f"missing {len(missing)} tensors (e.g. {', '.join(missing[:3])})")
+            if unexpected:
+                parts.append(f"{len(unexpected)} unexpected tensors (e.g. {', '.join(unexpected[:3])})")
+            raise ConfigError(f"the weights in {source} do not match the model built from its config: "
+                              + "; ".join(parts) + ". Check that config.json belongs to these weights.")
+    bad = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items()
+           if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)]
+    if bad:
+        raise ConfigError(f"the weights in {source} do not match the model built from its config: "
+                          f"{len(bad)} tensors have other shapes ({'; '.join(bad[:3])}). Check that "
+                          "config.json belongs to these weights.")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items() if k in own},
+                          strict=strict)

@@ -1,0 +1,79 @@
+"""Atomic writes and checked reads. A file is written to a temporary name in the same folder, flushed to
+disk, then renamed over the target, so a crash never leaves a half-written file under the real name.
+Reads of safetensors files detect truncation and corruption and never unpickle anything."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from .errors import CorruptFileError
+
+
+def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: os.PathLike, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def sha256_file(path: os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_tensors(tensors: Dict[str, Any], path: os.PathLike, metadata: Optional[Dict[str, str]] = None):
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def load_tensors(path: os.PathLike, device: str = "cpu") -> Dict[str, Any]:
+    """Load a safetensors file; a truncated or corrupt file raises CorruptFileError."""
+    from safetensors.torch import load
+
+    path = Path(path)
+    if not path.is_file():
+        raise CorruptFileError(f"weights file {path} is missing.")
+    data = path.read_bytes()
+    try:
+        tensors = load(data)
+    except Exception as exc:
+        raise CorruptFileError(
+            f"{path} is not a valid safetensors file ({type(exc).__name__}: {exc}). It may be truncated "
+            "or corrupt: re-create it (retrain, or `nfzoo pull NAME --force`); it was not loaded.") from exc
+    return {k: v.to(device) for k, v in tensors.items()}
+
+
+def read_json(path: os.PathLike, what: str = "JSON file") -> Any:
+    from .errors import ConfigError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} is missing.")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(f"{what} {path} is not valid JSON ({exc}); it was not loaded.") from exc
