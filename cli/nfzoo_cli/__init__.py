@@ -1,0 +1,1 @@
+"""The `nfzoo` command line: typer parses, the core computes, rich renders."""

@@ -1,0 +1,451 @@
+"""The typer app. Commands parse their arguments, call the core, and render the results with rich.
+`--help`, `list`, `info` and `plugins` do not import torch."""
+from __future__ import annotations
+
+import functools
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+
+from .render import err, fail, out, print_json
+
+app = typer.Typer(name="nfzoo", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help="nfzoo: normalizing-flow models you can list, pull, sample, train, evaluate and "
+                       "extend with plugins.")
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn nfzoo's errors into a clear message and its exit code (2: bad input, 1: failed)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from nfzoo.errors import NfzooError
+
+        try:
+            return fn(*args, **kwargs)
+        except NfzooError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+    return wrapper
+
+
+def _reg():
+    from nfzoo.plugins import get_registry
+
+    return get_registry()
+
+
+# -------------------------------------------------------------------- list
+@app.command("list")
+@handle_errors
+def list_cmd(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'glow*'"),
+             pretrained: bool = typer.Option(False, "--pretrained", help="list pretrained models"),
+             json_: bool = typer.Option(False, "--json", help="print JSON")):
+    """List architectures (or pretrained models) matching PATTERN."""
+    kind = "pretrained" if pretrained else "architectures"
+    entries = _reg().list(kind, pattern)
+    if json_:
+        print_json([e.to_json() for e in entries])
+        return
+    from rich.table import Table
+
+    table = Table(title="pretrained models" if pretrained else "architectures", title_justify="left")
+    table.add_column("name", style="bold")
+    if pretrained:
+        table.add_column("architecture")
+        table.add_column("dataset")
+    table.add_column("plugin")
+    table.add_column("description")
+    for e in entries:
+        row = [e.name]
+        if pretrained:
+            row += [str(e.metadata.get("architecture", "")), str(e.metadata.get("dataset", ""))]
+        table.add_row(*row, e.plugin, e.description)
+    out.print(table)
+    if not entries:
+        err.print(f"nothing matches {pattern!r}")
+
+
+# -------------------------------------------------------------------- info
+@app.command("info")
+@handle_errors
+def info_cmd(name: str = typer.Argument(..., help="an architecture, pretrained model, bijector, ..."),
+             json_: bool = typer.Option(False, "--json", help="print JSON")):
+    """Describe a registered name: its plugin, paper, and config keys with their defaults."""
+    from nfzoo.errors import UnknownNameError
+    from nfzoo.inspection import signature_defaults
+    from nfzoo.plugins import KINDS
+
+    reg = _reg()
+    found = [reg.registry(k)[name] for k in KINDS if name in reg.registry(k)]
+    if not found:
+        every = {n for k in KINDS for n in reg.registry(k)}
+        raise UnknownNameError("name", name, every, hint="See `nfzoo list` and `nfzoo list --pretrained`.")
+    docs = []
+    for e in found:
+        doc = e.to_json()
+        if e.kind in ("architectures", "bijectors", "priors", "samplers"):
+            defaults = signature_defaults(e.target)
+            if defaults is not None:
+                doc["config" if e.kind == "architectures" else "arguments"] = defaults
+        docs.append(doc)
+    if json_:
+        print_json(docs[0] if len(docs) == 1 else docs)
+        return
+    for doc in docs:
+        out.print(f"[bold]{doc['name']}[/] ({doc['kind']}, plugin {doc['plugin']})")
+        for k, v in doc.items():
+            if k in ("name", "kind", "plugin"):
+                continue
+            if isinstance(v, dict):
+                out.print(f"  {k}:")
+                for kk, vv in v.items():
+                    out.print(f"    {kk} = {json.dumps(vv)}", highlight=False)
+            else:
+                out.print(f"  {k}: {v}", highlight=False)
+
+
+# ----------------------------------------------------------------- plugins
+@app.command("plugins")
+@handle_errors
+def plugins_cmd(json_: bool = typer.Option(False, "--json", help="print JSON")):
+    """List the loaded plugins, their versions and hooks, and any plugin that failed to load."""
+    from nfzoo.api import list_plugins
+
+    plugins = list_plugins()
+    if json_:
+        print_json(plugins)
+        return
+    from rich.table import Table
+
+    table = Table(title="plugins", title_justify="left")
+    for col in ("name", "version", "hooks", "status"):
+        table.add_column(col)
+    for p in plugins:
+        status = "[red]failed: " + p["error"].splitlines()[0] + "[/]" if p["error"] else (
+            "built-in" if p["builtin"] else "ok")
+        table.add_row(p["name"], p["version"] or "", ", ".join(p["hooks"]), status)
+    out.print(table)
+
+
+# ------------------------------------------------------------------ sample
+def _parse_device(device: Optional[str]) -> str:
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError as exc:
+        fail(f"bad --device {device!r}: {exc}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        fail(f"--device {device}: no CUDA device is available here; use --device cpu")
+    return device
+
+
+def _save_png(images, path: Path, nrow: int) -> None:
+    import io
+
+    from torchvision.utils import save_image
+
+    from nfzoo.safeio import atomic_write_bytes
+
+    buf = io.BytesIO()
+    save_image(images, buf, format="png", nrow=nrow, padding=2, pad_value=1.0)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+@app.command("sample")
+@handle_errors
+def sample_cmd(model: str = typer.Option(..., "--model", "-m", help="pretrained name, family name or "
+                                         "model directory"),
+               n: Optional[int] = typer.Option(None, "-n", help="number of samples (per class with "
+                                               "--per-class) [default: 64, or 8 per class]"),
+               temperature: float = typer.Option(1.0, "--temperature", "-t", help="prior temperature"),
+               label: Optional[int] = typer.Option(None, "--label", help="class label (conditional models)"),
+               per_class: bool = typer.Option(False, "--per-class", help="one row per class"),
+               sampler: Optional[str] = typer.Option(None, "--sampler", help="a registered sampler"),
+               steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (diffusion)"),
+               seed: int = typer.Option(0, "--seed", help="random seed"),
+               out_path: Path = typer.Option(Path("samples.png"), "--out", "-o",
+                                             help="FILE.png for a grid, or DIR for one PNG per sample"),
+               device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ...")):
+    """Sample images from a model and write them as a PNG grid (or a folder of PNGs)."""
+    if n is not None and n < 1:
+        fail("-n must be >= 1")
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        fail(f"--temperature must be a finite number >= 0, got {temperature}")
+    dev = _parse_device(device)
+    import torch
+
+    import nfzoo
+    from nfzoo.plugins import get_registry
+
+    m = nfzoo.load(model, device=dev)
+    if sampler is not None:
+        m.sampler = get_registry().get("samplers", sampler).load()()
+    options = {} if steps is None else {"steps": steps}
+    gen = torch.Generator().manual_seed(seed)
+    if (label is not None or per_class) and m.num_classes is None:
+        fail(f"{model} is unconditional: --label and --per-class need a class-conditional model")
+    if label is not None and not 0 <= label < m.num_classes:
+        fail(f"--label must be in [0, {m.num_classes - 1}], got {label}")
+    if per_class:
+        k = n or 8
+        y = torch.arange(m.num_classes).repeat_interleave(k)
+        nrow = k
+    else:
+        k = n or 64
+        y = None if label is None else torch.full((k,), label, dtype=torch.long)
+        nrow = max(1, int(math.ceil(math.sqrt(k))))
+    total = y.numel() if y is not None else k
+    with err.status(f"sampling {total} images from {model}"):
+        x = m.sample(total, y=y, temperature=temperature, generator=gen, **options).cpu()
+    if out_path.suffix.lower() == ".png":
+        _save_png(x, out_path, nrow)
+        written = str(out_path)
+    else:
+        out_path.mkdir(parents=True, exist_ok=True)
+        for i in range(total):
+            _save_png(x[i:i + 1], out_path / f"{i:06d}.png", 1)
+        _save_png(x, out_path / "grid.png", nrow)
+        written = f"{out_path}/ ({total} PNGs and grid.png)"
+    err.print(f"wrote {written}")
+
+
+# ------------------------------------------------------------------- train
+def parse_sets(items: List[str]) -> dict:
+    out_: dict = {}
+    for item in items:
+        if "=" not in item:
+            fail(f"--set needs KEY=VALUE, got {item!r} (e.g. --set levels=2 --set hidden=32)")
+        key, _, raw = item.partition("=")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = {"none": None, "null": None, "true": True, "false": False}.get(raw.lower(), raw)
+        out_[key.strip()] = value
+    return out_
+
+
+class _RichTrainCallback:
+    def __init__(self, epochs: int):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+                                 TimeRemainingColumn(), console=err, transient=False)
+        self.epochs = epochs
+        self.task = None
+
+    def on_start(self, trainer):
+        err.print(f"training {trainer.cfg.arch} on {trainer.cfg.dataset} -> {trainer.out} "
+                  f"({sum(p.numel() for p in trainer.model.parameters()):,} parameters)")
+        self.progress.start()
+
+    def on_epoch_start(self, epoch, steps):
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(f"epoch {epoch}/{self.epochs}", total=steps, stats="")
+
+    def on_step(self, step, loss, bpd, it_s):
+        self.progress.update(self.task, advance=1, stats=f"bpd {bpd:.3f}  {it_s:.1f} it/s")
+
+    def on_eval_progress(self, done, total):
+        pass
+
+    def on_epoch_end(self, epoch, record):
+        test = f"  test bpd {record['test_bpd']:.4f}" if record.get("test_bpd") is not None else ""
+        self.progress.console.print(f"epoch {epoch}: train bpd {record['train_bpd']:.4f}{test}  "
+                                    f"({record['seconds']:.1f} s)")
+
+    def close(self):
+        self.progress.stop()
+
+
+@app.command("train")
+@handle_errors
+def train_cmd(arch: str = typer.Argument(..., help="architecture (see `nfzoo list`)"),
+              dataset: str = typer.Option(..., "--dataset", "-d", help="digits, mnist5k, mnist, cifar10, "
+                                          "..., or folder:DIR"),
+              epochs: Optional[int] = typer.Option(None, "--epochs", help="epochs [default: 10]"),
+              batch_size: Optional[int] = typer.Option(None, "--batch-size", help="batch size [default: 64]"),
+              lr: Optional[float] = typer.Option(None, "--lr", help="learning rate [default: 1e-3]"),
+              optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam or adamax"),
+              warmup: Optional[int] = typer.Option(None, "--warmup", help="linear warm-up steps [200]"),
+              grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="max gradient norm [50]"),
+              sets: List[str] = typer.Option([], "--set", help="KEY=VALUE architecture config"),
+              out_dir: Optional[Path] = typer.Option(None, "--out", help="run directory "
+                                                     "[default: runs/ARCH-DATASET-TIME]"),
+              resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
+              checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every",
+                                                             help="steps between checkpoints [each epoch]"),
+              seed: Optional[int] = typer.Option(None, "--seed", help="random seed [0]"),
+              data_root: Optional[str] = typer.Option(None, "--data-root", help="torchvision data folder"),
+              download: bool = typer.Option(False, "--download", help="let torchvision download data"),
+              json_: bool = typer.Option(False, "--json", help="print the result document as JSON")):
+    """Train ARCH on a data set; writes a loadable model directory, checkpoints and a bpd curve."""
+    import time as _time
+    from dataclasses import asdict
+
+    import torch
+
+    from nfzoo.training import TrainConfig, Trainer, load_train_config
+
+    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
+             "warmup_steps": warmup, "grad_clip": grad_clip, "checkpoint_every": checkpoint_every,
+             "seed": seed, "data_root": data_root}
+    given = {k: v for k, v in given.items() if v is not None}
+    model_cfg = parse_sets(sets)
+    if resume:
+        if out_dir is None:
+            fail("--resume needs --out DIR (the run to continue)")
+        cfg = load_train_config(out_dir)
+        if cfg.arch != arch or cfg.dataset != dataset:
+            fail(f"--resume: {out_dir} trains {cfg.arch} on {cfg.dataset}, not {arch} on {dataset}")
+        changed = {k for k, v in given.items() if k != "epochs" and getattr(cfg, k) != v}
+        if changed or (model_cfg and any(cfg.model.get(k) != v for k, v in model_cfg.items())):
+            fail(f"--resume continues the run as it was set up; only --epochs may change "
+                 f"(differs: {', '.join(sorted(changed | set(model_cfg))) or 'model config'})")
+        if epochs is not None:
+            cfg.epochs = epochs
+    else:
+        # unknown architecture / config keys are reported before anything is written
+        from nfzoo.api import architecture_config
+
+        architecture_config(arch, **model_cfg)
+        cfg = TrainConfig(arch=arch, dataset=dataset, model=model_cfg, download=download, **given)
+        if out_dir is None:
+            out_dir = Path("runs") / f"{arch}-{dataset.replace(':', '_').replace('/', '_')}-" \
+                                     f"{_time.strftime('%Y%m%d-%H%M%S')}"
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    cb = _RichTrainCallback(cfg.epochs)
+    try:
+        trainer = Trainer(cfg, out_dir, cb, resume=resume)
+        result = trainer.run()
+    finally:
+        cb.close()
+    result["train_config"] = asdict(cfg)
+    if json_:
+        print_json(result)
+    else:
+        err.print(f"[green]done[/]: {result['out']}  test bpd {result['test_bpd']:.4f}  "
+                  f"(curve: {Path(result['out']) / 'curve.png'})")
+
+
+# -------------------------------------------------------------------- eval
+EVAL_TASKS = ("bpd", "classify")
+
+
+@app.command("eval")
+@handle_errors
+def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model directory"),
+             dataset: str = typer.Option(..., "--dataset", "-d", help="data set (its test split)"),
+             task: str = typer.Option("bpd", "--task", help="bpd | classify"),
+             split: str = typer.Option("test", "--split", help="test or train"),
+             batch_size: int = typer.Option(500, "--batch-size"),
+             seed: int = typer.Option(0, "--seed", help="seed of the dequantization noise"),
+             data_root: Optional[str] = typer.Option(None, "--data-root"),
+             device: Optional[str] = typer.Option(None, "--device"),
+             json_: bool = typer.Option(False, "--json", help="print JSON")):
+    """Evaluate a model on a data set's test split: exact bpd, or likelihood classification accuracy."""
+    if task not in EVAL_TASKS:
+        from nfzoo.errors import UnknownNameError
+
+        raise UnknownNameError("eval task", task, EVAL_TASKS)
+    dev = _parse_device(device)
+    import nfzoo
+    from nfzoo.data import load_dataset
+    from nfzoo.errors import ConfigError
+
+    m = nfzoo.load(model, device=dev)
+    ds = load_dataset(dataset, split, data_root)
+    if tuple(ds.image_shape) != m.image_shape:
+        raise ConfigError(f"{model} takes images of shape {list(m.image_shape)} but {dataset} has "
+                          f"{list(ds.image_shape)}")
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True) as prog:
+        t = prog.add_task(f"{task} on {dataset}/{split}", total=len(ds))
+
+        def progress(done, total):
+            prog.update(t, completed=done)
+        if task == "bpd":
+            from nfzoo.training import evaluate_bpd
+
+            if m.num_classes is not None:
+                pass
+            res = evaluate_bpd(m, ds, batch_size, seed=seed, progress=progress)
+        else:
+            from nfzoo.evaluation import evaluate_classification
+
+            res = evaluate_classification(m, ds, batch_size, progress=progress)
+    doc = {"model": model, "dataset": dataset, "split": split, "task": task, **res}
+    if json_:
+        print_json(doc)
+    else:
+        key = "bpd" if task == "bpd" else "accuracy"
+        out.print(f"{model} on {dataset}/{split}: {key} = {res[key]:.4f} ({res['images']} images)")
+
+
+# ------------------------------------------------------------------- bench
+@app.command("bench")
+@handle_errors
+def bench_cmd(what: Optional[str] = typer.Argument(None, help="benchmark name (none: list them)"),
+              quick: bool = typer.Option(False, "--quick", help="a short run (smoke test)"),
+              json_: bool = typer.Option(False, "--json", help="print JSON")):
+    """Run a benchmark: timings against a baseline measured in the same run, as ratios."""
+    reg = _reg()
+    if what is None:
+        entries = reg.list("benchmarks")
+        if json_:
+            print_json([e.to_json() for e in entries])
+        else:
+            for e in entries:
+                out.print(f"[bold]{e.name}[/]  {e.description}")
+        return
+    fn = reg.get("benchmarks", what).load()
+    doc = fn(quick=quick, log=lambda msg: err.print(msg, highlight=False))
+    if json_:
+        print_json(doc)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"bench {what} ({doc.get('device', '')})", title_justify="left")
+    cols = ["case", "baseline", "candidate", "baseline_s", "candidate_s", "ratio"]
+    extra = sorted({k for r in doc["rows"] for k in r} - set(cols))
+    for c in cols + extra:
+        table.add_column(c)
+    for r in doc["rows"]:
+        table.add_row(*[_fmt(r.get(c)) for c in cols + extra])
+    out.print(table)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+# ------------------------------------------------------------------- main
+_commands_added = False
+
+
+def build_app() -> typer.Typer:
+    """The app with the plugins' commands (register_commands) added once."""
+    global _commands_added
+    if not _commands_added:
+        _commands_added = True
+        try:
+            _reg().add_commands(app)
+        except Exception as exc:  # a plugin's broken command must not take the CLI down
+            err.print(f"[yellow]warning:[/] a plugin failed to add its commands: {exc}")
+    return app
+
+
+def main() -> None:
+    build_app()()

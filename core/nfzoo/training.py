@@ -1,0 +1,375 @@
+"""Training and evaluation.
+
+A run directory (`--out`) holds:
+    config.json, model.safetensors   the latest model (a loadable FlowModel directory)
+    train.json                        the training settings, for `--resume`
+    history.json, curve.png           train / test bpd per epoch
+    checkpoints/step-NNNNNNNN/        the last two checkpoints: model, optimizer and RNG states, position
+Every file is written atomically; a checkpoint folder is renamed into place only once complete, and its
+manifest holds the sha256 of each file, so a torn or corrupt checkpoint is detected and never loaded.
+
+Randomness comes only from explicit generators seeded from `seed` (model init, the per-epoch shuffle,
+the dequantization noise), and their states are checkpointed, so `--resume` continues the same run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+from .errors import ConfigError, CorruptFileError, TrainingDivergedError, UsageError
+from .safeio import atomic_write_json, load_tensors, read_json, save_tensors, sha256_file
+
+CHECKPOINT_DIR = "checkpoints"
+KEEP_CHECKPOINTS = 2
+
+
+@dataclass
+class TrainConfig:
+    arch: str
+    dataset: str
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"          # adam | adamax
+    warmup_steps: int = 200
+    grad_clip: float = 50.0          # max global gradient norm (0: off)
+    weight_decay: float = 0.0
+    seed: int = 0
+    checkpoint_every: int = 0        # steps between checkpoints; 0: once per epoch
+    init_batch: int = 512            # images for the data-dependent (ActNorm) initialisation
+    eval_batch: int = 500
+    eval_every: int = 1              # epochs between test-bpd evaluations (the last epoch always)
+    data_root: Optional[str] = None
+    download: bool = False
+    model: Dict[str, Any] = field(default_factory=dict)  # architecture config (`--set KEY=VALUE`)
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise UsageError("--epochs and --batch-size must be >= 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UsageError(f"--lr must be a positive number, got {self.lr}")
+        if self.optimizer not in ("adam", "adamax"):
+            raise UsageError(f"--optimizer must be 'adam' or 'adamax', got {self.optimizer!r}")
+
+
+class Callback:
+    """What the trainer reports while it runs. The CLI renders these with rich."""
+
+    def on_start(self, trainer: "Trainer") -> None: ...
+    def on_epoch_start(self, epoch: int, steps: int) -> None: ...
+    def on_step(self, step: int, loss: float, bpd: float, it_s: float) -> None: ...
+    def on_epoch_end(self, epoch: int, record: Dict[str, Any]) -> None: ...
+    def on_eval_progress(self, done: int, total: int) -> None: ...
+
+
+# ---------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_bpd(model, dataset, batch_size: int = 500, seed: int = 0,
+                 progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Any]:
+    """Exact test bpd: every image, eval mode, uniform dequantization noise from a seeded generator
+    (the standard dequantized bound, the same number on every run)."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    total, n = 0.0, 0
+    conditional = model.num_classes is not None
+    for x, y in iterate(dataset, batch_size, shuffle=False):
+        b = model.bpd(x.to(model.device), y.to(model.device) if conditional else None, generator=gen)
+        if not torch.isfinite(b).all():
+            raise TrainingDivergedError("the model gives a non-finite bpd on the evaluation data")
+        total += b.double().sum().item()
+        n += x.shape[0]
+        if progress:
+            progress(n, len(dataset))
+    return {"bpd": total / n, "images": n}
+
+
+def iterate(dataset, batch_size: int, shuffle: bool, generator: Optional[torch.Generator] = None,
+            start: int = 0):
+    """Batches (images in [0, 1], labels) from position `start` of a (possibly shuffled) epoch."""
+    from .data import ArrayDataset
+
+    n = len(dataset)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    if isinstance(dataset, ArrayDataset):
+        for i in range(start * batch_size, n, batch_size):
+            yield dataset.batch(order[i:i + batch_size])
+        return
+    from torch.utils.data import DataLoader
+
+    idx = order[start * batch_size:].tolist()
+    loader = DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size, num_workers=2)
+    for x, y in loader:
+        yield x, torch.as_tensor(y)
+
+
+# ------------------------------------------------------------- checkpoints
+def _optimizer_to_tensors(opt: torch.optim.Optimizer):
+    sd = opt.state_dict()
+    tensors, extra = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"state.{pid}.{k}"] = v
+            else:
+                extra[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": extra}
+
+
+def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors, meta) -> None:
+    state: Dict[int, Dict[str, Any]] = {}
+    for key, v in tensors.items():
+        _, pid, k = key.split(".", 2)
+        state.setdefault(int(pid), {})[k] = v
+    for key, v in meta["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def list_checkpoints(out: Path) -> List[Path]:
+    d = out / CHECKPOINT_DIR
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if p.is_dir() and p.name.startswith("step-"))
+
+
+def verify_checkpoint(path: Path) -> Dict[str, Any]:
+    manifest = read_json(path / "manifest.json", "checkpoint manifest")
+    for name, digest in manifest["sha256"].items():
+        f = path / name
+        if not f.is_file() or sha256_file(f) != digest:
+            raise CorruptFileError(f"checkpoint file {f} is missing or does not match its sha256; "
+                                   "this checkpoint is not used.")
+    return manifest
+
+
+# ------------------------------------------------------------------ trainer
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out: Path, callback: Optional[Callback] = None,
+                 resume: bool = False):
+        cfg.validate()
+        self.cfg, self.out, self.cb = cfg, Path(out), callback or Callback()
+        self.resume = resume
+        from .data import load_dataset
+
+        self.train_set = load_dataset(cfg.dataset, "train", cfg.data_root, cfg.download)
+        self.test_set = load_dataset(cfg.dataset, "test", cfg.data_root, cfg.download)
+        mc = dict(cfg.model)
+        mc.setdefault("image_shape", list(self.train_set.image_shape))
+        if [int(s) for s in mc["image_shape"]] != list(self.train_set.image_shape):
+            raise ConfigError(f"image_shape {mc['image_shape']} does not match the data set "
+                              f"{cfg.dataset!r}, whose images are {list(self.train_set.image_shape)}")
+        if mc.get("num_classes") is not None and getattr(self.train_set, "num_classes", None) is None:
+            raise ConfigError(f"num_classes is set but {cfg.dataset!r} has no class labels")
+        self.model_config = mc
+        self.step = 0
+        self.epoch = 0          # epochs completed
+        self.pos = 0            # batches done in the current epoch
+        self.history: List[Dict[str, Any]] = []
+
+    # -- setup
+    def _build(self) -> None:
+        from .api import create_model
+
+        torch.manual_seed(self.cfg.seed)
+        self.model = create_model(self.cfg.arch, **self.model_config)
+        self.conditional = self.model.num_classes is not None
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt_cls = torch.optim.Adam if self.cfg.optimizer == "adam" else torch.optim.Adamax
+        self.opt = opt_cls(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.noise = torch.Generator().manual_seed(self.cfg.seed + 1)
+
+    def _prepare_out(self) -> None:
+        out = self.out
+        if self.resume:
+            return
+        if out.exists() and any(out.iterdir()):
+            raise UsageError(f"{out} already holds files (a previous run?). Pass --resume to continue "
+                             "it, or choose another --out; nothing was overwritten.")
+        out.mkdir(parents=True, exist_ok=True)
+
+    def _lr(self, step: int) -> float:
+        w = self.cfg.warmup_steps
+        return self.cfg.lr * min(1.0, (step + 1) / w) if w > 0 else self.cfg.lr
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train_set) / self.cfg.batch_size)
+
+    # -- checkpoints
+    def save_checkpoint(self) -> Path:
+        ckdir = self.out / CHECKPOINT_DIR
+        ckdir.mkdir(parents=True, exist_ok=True)
+        final = ckdir / f"step-{self.step:08d}"
+        if final.exists():
+            return final
+        tmp = ckdir / f".tmp-step-{self.step:08d}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_tensors(self.model.state_dict(), tmp / "model.safetensors")
+        opt_tensors, opt_meta = _optimizer_to_tensors(self.opt)
+        rng = {"noise": self.noise.get_state(), "torch": torch.get_rng_state()}
+        save_tensors({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, tmp / "state.safetensors")
+        atomic_write_json(tmp / "state.json", {
+            "step": self.step, "epoch": self.epoch, "pos": self.pos, "history": self.history,
+            "optimizer": opt_meta, "model_config": self.model_config, "train": asdict(self.cfg)})
+        files = ["model.safetensors", "state.safetensors", "state.json"]
+        atomic_write_json(tmp / "manifest.json", {"step": self.step,
+                                                  "sha256": {f: sha256_file(tmp / f) for f in files}})
+        tmp.rename(final)  # the checkpoint appears whole or not at all
+        for old in list_checkpoints(self.out)[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def load_checkpoint(self) -> Optional[Path]:
+        """Restore the newest checkpoint that verifies; corrupt ones are skipped (and reported)."""
+        from .model import load_state_strict
+
+        self.skipped: List[str] = []
+        for path in reversed(list_checkpoints(self.out)):
+            try:
+                verify_checkpoint(path)
+                meta = read_json(path / "state.json", "checkpoint state")
+                model_t = load_tensors(path / "model.safetensors")
+                state_t = load_tensors(path / "state.safetensors")
+            except (CorruptFileError, ConfigError) as exc:
+                self.skipped.append(f"{path.name}: {exc}")
+                continue
+            load_state_strict(self.model, model_t, str(path))
+            _optimizer_from_tensors(self.opt, {k: v for k, v in state_t.items() if k.startswith("state.")},
+                                    meta["optimizer"])
+            self.noise.set_state(state_t["rng.noise"])
+            torch.set_rng_state(state_t["rng.torch"])
+            self.step, self.epoch, self.pos = meta["step"], meta["epoch"], meta["pos"]
+            self.history = meta["history"]
+            return path
+        return None
+
+    def _diverged(self, what: str) -> TrainingDivergedError:
+        cks = list_checkpoints(self.out)
+        kept = (f"the last good checkpoint ({cks[-1].name}) and model files in {self.out} are kept"
+                if cks else f"no checkpoint had been written yet; nothing in {self.out} was overwritten")
+        return TrainingDivergedError(
+            f"{what} at step {self.step} (epoch {self.epoch + 1}): training stopped; {kept}. Try a lower "
+            f"--lr (now {self.cfg.lr:g}), a longer warm-up, or a smaller --set hidden=...")
+
+    # -- the loop
+    def run(self) -> Dict[str, Any]:
+        self._build()  # a config that cannot build a model fails here, before anything is written
+        self._prepare_out()
+        resumed_from = None
+        if self.resume:
+            saved = self.out / "train.json"
+            if not saved.is_file():
+                raise UsageError(f"--resume: {self.out} holds no training run (no train.json). Start one "
+                                 "without --resume.")
+            resumed_from = self.load_checkpoint()
+            if resumed_from is None:
+                raise UsageError(f"--resume: no usable checkpoint in {self.out / CHECKPOINT_DIR}"
+                                 + (f" ({'; '.join(self.skipped)})" if self.skipped else "")
+                                 + ". Start again without --resume in a new --out.")
+        else:
+            atomic_write_json(self.out / "train.json", {"train": asdict(self.cfg),
+                                                        "model_config": self.model_config})
+            self._initialize()
+        self.cb.on_start(self)
+        spe = self.steps_per_epoch()
+        ck_every = self.cfg.checkpoint_every or spe
+        while self.epoch < self.cfg.epochs:
+            self.model.train()
+            self.cb.on_epoch_start(self.epoch + 1, spe)
+            shuffle = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.epoch)
+            t0, seen, bpd_sum, n_sum = time.perf_counter(), 0, 0.0, 0
+            for x, y in iterate(self.train_set, self.cfg.batch_size, True, shuffle, start=self.pos):
+                for g in self.opt.param_groups:
+                    g["lr"] = self._lr(self.step)
+                bpd = self.model.bpd(x, y if self.conditional else None, generator=self.noise)
+                loss = bpd.mean()
+                if not torch.isfinite(loss):
+                    raise self._diverged(f"the loss became {loss.item()}")
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.cfg.grad_clip > 0:
+                    norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+                    if not torch.isfinite(norm):
+                        raise self._diverged(f"the gradient norm became {norm.item()}")
+                self.opt.step()
+                self.step += 1
+                self.pos += 1
+                seen += 1
+                bpd_sum += bpd.detach().sum().item()
+                n_sum += x.shape[0]
+                self.cb.on_step(self.step, loss.item(), loss.item(), seen / (time.perf_counter() - t0))
+                if self.step % ck_every == 0 and self.pos < spe:
+                    self.save_checkpoint()
+            record: Dict[str, Any] = {"epoch": self.epoch + 1, "step": self.step,
+                                      "train_bpd": bpd_sum / max(n_sum, 1),
+                                      "seconds": time.perf_counter() - t0}
+            self.epoch += 1
+            self.pos = 0
+            if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
+                record["test_bpd"] = evaluate_bpd(self.model, self.test_set, self.cfg.eval_batch,
+                                                  seed=self.cfg.seed,
+                                                  progress=self.cb.on_eval_progress)["bpd"]
+            self.history.append(record)
+            self.model.save_pretrained(self.out)
+            self.save_checkpoint()
+            self._write_history()
+            self.cb.on_epoch_end(self.epoch, record)
+        last = self.history[-1] if self.history else {}
+        return {"out": str(self.out), "arch": self.cfg.arch, "dataset": self.cfg.dataset,
+                "epochs": self.epoch, "steps": self.step, "train_bpd": last.get("train_bpd"),
+                "test_bpd": last.get("test_bpd"), "history": self.history,
+                "resumed_from": resumed_from.name if resumed_from else None,
+                "parameters": sum(p.numel() for p in self.model.parameters())}
+
+    def _initialize(self) -> None:
+        n = min(self.cfg.init_batch, len(self.train_set))
+        gen = torch.Generator().manual_seed(self.cfg.seed + 2)
+        x, y = next(iterate(self.train_set, n, True, gen))
+        self.model.initialize(x, y if self.conditional else None, generator=gen)
+
+    def _write_history(self) -> None:
+        atomic_write_json(self.out / "history.json", self.history)
+        write_curve(self.history, self.out / "curve.png",
+                    title=f"{self.cfg.arch} on {self.cfg.dataset}")
+
+
+def write_curve(history: List[Dict[str, Any]], path: Path, title: str = "") -> None:
+    """Train / test bpd per epoch as a PNG (matplotlib, written atomically)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .safeio import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ep = [r["epoch"] for r in history]
+    ax.plot(ep, [r["train_bpd"] for r in history], marker="o", ms=3, label="train bpd")
+    test = [(r["epoch"], r["test_bpd"]) for r in history if r.get("test_bpd") is not None]
+    if test:
+        ax.plot(*zip(*test), marker="s", ms=3, label="test bpd")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("bits per dimension")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_train_config(out: Path) -> TrainConfig:
+    doc = read_json(Path(out) / "train.json", "training settings")
+    return TrainConfig(**doc["train"])
