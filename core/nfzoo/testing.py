@@ -33,7 +33,7 @@ def _ctx(context, i, n):
 
 
 def check_bijector(bijector: torch.nn.Module, input_shape: Sequence[int], context: Optional[Any] = None,
-                   atol: float = 1e-6, rtol: float = 1e-5, perturb: float = 0.1, seed: int = 0,
+                   atol: float = 1e-6, rtol: float = 1e-5, perturb: float = 0.02, seed: int = 0,
                    jacobian_samples: int = 2) -> Dict[str, float]:
     """Check a bijector in float64 on inputs of `input_shape` (batch first). Raises AssertionError.
 

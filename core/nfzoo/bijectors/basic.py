@@ -19,12 +19,15 @@ class ActNorm(Bijector):
     mode, b and s are set so that z has zero mean and unit variance per channel on that batch.
     log|det| = H * W * sum(s)."""
 
-    def __init__(self, channels: int, eps: float = 1e-6):
+    def __init__(self, channels: int, eps: float = 1e-6, dead_std: float = 1e-4):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.log_scale = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.register_buffer("initialized", torch.tensor(0, dtype=torch.uint8))
         self.eps = eps
+        # a channel that is (nearly) constant on the init batch keeps scale 1: normalising it would
+        # give a huge scale that explodes as soon as the channel comes alive
+        self.dead_std = dead_std
 
     def _view(self, p, x):
         return p if x.dim() == 4 else p.view(1, -1)
@@ -35,6 +38,7 @@ class ActNorm(Bijector):
         mean = x.mean(dims, keepdim=True)
         std = x.std(dims, keepdim=True, unbiased=False) if x.shape[0] * _hw(x) > 1 else torch.ones_like(mean)
         self.bias.data.copy_((-mean).view_as(self.bias))
+        std = torch.where(std < self.dead_std, torch.ones_like(std), std)
         self.log_scale.data.copy_((-torch.log(std + self.eps)).view_as(self.log_scale))
         self.initialized.fill_(1)
 

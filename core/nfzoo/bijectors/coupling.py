@@ -17,29 +17,60 @@ from ..interfaces import Bijector
 from .splines import rational_quadratic_spline
 
 
+class NetActNorm(nn.Module):
+    """ActNorm inside a coupling net (Glow normalises its hidden activations this way): per-channel
+    affine whose data-dependent init happens with the flow's own initialisation."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        from .basic import ActNorm
+
+        self.norm = ActNorm(channels, dead_std=1e-2)
+
+    def forward(self, h):
+        return self.norm(h)[0]
+
+
+class ZeroConv2d(nn.Module):
+    """Glow's Conv2dZeros: a zero-initialised conv whose output is scaled by exp(3 * s), s per channel
+    (zero-init). The factor speeds up learning of the output scale, which matters for flows that must
+    contract some dimensions a lot (the constant background of MNIST)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, logscale_factor: float = 3.0):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+        self.logs = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
+        self.factor = logscale_factor
+
+    def forward(self, x):
+        return self.conv(x) * torch.exp(self.logs * self.factor)
+
+
 class ResBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm1 = NetActNorm(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm2 = NetActNorm(channels)
 
     def forward(self, h):
-        return h + self.conv2(F.relu(self.conv1(F.relu(h))))
+        return h + self.norm2(self.conv2(F.relu(self.norm1(self.conv1(F.relu(h))))))
 
 
 class CouplingNet(nn.Module):
-    """conv3x3 - ReLU - [blocks x residual block] - conv1x1 - ReLU - zero-initialised conv3x3 (Glow's
-    net when blocks = 0)."""
+    """Glow's coupling net: conv3x3 - ActNorm - ReLU - [blocks x residual block] - conv1x1 - ActNorm -
+    ReLU - ZeroConv2d (zero-initialised, so the coupling starts as the identity)."""
 
     def __init__(self, in_channels: int, out_channels: int, hidden: int, blocks: int = 0):
         super().__init__()
-        layers = [nn.Conv2d(in_channels, hidden, 3, padding=1), nn.ReLU()]
+        layers = [nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False), NetActNorm(hidden), nn.ReLU()]
         layers += [ResBlock(hidden) for _ in range(blocks)]
-        layers += [nn.Conv2d(hidden, hidden, 1), nn.ReLU()]
+        layers += [nn.Conv2d(hidden, hidden, 1, bias=False), NetActNorm(hidden), nn.ReLU()]
         self.body = nn.Sequential(*layers)
-        self.out = nn.Conv2d(hidden, out_channels, 3, padding=1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        self.out = ZeroConv2d(hidden, out_channels)
 
     def forward(self, x):
         return self.out(self.body(x))

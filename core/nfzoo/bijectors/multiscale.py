@@ -26,9 +26,9 @@ class GaussianSplit(Bijector):
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, 2 * out_channels, 3, padding=1)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        from .coupling import ZeroConv2d
+
+        self.conv = ZeroConv2d(in_channels, 2 * out_channels)
 
     def _params(self, za):
         h = self.conv(za)
