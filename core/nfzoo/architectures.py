@@ -32,8 +32,11 @@ def check_shape(image_shape: Sequence[int], levels: int) -> tuple:
     return c, h, w
 
 
-def _multiscale(image_shape, levels: int, make_steps, split_prior: bool = True,
-                learn_top: bool = True, num_classes: Optional[int] = None) -> MultiScale:
+def multiscale_flow(image_shape, levels: int, make_steps, split_prior: bool = True,
+                    learn_top: bool = True, num_classes: Optional[int] = None) -> MultiScale:
+    """The multi-scale skeleton: `levels` x (squeeze -> make_steps(channels, level) -> split half to a
+    learned gaussian split prior), and a learned (class-conditional if num_classes) top gaussian.
+    Plugins build their architectures with it."""
     c, h, w = check_shape(image_shape, levels)
     out: List[Level] = []
     for i in range(levels):
@@ -63,7 +66,7 @@ def glow(image_shape=(1, 28, 28), levels: int = 2, steps: int = 8, hidden: int =
     def make_steps(c, _):
         return [Composite([ActNorm(c), InvConv1x1(c), AffineCoupling(c, hidden, blocks, "channel")])
                 for _ in range(steps)]
-    flow = _multiscale(image_shape, levels, make_steps, True, learn_top, num_classes)
+    flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes)
     return _model(flow, image_shape, preprocess, num_classes)
 
 
@@ -82,7 +85,7 @@ def realnvp(image_shape=(1, 28, 28), levels: int = 2, steps: int = 3, hidden: in
             layer = AffineCoupling(c, hidden, blocks, mask, parity=j % 2, scale="tanh")
             out.append(Composite([ActNorm(c), layer]) if actnorm else layer)
         return out
-    flow = _multiscale(image_shape, levels, make_steps, True, learn_top, num_classes)
+    flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes)
     return _model(flow, image_shape, preprocess, num_classes)
 
 
@@ -93,7 +96,7 @@ def nice(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int =
     squeezes instead of the paper's MLPs; parts factored out between levels get no learned prior."""
     def make_steps(c, _):
         return [AdditiveCoupling(c, hidden, blocks, "channel", parity=j % 2) for j in range(steps)]
-    flow = _multiscale(image_shape, levels, make_steps, split_prior=False, learn_top=False,
+    flow = multiscale_flow(image_shape, levels, make_steps, split_prior=False, learn_top=False,
                        num_classes=num_classes)
     bij = Composite([flow, Rescale(tuple(int(s) for s in image_shape))])
     return _model(bij, image_shape, preprocess, num_classes)
@@ -108,5 +111,5 @@ def nsf(image_shape=(1, 28, 28), levels: int = 2, steps: int = 6, hidden: int = 
         return [Composite([ActNorm(c), InvConv1x1(c),
                            SplineCoupling(c, hidden, blocks, "channel", bins=bins, bound=tail_bound)])
                 for _ in range(steps)]
-    flow = _multiscale(image_shape, levels, make_steps, True, learn_top, num_classes)
+    flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes)
     return _model(flow, image_shape, preprocess, num_classes)

@@ -1,8 +1,9 @@
 """`nfzoo bench train`: Glow training on mnist5k, nfzoo (candidate) against normflows (baseline).
 
 Both models have the same size (L levels of squeeze -> K steps of ActNorm, LU 1x1 conv, affine coupling
-with a conv3x3-ReLU-conv1x1-ReLU-conv3x3 net of H hidden channels and a sigmoid(h + 2) scale -> split
-half of the channels), see the same batches in the same order, the same dequantization noise, the same
+with a conv3x3 - conv1x1 - zero-initialised conv3x3 net of H hidden channels and a sigmoid(h + 2) scale
+-> split half of the channels; the normflows coupling nets follow nfzoo's in whether they have ActNorm
+on their hidden activations), see the same batches in the same order, the same dequantization noise, the same
 ActNorm initialisation batch, and the same optimizer (Adam with a linear learning-rate warm-up and
 gradient-norm clipping). The two are trained in lockstep, one step of each in turn (which goes first
 alternates), so both see the same machine load; only the optimizer steps are timed.
@@ -73,10 +74,11 @@ def build_nfzoo(s: Settings):
                               hidden=s.hidden)
 
 
-def build_normflows(nf, s: Settings):
+def build_normflows(nf, s: Settings, net_actnorm: bool = True):
     """Glow as normflows builds it (nf.MultiscaleFlow, its levels listed coarsest first, each flow
     written in the generative direction z -> x). Level j (finest j = 0) works on C * 2^(j+2) channels
-    at (H, W) / 2^(j+1); every level but the last factors out half of its channels."""
+    at (H, W) / 2^(j+1); every level but the last factors out half of its channels. `net_actnorm`:
+    ActNorm (instead of a bias) after the hidden convs of the coupling nets, as Glow and nfzoo."""
     c, h, w = IMAGE_SHAPE
     L = s.levels
     q0, flows, merges = [], [], []
@@ -85,7 +87,8 @@ def build_normflows(nf, s: Settings):
         channels = c * 2 ** (j + 2)
         hh, ww = h // 2 ** (j + 1), w // 2 ** (j + 1)
         level = [nf.flows.GlowBlock(channels, s.hidden, scale=True, scale_map="sigmoid",
-                                    split_mode="channel", leaky=0.0, init_zeros=True, use_lu=True)
+                                    split_mode="channel", leaky=0.0, init_zeros=True, use_lu=True,
+                                    net_actnorm=net_actnorm)
                  for _ in range(s.steps_per_level)]
         level.append(nf.flows.Squeeze())     # generative direction: (4C, H/2, W/2) -> (C, H, W)
         flows.append(level)
@@ -100,12 +103,20 @@ def build_normflows(nf, s: Settings):
     return nf.MultiscaleFlow(q0, flows, merges, class_cond=False)
 
 
-def _build_normflows_quietly(nf, s: Settings):
+def _build_normflows_quietly(nf, s: Settings, net_actnorm: bool = True):
     import warnings
 
     with warnings.catch_warnings():  # normflows 1.7 calls the deprecated torch.lu in Invertible1x1Conv
         warnings.simplefilter("ignore", UserWarning)
-        return build_normflows(nf, s)
+        return build_normflows(nf, s, net_actnorm)
+
+
+def _has(model, class_name: str) -> bool:
+    """Whether nfzoo's model uses the coupling-net module `class_name` (of nfzoo.bijectors.coupling)."""
+    from ..bijectors import coupling
+
+    cls = getattr(coupling, class_name, None)
+    return cls is not None and any(isinstance(m, cls) for m in model.modules())
 
 
 class _Trainee:
@@ -117,8 +128,7 @@ class _Trainee:
         self.name, self.model, self._bpd, self.s = name, model, bpd_fn, s
         self.opt = torch.optim.Adam(model.parameters(), lr=s.lr)
         self.noise = torch.Generator().manual_seed(s.seed + 1)
-        self.timed_s = 0.0
-        self.timed_steps = 0
+        self.times: List[float] = []  # seconds of each timed step
         self.recent: List[float] = []
 
     def bpd(self, x, generator):
@@ -145,13 +155,22 @@ class _Trainee:
                                         f"(loss {value}); this benchmark's settings are fixed, please "
                                         "report it")
         if timed:
-            self.timed_s += dt
-            self.timed_steps += 1
+            self.times.append(dt)
         self.recent = (self.recent + [value])[-10:]
 
     @property
+    def timed_steps(self) -> int:
+        return len(self.times)
+
+    @property
     def s_per_step(self) -> float:
-        return self.timed_s / max(self.timed_steps, 1)
+        """Mean seconds per timed step (so batch / s_per_step is the throughput)."""
+        return sum(self.times) / max(len(self.times), 1)
+
+    @property
+    def median_s(self) -> float:
+        t = sorted(self.times)
+        return t[len(t) // 2] if t else 0.0
 
     def evaluate(self, test, s: Settings) -> float:
         import torch
@@ -218,8 +237,11 @@ def bench_train(quick: bool = False, log=print) -> Dict:
 
     torch.manual_seed(s.seed)
     candidate = _Trainee("nfzoo", build_nfzoo(s), _nfzoo_bpd, s)
+    net_actnorm = _has(candidate.model, "NetActNorm")  # follow nfzoo's coupling nets
+    out_scale = _has(candidate.model, "ZeroConv2d")
+    dead_std = any(getattr(m, "dead_std", 0) for m in candidate.model.modules())
     torch.manual_seed(s.seed)
-    baseline = _Trainee("normflows", _build_normflows_quietly(nf, s), _normflows_bpd, s)
+    baseline = _Trainee("normflows", _build_normflows_quietly(nf, s, net_actnorm), _normflows_bpd, s)
     candidate.model.train()
     baseline.model.train()
     case = (f"glow {DATASET} L={s.levels} K={s.steps_per_level} H={s.hidden} batch {s.batch_size}, "
@@ -274,6 +296,9 @@ def bench_train(quick: bool = False, log=print) -> Dict:
         f"of the {len(train)} training images); the first {s.untimed_steps} are not timed, s/step and "
         f"images/s are over the other {timed_steps}; the two models are stepped in turn (alternating "
         f"which goes first), so both see the same machine load; {train_wall:.1f} s in all",
+        f"median s/step (less sensitive to other load on the machine): normflows "
+        f"{baseline.median_s:.4g}, nfzoo {candidate.median_s:.4g} (ratio "
+        f"{baseline.median_s / candidate.median_s:.3f})",
         f"Adam lr {s.lr:g}, linear warm-up over {s.warmup_steps} steps, gradient norm clipped at "
         f"{s.grad_clip:g}; seed {s.seed} for both models' initial weights (different draws: the "
         "libraries build their layers in different orders)",
@@ -281,9 +306,16 @@ def bench_train(quick: bool = False, log=print) -> Dict:
         "is fed x - 1/2 (nfzoo's 'shift' preprocessing, log|det| 0); bpd = (-log p + D ln 256) / "
         f"(D ln 2) on the whole test split ({len(test)} images), eval mode, no grad, the same noise",
         f"ActNorm data-dependent init on the same {len(x_init)} images with the same noise "
-        "(normflows normalises by the unbiased std, nfzoo by the biased one)",
+        "(normflows normalises by the unbiased std, nfzoo by the biased one"
+        + (", and nfzoo leaves (nearly) constant channels at scale 1)" if dead_std else ")"),
+        ("coupling nets: conv3x3 - ActNorm - ReLU - conv1x1 - ActNorm - ReLU - zero-init conv3x3 in "
+         "both (normflows GlowBlock(net_actnorm=True))" if net_actnorm else
+         "coupling nets: conv3x3 - ReLU - conv1x1 - ReLU - zero-init conv3x3 in both"),
+        *(["difference: nfzoo scales the zero-initialised output conv of its coupling nets and split "
+           "priors by exp(3 s) with a learned per-channel s (Glow's Conv2dZeros); normflows' "
+           "ConvNet2d has no such scale"] if out_scale else []),
         "difference: nfzoo whitens each split-off half with a gaussian conditioned on the kept half "
-        "(a zero-initialised conv3x3, Glow's split2d); normflows' MultiscaleFlow only has "
+        "(a zero-initialised conv3x3 of the kept half, Glow's split2d); normflows' MultiscaleFlow only has "
         "unconditional base distributions, so its split-off latents get a learned per-element "
         "diagonal gaussian (nf.distributions.DiagGaussian). The top prior is a learned per-element "
         "gaussian in both.",

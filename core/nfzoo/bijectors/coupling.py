@@ -3,7 +3,8 @@
 A coupling splits x into a conditioning part x_a and a transformed part x_b, either by channel halves
 (`mask="channel"`) or by a spatial checkerboard (`mask="checkerboard"`, RealNVP); `parity` picks which
 part is transformed. The parameters of the element-wise transform of x_b come from a conv net on x_a
-whose last layer is zero-initialised, so every coupling starts as the identity.
+whose last layer is zero-initialised, so every coupling starts as a fixed element-wise map (the
+identity, or Glow's constant scale sigmoid(2) for the affine coupling).
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ def rational_quadratic_spline(x, raw_widths, raw_heights, raw_derivs, inverse=Fa
     """Apply the spline (or its inverse) to x. raw_* have shape x.shape + (K,), (K,), (K - 1,).
     Returns (y, log|dy/dx|) element-wise (for the inverse: log|dx/dy| of the inverse map)."""
     inside = (x >= -bound) & (x <= bound)
-    xin = x.clamp(-bound, bound)  # computed everywhere, kept only inside: no masked scatter
+    xin = torch.where(inside, x, torch.zeros_like(x))  # computed everywhere, kept only inside
     cumw, widths = _knots(raw_widths, bound, MIN_BIN_WIDTH)
     cumh, heights = _knots(raw_heights, bound, MIN_BIN_HEIGHT)
     # boundary derivatives are 1 so the spline joins the identity tails smoothly; softplus(0) = log 2,

@@ -1,0 +1,1 @@
+"""An example nfzoo plugin, written as an outsider would: only the public nfzoo API is used."""

@@ -1,0 +1,68 @@
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture
+def runner():
+    from typer.testing import CliRunner
+
+    return CliRunner()
+
+
+@pytest.fixture
+def app():
+    from nfzoo_cli.app import build_app
+
+    return build_app()
+
+
+@pytest.fixture
+def fresh_registry():
+    """Rebuild the plugin registry before and after the test (it caches what it loaded)."""
+    import nfzoo.plugins as plugins
+
+    plugins.reset()
+    yield plugins
+    plugins.reset()
+
+
+@pytest.fixture
+def fake_plugin(tmp_path, monkeypatch, fresh_registry):
+    """Install a throw-away plugin distribution on sys.path: write(name, source) -> its entry-point name."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+
+    def write(name: str, source: str) -> str:
+        module = f"fakeplug_{name}"
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
+        dist = site / f"{module}-0.1.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text(f"[nfzoo]\n{name} = {module}\n")
+        sys.modules.pop(module, None)
+        fresh_registry.reset()
+        return name
+
+    yield write
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A tiny glow trained for 2 epochs on digits through the CLI, shared by several tests."""
+    from typer.testing import CliRunner
+
+    from nfzoo_cli.app import build_app
+
+    out = tmp_path_factory.mktemp("runs") / "glow-digits"
+    res = CliRunner().invoke(build_app(), ["train", "glow", "--dataset", "digits", "--epochs", "2",
+                                           "--set", "levels=2", "--set", "steps=1", "--set", "hidden=8",
+                                           "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    return out
