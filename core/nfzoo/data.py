@@ -5,6 +5,7 @@ folders (`folder:PATH`, torchvision ImageFolder layout). Every data set yields (
 images as floats in [0, 1], shape (C, H, W)."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -64,7 +65,9 @@ def stratified_split(labels: np.ndarray, test_per_class: Dict[int, int]) -> Tupl
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def _offline(name: str, split: str) -> ArrayDataset:
+@functools.lru_cache(maxsize=None)
+def _offline_arrays(name: str):
+    """(images uint8 (N, 1, H, W), labels, test count per class), read once per process."""
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -80,6 +83,11 @@ def _offline(name: str, split: str) -> ArrayDataset:
         images = x.reshape(-1, 1, 28, 28).astype(np.uint8)
         labels = labels.astype(np.int64)
         test_n = {c: 100 for c in range(10)}
+    return images, labels, test_n
+
+
+def _offline(name: str, split: str) -> ArrayDataset:
+    images, labels, test_n = _offline_arrays(name)
     train_idx, test_idx = stratified_split(labels, test_n)
     idx = {"train": train_idx, "test": test_idx, "all": np.arange(len(labels))}[split]
     return ArrayDataset(torch.from_numpy(images[idx].copy()), torch.from_numpy(labels[idx].copy()), 10, name)

@@ -1,0 +1,50 @@
+"""Data sets: fixed stratified splits, clear errors for missing data."""
+import pytest
+import torch
+
+from nfzoo.data import load_dataset
+from nfzoo.errors import DatasetUnavailableError, UnknownNameError
+
+
+def test_mnist5k_split_is_fixed_and_stratified():
+    tr, te = load_dataset("mnist5k", "train"), load_dataset("mnist5k", "test")
+    assert (len(tr), len(te)) == (4000, 1000) and tr.image_shape == (1, 28, 28)
+    assert tr.labels.bincount().tolist() == [400] * 10 and te.labels.bincount().tolist() == [100] * 10
+    everything = load_dataset("mnist5k", "all")
+    rows = {bytes(x.numpy()) for x in everything.images}
+    assert len({bytes(x.numpy()) for x in tr.images} & {bytes(x.numpy()) for x in te.images}) <= 1
+    assert len(rows) >= 4990
+    again = load_dataset("mnist5k", "test")
+    assert torch.equal(again.images, te.images)
+
+
+def test_digits_split():
+    tr, te = load_dataset("digits", "train"), load_dataset("digits", "test")
+    assert len(tr) + len(te) == 1797 and tr.image_shape == (1, 8, 8)
+    x, y = tr[0]
+    assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 and isinstance(y, int)
+
+
+def test_missing_torchvision_dataset_says_how_to_get_it(tmp_path):
+    with pytest.raises(DatasetUnavailableError) as exc:
+        load_dataset("cifar10", "train", root=str(tmp_path))
+    msg = str(exc.value)
+    assert "--download" in msg and "NFZOO_DATA" in msg and "mnist5k" in msg
+
+
+def test_unknown_dataset():
+    with pytest.raises(UnknownNameError, match="mnist5k"):
+        load_dataset("mnist5")
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.new("L", (8, 8), color=40 * i).save(tmp_path / cls / f"{i}.png")
+    ds = load_dataset(f"folder:{tmp_path}")
+    assert len(ds) == 4 and ds.num_classes == 2
+    with pytest.raises(DatasetUnavailableError):
+        load_dataset(f"folder:{tmp_path / 'nope'}")
