@@ -417,12 +417,18 @@ def bench_cmd(what: Optional[str] = typer.Argument(None, help="benchmark name (n
 
     table = Table(title=f"bench {what} ({doc.get('device', '')})", title_justify="left")
     cols = ["case", "baseline", "candidate", "baseline_s", "candidate_s", "ratio"]
-    extra = sorted({k for r in doc["rows"] for k in r} - set(cols))
-    for c in cols + extra:
+    for c in cols:
         table.add_column(c)
     for r in doc["rows"]:
-        table.add_row(*[_fmt(r.get(c)) for c in cols + extra])
+        table.add_row(*[_fmt(r.get(c)) for c in cols])
     out.print(table)
+    for r in doc["rows"]:  # the measurements beyond the ratio, one line per case
+        extra = {k: v for k, v in r.items() if k not in cols}
+        if extra:
+            out.print(f"[bold]{r['case']}[/]: " + ", ".join(f"{k} {_fmt(v)}" for k, v in extra.items()),
+                      highlight=False)
+    for note in doc.get("notes", []):
+        out.print(f"note: {note}", highlight=False)
 
 
 def _fmt(v: Any) -> str:

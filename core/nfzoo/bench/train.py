@@ -3,9 +3,9 @@
 Both models have the same size (L levels of squeeze -> K steps of ActNorm, LU 1x1 conv, affine coupling
 with a conv3x3 - conv1x1 - zero-initialised conv3x3 net of H hidden channels and a sigmoid(h + 2) scale
 -> split half of the channels; the normflows coupling nets follow nfzoo's in whether they have ActNorm
-on their hidden activations), see the same batches in the same order, the same dequantization noise, the same
-ActNorm initialisation batch, and the same optimizer (Adam with a linear learning-rate warm-up and
-gradient-norm clipping). The two are trained in lockstep, one step of each in turn (which goes first
+on their hidden activations), see the same batches in the same order, the same dequantization noise,
+the same ActNorm initialisation batch, and the same optimizer (Adam with a linear learning-rate warm-up
+and gradient-norm clipping). The two are trained in lockstep, one step of each in turn (which goes first
 alternates), so both see the same machine load; only the optimizer steps are timed.
 
 Both are scored on the same scale: bits per dimension of the 8-bit image (the dequantized bound),
