@@ -322,7 +322,6 @@ def train_cmd(arch: str = typer.Argument(..., help="architecture (see `nfzoo lis
         if out_dir is None:
             out_dir = Path("runs") / f"{arch}-{dataset.replace(':', '_').replace('/', '_')}-" \
                                      f"{_time.strftime('%Y%m%d-%H%M%S')}"
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     cb = _RichTrainCallback(cfg.epochs)
     try:
         trainer = Trainer(cfg, out_dir, cb, resume=resume)
@@ -377,8 +376,6 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
         if task == "bpd":
             from nfzoo.training import evaluate_bpd
 
-            if m.num_classes is not None:
-                pass
             res = evaluate_bpd(m, ds, batch_size, seed=seed, progress=progress)
         else:
             from nfzoo.evaluation import evaluate_classification
