@@ -136,3 +136,17 @@ def test_conditional_training_and_classification(tmp_path, runner, app):
     res = runner.invoke(app, ["sample", "--model", str(out), "--per-class", "-n", "2",
                               "--out", str(tmp_path / "pc.png")])
     assert res.exit_code == 0, res.output
+
+
+def test_learning_rate_schedules():
+    t = Trainer(TrainConfig(arch="glow", dataset="digits", epochs=2, lr=1e-3, warmup_steps=10,
+                            lr_schedule="cosine", model=TINY), "unused")
+    total = 2 * t.steps_per_epoch()
+    assert t._lr(0) == pytest.approx(1e-4)
+    assert t._lr(9) == pytest.approx(1e-3)
+    assert t._lr(10 + (total - 10) // 2) == pytest.approx(5e-4, rel=0.05)
+    assert t._lr(total - 1) < 2e-5
+    t.cfg.lr_schedule = "constant"
+    assert t._lr(total - 1) == 1e-3
+    with pytest.raises(nfzoo.errors.UsageError, match="lr-schedule"):
+        TrainConfig(arch="glow", dataset="digits", lr_schedule="step").validate()

@@ -39,6 +39,7 @@ class TrainConfig:
     lr: float = 1e-3
     optimizer: str = "adam"          # adam | adamax
     warmup_steps: int = 200
+    lr_schedule: str = "constant"    # constant | cosine (decays to 0 at the last step, after warm-up)
     grad_clip: float = 50.0          # max global gradient norm (0: off)
     weight_decay: float = 0.0
     seed: int = 0
@@ -55,6 +56,8 @@ class TrainConfig:
             raise UsageError("--epochs and --batch-size must be >= 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UsageError(f"--lr must be a positive number, got {self.lr}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise UsageError(f"--lr-schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.optimizer not in ("adam", "adamax"):
             raise UsageError(f"--optimizer must be 'adam' or 'adamax', got {self.optimizer!r}")
 
@@ -196,8 +199,14 @@ class Trainer:
         out.mkdir(parents=True, exist_ok=True)
 
     def _lr(self, step: int) -> float:
+        """Linear warm-up over warmup_steps, then constant or a cosine decay to 0 at the last step."""
         w = self.cfg.warmup_steps
-        return self.cfg.lr * min(1.0, (step + 1) / w) if w > 0 else self.cfg.lr
+        lr = self.cfg.lr * min(1.0, (step + 1) / w) if w > 0 else self.cfg.lr
+        if self.cfg.lr_schedule == "cosine":
+            total = self.cfg.epochs * self.steps_per_epoch()
+            t = min(1.0, max(0, step - w) / max(1, total - w))
+            lr *= 0.5 * (1 + math.cos(math.pi * t))
+        return lr
 
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.train_set) / self.cfg.batch_size)
