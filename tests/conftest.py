@@ -66,3 +66,22 @@ def tiny_run(tmp_path_factory):
                                            "--out", str(out), "--json"])
     assert res.exit_code == 0, res.output
     return out
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A Hub-compatible HTTP server on loopback (tests/hubserver.py) serving a fresh folder of repos, with
+    HF_ENDPOINT, HF_HUB_CACHE and HF_HOME pointed at it and at an empty cache; stopped after the test."""
+    from hubserver import HubServer
+
+    server = HubServer(tmp_path / "hub-repos")
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    import huggingface_hub.constants as hf_constants  # it read HF_HUB_OFFLINE when first imported
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    yield server
+    server.stop()

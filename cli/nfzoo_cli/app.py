@@ -47,8 +47,14 @@ def list_cmd(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'glo
     """List architectures (or pretrained models) matching PATTERN."""
     kind = "pretrained" if pretrained else "architectures"
     entries = _reg().list(kind, pattern)
+    sources = {}
+    if pretrained:  # embedded / cached / hub / unpublished: no torch, no network
+        from nfzoo.hub import source_of
+
+        sources = {e.name: source_of(e) for e in entries}
     if json_:
-        print_json([e.to_json() for e in entries])
+        print_json([dict(e.to_json(), **({"source": sources[e.name]} if pretrained else {}))
+                    for e in entries])
         return
     from rich.table import Table
 
@@ -57,12 +63,14 @@ def list_cmd(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'glo
     if pretrained:
         table.add_column("architecture")
         table.add_column("dataset")
+        table.add_column("source")
     table.add_column("plugin")
     table.add_column("description")
     for e in entries:
         row = [e.name]
         if pretrained:
-            row += [str(e.metadata.get("architecture", "")), str(e.metadata.get("dataset", ""))]
+            row += [str(e.metadata.get("architecture", "")), str(e.metadata.get("dataset", "")),
+                    sources[e.name]]
         table.add_row(*row, e.plugin, e.description)
     out.print(table)
     if not entries:
@@ -91,6 +99,10 @@ def info_cmd(name: str = typer.Argument(..., help="an architecture, pretrained m
             defaults = signature_defaults(e.target)
             if defaults is not None:
                 doc["config" if e.kind == "architectures" else "arguments"] = defaults
+        if e.kind == "pretrained":
+            from nfzoo.hub import source_of
+
+            doc["source"] = source_of(e)
         docs.append(doc)
     if json_:
         print_json(docs[0] if len(docs) == 1 else docs)
@@ -277,6 +289,8 @@ def train_cmd(arch: str = typer.Argument(..., help="architecture (see `nfzoo lis
               lr: Optional[float] = typer.Option(None, "--lr", help="learning rate [default: 1e-3]"),
               optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam or adamax"),
               warmup: Optional[int] = typer.Option(None, "--warmup", help="linear warm-up steps [200]"),
+              lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule",
+                                                        help="constant or cosine [constant]"),
               grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="max gradient norm [50]"),
               sets: List[str] = typer.Option([], "--set", help="KEY=VALUE architecture config"),
               out_dir: Optional[Path] = typer.Option(None, "--out", help="run directory "
@@ -297,7 +311,7 @@ def train_cmd(arch: str = typer.Argument(..., help="architecture (see `nfzoo lis
     from nfzoo.training import TrainConfig, Trainer, load_train_config
 
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
-             "warmup_steps": warmup, "grad_clip": grad_clip, "checkpoint_every": checkpoint_every,
+             "warmup_steps": warmup, "lr_schedule": lr_schedule, "grad_clip": grad_clip, "checkpoint_every": checkpoint_every,
              "seed": seed, "data_root": data_root}
     given = {k: v for k, v in given.items() if v is not None}
     model_cfg = parse_sets(sets)
@@ -338,6 +352,7 @@ def train_cmd(arch: str = typer.Argument(..., help="architecture (see `nfzoo lis
 
 # -------------------------------------------------------------------- eval
 EVAL_TASKS = ("bpd", "classify")
+FEATURE_EXTRACTORS = ("oracle", "inception")
 
 
 @app.command("eval")
@@ -347,15 +362,33 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
              task: str = typer.Option("bpd", "--task", help="bpd | classify"),
              split: str = typer.Option("test", "--split", help="test or train"),
              batch_size: int = typer.Option(500, "--batch-size"),
-             seed: int = typer.Option(0, "--seed", help="seed of the dequantization noise"),
+             seed: int = typer.Option(0, "--seed", help="seed of the dequantization noise and the samples"),
+             samples: int = typer.Option(0, "--samples", help="also draw N samples and report FID, Coverage "
+                                         "and Density against the split (0: off)"),
+             oracle: Optional[str] = typer.Option(None, "--oracle", help="oracle directory (`nfzoo "
+                                                  "train-oracle`) whose features the sample metrics use "
+                                                  "[mnist5k: the zoo's oracle-mnist5k]"),
+             features: str = typer.Option("oracle", "--features", help="oracle | inception (torchvision's "
+                                          "weights, only if already in the torch hub cache)"),
+             temperature: float = typer.Option(1.0, "--temperature", "-t", help="sampling temperature"),
+             k: int = typer.Option(5, "--k", help="nearest neighbours for Coverage and Density"),
              data_root: Optional[str] = typer.Option(None, "--data-root"),
              device: Optional[str] = typer.Option(None, "--device"),
              json_: bool = typer.Option(False, "--json", help="print JSON")):
-    """Evaluate a model on a data set's test split: exact bpd, or likelihood classification accuracy."""
-    if task not in EVAL_TASKS:
-        from nfzoo.errors import UnknownNameError
+    """Evaluate a model on a data set's test split: exact bpd (or likelihood classification accuracy),
+    and with --samples N the FID, Coverage and Density of N samples against that split."""
+    from nfzoo.errors import UnknownNameError, UsageError
 
+    if task not in EVAL_TASKS:
         raise UnknownNameError("eval task", task, EVAL_TASKS)
+    if features not in FEATURE_EXTRACTORS:
+        raise UnknownNameError("feature extractor", features, FEATURE_EXTRACTORS)
+    if samples < 0 or samples == 1:
+        raise UsageError(f"--samples must be 0 (off) or >= 2, got {samples}")
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        raise UsageError(f"--temperature must be a finite number >= 0, got {temperature}")
+    if k < 1:
+        raise UsageError(f"--k must be >= 1, got {k}")
     dev = _parse_device(device)
     import nfzoo
     from nfzoo.data import load_dataset
@@ -366,13 +399,33 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
     if tuple(ds.image_shape) != m.image_shape:
         raise ConfigError(f"{model} takes images of shape {list(m.image_shape)} but {dataset} has "
                           f"{list(ds.image_shape)}")
+    if samples and k >= len(ds):
+        raise UsageError(f"--k must be below the number of images in {dataset}/{split} ({len(ds)})")
+    net, oracle_from = None, None   # the oracle (OracleNet), and where it came from
+    if samples:
+        # the feature extractor is settled before any long work starts (a bad --oracle exits 2 at once)
+        from nfzoo.oracle import find_oracle
+
+        if features == "inception":   # an --oracle then only gives the label reliability
+            from nfzoo.metrics import require_inception_weights
+
+            require_inception_weights()
+        elif oracle is None and dataset != "mnist5k":
+            raise UsageError(f"the sample metrics on {dataset!r} need --oracle DIR (an oracle trained "
+                             f"on it: `nfzoo train-oracle --dataset {dataset} --out DIR`) or "
+                             "--features inception")
+        if oracle is not None or features == "oracle":
+            net, oracle_from = find_oracle(oracle, dataset, device=dev)
+            if tuple(net.image_shape) != m.image_shape:
+                raise ConfigError(f"the oracle {oracle_from} takes images of shape {list(net.image_shape)} "
+                                  f"but {model} makes {list(m.image_shape)}")
     from rich.progress import Progress
 
     with Progress(console=err, transient=True) as prog:
         t = prog.add_task(f"{task} on {dataset}/{split}", total=len(ds))
 
         def progress(done, total):
-            prog.update(t, completed=done)
+            prog.update(t, completed=done, total=total)
         if task == "bpd":
             from nfzoo.training import evaluate_bpd
 
@@ -381,12 +434,74 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
             from nfzoo.evaluation import evaluate_classification
 
             res = evaluate_classification(m, ds, batch_size, progress=progress)
+        if samples:
+            from nfzoo.metrics import evaluate_samples
+
+            prog.update(t, description=f"{samples} samples vs {dataset}/{split}", completed=0)
+            sres = evaluate_samples(m, ds, samples, oracle=net, seed=seed, temperature=temperature,
+                                    feature_extractor=features, k=k, progress=progress)
     doc = {"model": model, "dataset": dataset, "split": split, "task": task, **res}
+    if samples:
+        doc.update({"oracle": oracle_from, **sres})
+        if sres["nonfinite_samples"]:
+            err.print(f"[yellow]warning:[/] {sres['nonfinite_samples']} of {samples} samples had "
+                      "non-finite pixels and were left out of the metrics", highlight=False)
     if json_:
         print_json(doc)
+        return
+    key = "bpd" if task == "bpd" else "accuracy"
+    out.print(f"{model} on {dataset}/{split}: {key} = {res[key]:.4f} ({res['images']} images)")
+    if samples:
+        line = (f"{samples} samples (T={temperature:g}) vs {sres['n_real']} images, {sres['features']} "
+                f"features: FID = {sres['fid']:.4f}, coverage = {sres['coverage']:.4f}, "
+                f"density = {sres['density']:.4f} (k={k})")
+        if "label_reliability" in sres:
+            line += f", label reliability = {sres['label_reliability']:.4f}"
+        out.print(line, highlight=False)
+
+
+# ------------------------------------------------------------ train-oracle
+@app.command("train-oracle")
+@handle_errors
+def train_oracle_cmd(dataset: str = typer.Option("mnist5k", "--dataset", "-d", help="labelled data set "
+                                                 "(its fixed train split; accuracy on its test split)"),
+                     out_dir: Optional[Path] = typer.Option(None, "--out", help="oracle directory "
+                                                            "[default: runs/oracle-DATASET]"),
+                     epochs: int = typer.Option(20, "--epochs", help="epochs"),
+                     batch_size: int = typer.Option(64, "--batch-size"),
+                     lr: float = typer.Option(3e-3, "--lr", help="peak learning rate (one-cycle)"),
+                     seed: int = typer.Option(0, "--seed", help="random seed"),
+                     data_root: Optional[str] = typer.Option(None, "--data-root"),
+                     json_: bool = typer.Option(False, "--json", help="print the result document as JSON")):
+    """Train the oracle CNN whose features `nfzoo eval --samples` uses for FID, Coverage and Density."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from nfzoo.oracle import train_oracle
+
+    if out_dir is None:
+        out_dir = Path("runs") / f"oracle-{dataset.replace(':', '_').replace('/', '_')}"
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=False) as prog:
+        bar = prog.add_task("oracle epoch 1", total=None)
+        state = {"epoch": 1}
+
+        def on_step(done, total):
+            prog.update(bar, completed=done, total=total,
+                        description=f"oracle epoch {state['epoch']}/{epochs}")
+
+        def on_epoch(r):
+            state["epoch"] = r["epoch"] + 1
+            prog.console.print(f"epoch {r['epoch']}: loss {r['train_loss']:.4f}  train acc "
+                               f"{r['train_accuracy']:.4f}  test acc {r['test_accuracy']:.4f}  "
+                               f"({r['seconds']:.1f} s)", highlight=False)
+        res = train_oracle(dataset, epochs=epochs, seed=seed, out=out_dir, batch_size=batch_size, lr=lr,
+                           data_root=data_root, progress=on_epoch, step_progress=on_step)
+    res.pop("oracle", None)
+    if json_:
+        print_json(res)
     else:
-        key = "bpd" if task == "bpd" else "accuracy"
-        out.print(f"{model} on {dataset}/{split}: {key} = {res[key]:.4f} ({res['images']} images)")
+        err.print(f"[green]done[/]: {res['out']}  test accuracy {res['test_accuracy']:.4f} on "
+                  f"{res['test_images']} images  ({res['seconds']:.0f} s)")
 
 
 # ------------------------------------------------------------------- bench
@@ -432,6 +547,169 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return "" if v is None else str(v)
+
+
+# ------------------------------------------------------------ zoo and hub
+def _size(n: Optional[int]) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+class _PullProgress:
+    """A rich progress display on stderr, fed by nfzoo.hub with (file, bytes done, total) per file; it
+    starts with the first byte, so a pull that downloads nothing prints nothing here."""
+
+    def __init__(self):
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+                                 TransferSpeedColumn(), console=err, transient=False)
+        self.tasks: dict = {}
+
+    def __call__(self, name: str, done: int, total: Optional[int]) -> None:
+        if not self.tasks:
+            self.progress.start()
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(name, total=total)
+        self.progress.update(self.tasks[name], completed=done, total=total)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.tasks:
+            self.progress.stop()
+
+
+@app.command("pull")
+@handle_errors
+def pull_cmd(name: str = typer.Argument(..., help="pretrained name, family name, or hf-hub:ORG/NAME[@REV]"),
+             revision: Optional[str] = typer.Option(None, "--revision", help="commit sha, branch or tag "
+                                                    "[default: the commit the zoo index pins]"),
+             force: bool = typer.Option(False, "--force", help="download again even if cached"),
+             json_: bool = typer.Option(False, "--json", help="print the result as JSON")):
+    """Download a pretrained model's files into the Hugging Face cache and check their sha256."""
+    from nfzoo import hub
+
+    if Path(name).is_dir():
+        fail(f"{name} is a local directory: there is nothing to pull")
+    spec = hub.spec_for(name, revision)
+    with _PullProgress() as report:
+        res = hub.resolve(spec, download=True, force=force, progress=report)
+    if json_:
+        print_json(res.to_json())
+    elif res.source == "embedded":
+        err.print(f"{res.name} is embedded in the zoo package ({res.path}): nothing to download")
+    else:
+        what = f"pulled {', '.join(res.downloaded)}" if res.downloaded else "already cached"
+        err.print(f"[green]{what}[/]: {res.name} = {res.repo_id}@{res.revision[:10]} -> {res.path}",
+                  highlight=False, soft_wrap=True)
+
+
+@app.command("push")
+@handle_errors
+def push_cmd(directory: Path = typer.Argument(..., help="model directory (config.json + model.safetensors)"),
+             repo_id: str = typer.Option(..., "--repo-id", help="ORG/NAME on the Hub (created if needed)"),
+             revision: Optional[str] = typer.Option(None, "--revision", help="branch to commit to [main]"),
+             token: Optional[str] = typer.Option(None, "--token",
+                                                 help="Hub token [HF_TOKEN or the saved login]"),
+             private: bool = typer.Option(False, "--private", help="create the repo private"),
+             message: Optional[str] = typer.Option(None, "--message", "-m", help="commit message"),
+             json_: bool = typer.Option(False, "--json", help="print the result as JSON")):
+    """Upload a model directory to the Hub: config.json, model.safetensors and a README.md model card
+    (generated when the directory has none). Prints the commit sha and sha256 pins for the zoo index."""
+    from nfzoo import hub
+
+    with err.status(f"pushing {directory} to {repo_id}"):
+        doc = hub.push(directory, repo_id, token=token, revision=revision, private=private or None,
+                       commit_message=message)
+    if json_:
+        print_json(doc)
+        return
+    err.print(f"[green]pushed[/] {directory} to {doc['repo_id']} ({doc['branch']}) at {doc['revision']}",
+              highlight=False)
+    out.print(json.dumps({k: doc[k] for k in ("repo_id", "revision", "files")}, indent=2), highlight=False)
+
+
+cache_app = typer.Typer(name="cache", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                        help="The Hugging Face cache entries of nfzoo models: ls, verify (sha256), rm.")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("ls")
+@handle_errors
+def cache_ls_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained name or hf-hub:ORG/NAME"),
+                 json_: bool = typer.Option(False, "--json", help="print JSON")):
+    """List the cached revisions of nfzoo models."""
+    from nfzoo import hub
+
+    rows = [hub.public(r) for r in hub.cache_list(name)]
+    if json_:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"nfzoo models in {hub.cache_dir()}", title_justify="left")
+    for col in ("name", "repo", "revision", "refs", "pinned", "files", "size"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["repo_id"], r["revision"][:10], ", ".join(r["refs"]),
+                      "yes" if r["pinned"] else "", ", ".join(r["files"]), _size(r["size"]))
+    out.print(table)
+    if not rows:
+        err.print("no nfzoo model is cached" + (f" for {name}" if name else ""))
+
+
+@cache_app.command("verify")
+@handle_errors
+def cache_verify_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained name or hf-hub:ORG/NAME"),
+                     json_: bool = typer.Option(False, "--json", help="print JSON")):
+    """Recompute the sha256 of cached files and compare with the zoo index (exit 1 on a mismatch)."""
+    from nfzoo import hub
+
+    docs = hub.cache_verify(name)
+    bad = [(d, f, r) for d in docs for f, r in d["results"].items() if r["status"] in ("mismatch", "missing")]
+    if json_:
+        print_json(docs)
+    else:
+        for d in docs:
+            mark = "[green]ok[/]" if d["ok"] else "[red]BAD[/]"
+            out.print(f"{mark}  {d['name']}  {d['repo_id']}@{d['revision'][:10]}  "
+                      + ", ".join(f"{f}: {r['status']}" for f, r in d["results"].items()), highlight=False)
+        if not docs:
+            err.print("no nfzoo model is cached" + (f" for {name}" if name else ""))
+    if bad:
+        names = sorted({d["name"] for d, _, _ in bad})
+        files = ", ".join(f"{d['name']}/{f}" for d, f, _ in bad)
+        fail(f"{len(bad)} cached file(s) do not match their sha256 ({files}): run `nfzoo pull {names[0]} "
+             f"--force` (or `nfzoo cache rm {names[0]}`).", 1)
+
+
+@cache_app.command("rm")
+@handle_errors
+def cache_rm_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained name or hf-hub:ORG/NAME"),
+                 revision: Optional[str] = typer.Option(None, "--revision",
+                                                        help="only this commit sha or ref"),
+                 all_: bool = typer.Option(False, "--all", help="every cached nfzoo model"),
+                 json_: bool = typer.Option(False, "--json", help="print JSON")):
+    """Remove cached revisions of a model (or of every nfzoo model with --all)."""
+    from nfzoo import hub
+
+    if (name is None) != all_:
+        fail("give a model NAME (see `nfzoo cache ls`) or --all" if name is None else
+             "give a model NAME or --all, not both")
+    doc = hub.cache_remove(name, revision)
+    if json_:
+        print_json(doc)
+        return
+    for r in doc["removed"]:
+        err.print(f"removed {r['name']} {r['repo_id']}@{r['revision'][:10]}", highlight=False)
+    err.print(f"freed {_size(doc['freed'])}" if doc["removed"] else "nothing to remove")
 
 
 # ------------------------------------------------------------------- main

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, UnknownNameError, UsageError
 from .plugins import get_registry
 
 
@@ -108,10 +108,23 @@ def resolve_pretrained(name: str):
 
 
 def load(name: str, revision: Optional[str] = None, download: bool = False, device: Optional[str] = None):
-    """Load a model: a local directory, or a pretrained name (whose entry gives where its weights are)."""
+    """Load a model: a local directory, a pretrained name (or a family name: its default model), or
+    `hf-hub:org/name[@rev]`. Zoo weights come from the zoo package, else the Hugging Face cache, else
+    (only with download=True) the Hub, checked against the zoo index's sha256 (see nfzoo.hub)."""
+    name = os.fspath(name)
     if os.path.isdir(name):
         return load_directory(name, device)
+    from . import hub
+
+    if name.startswith(hub.HF_PREFIX):
+        return load_directory(hub.resolve(hub.spec_for(name, revision), download=download).path, device)
     entry = resolve_pretrained(name)
+    if entry.metadata.get("kind") == "oracle":
+        raise UsageError(f"{name} is an oracle classifier (the features of `nfzoo eval --samples`), not a "
+                         "flow model: it cannot be loaded, sampled or trained as one.")
+    if hub.is_zoo_entry(entry.metadata):
+        spec = hub.spec_from_entry(entry, revision)
+        return load_directory(hub.resolve(spec, download=download).path, device)
     source = entry.load()
     if callable(source):
         model = source(revision=revision, download=download)

@@ -59,3 +59,33 @@ class TrainingDivergedError(NfzooError):
     """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
 
     exit_code = 1
+
+
+class HubError(NfzooError):
+    """A failure while getting or publishing weights through the Hugging Face Hub (exit code 1)."""
+
+    exit_code = 1
+
+
+class HubUnreachableError(HubError):
+    """The Hub endpoint cannot be reached (offline, network down, HF_HUB_OFFLINE set, server errors)."""
+
+
+class HubNotFoundError(HubError):
+    """A repo, revision or file that the Hub does not have. Exit code 2 when the user named it."""
+
+    def __init__(self, message: str, user_input: bool = False):
+        super().__init__(message)
+        self.exit_code = 2 if user_input else 1
+
+
+class NotCachedError(HubError):
+    """Weights that are neither embedded nor in the local cache, and downloading was not asked for."""
+
+
+class UnpublishedError(HubError):
+    """A zoo entry whose weights are not published yet."""
+
+
+class ChecksumError(HubError):
+    """A file whose sha256 does not match the zoo index. A bad cached copy is deleted, never loaded."""

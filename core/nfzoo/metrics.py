@@ -1,0 +1,343 @@
+"""Sample-quality metrics: FID, Coverage and Density of generated images, and the label reliability of
+class-conditional samples.
+
+Images are compared through the features of a classifier (the "oracle", nfzoo.oracle: its penultimate
+layer), or, where torchvision's ImageNet Inception-v3 weights are already in the local torch hub cache,
+through Inception-v3's 2048-d pool features (`feature_extractor="inception"`; they are never downloaded).
+
+    FID      = |mu_r - mu_f|^2 + tr(S_r + S_f - 2 (S_r S_f)^(1/2))       (Heusel et al. 2017)
+    Coverage = 1/N sum_i 1[exists j: |Y_j - X_i| < NND_k(X_i)]             (Naeem et al. 2020)
+    Density  = 1/(kM) sum_j sum_i 1[|Y_j - X_i| < NND_k(X_i)]              (Naeem et al. 2020)
+
+with real features X_1..X_N, fake features Y_1..Y_M, and NND_k(X_i) the distance from X_i to its k-th
+nearest neighbour among the other real samples. FID depends on the number of samples and on the
+feature extractor: compare numbers only with the same oracle (or Inception weights) and sample counts.
+
+numpy / scipy only at import time; torch is imported when images are involved.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Union
+
+import numpy as np
+
+from .errors import NfzooError, UsageError
+
+INCEPTION_SIZE = 299
+
+
+# ------------------------------------------------------------ feature metrics
+def _as_2d(a: Any, what: str) -> np.ndarray:
+    if hasattr(a, "detach"):  # a torch tensor
+        a = a.detach().cpu().double().numpy()
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise UsageError(f"{what} must be a (samples, features) array, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise UsageError(f"{what} contain NaN or infinite values")
+    return a
+
+
+def gaussian_stats(feats: Any) -> tuple:
+    """Mean and (unbiased) covariance of (N, D) features, in float64."""
+    x = _as_2d(feats, "features")
+    if x.shape[0] < 2:
+        raise UsageError(f"need at least 2 samples to fit a gaussian, got {x.shape[0]}")
+    return x.mean(0), np.atleast_2d(np.cov(x, rowvar=False))
+
+
+def _sqrt_psd(s: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix (eigendecomposition; round-off
+    negative eigenvalues are set to 0)."""
+    w, v = np.linalg.eigh((s + s.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Fréchet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2), in float64.
+
+    tr((S1 S2)^(1/2)) is computed as tr((S1^(1/2) S2 S1^(1/2))^(1/2)): the same eigenvalues, but of a
+    symmetric PSD matrix, so the result is real and stable for singular covariances (more features than
+    samples), where scipy.linalg.sqrtm of the non-symmetric S1 S2 can return complex noise."""
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise UsageError(f"mismatched gaussian statistics: means {mu1.shape}, {mu2.shape}; covariances "
+                         f"{s1.shape}, {s2.shape}")
+    r1 = _sqrt_psd(s1)
+    m = r1 @ s2 @ r1
+    w = np.linalg.eigvalsh((m + m.T) / 2)
+    tr_covmean = np.sqrt(np.clip(w, 0, None)).sum()
+    d = float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+    return max(d, 0.0)
+
+
+def fid(real_feats, fake_feats) -> float:
+    """Fréchet distance between gaussians fitted to two (N, D) feature sets."""
+    r, f = _as_2d(real_feats, "real features"), _as_2d(fake_feats, "fake features")
+    if r.shape[1] != f.shape[1]:
+        raise UsageError(f"real and fake features differ in dimension: {r.shape[1]} vs {f.shape[1]}")
+    return frechet_distance(*gaussian_stats(r), *gaussian_stats(f))
+
+
+def _check_pair(real_feats, fake_feats, k: int):
+    r, f = _as_2d(real_feats, "real features"), _as_2d(fake_feats, "fake features")
+    if r.shape[1] != f.shape[1]:
+        raise UsageError(f"real and fake features differ in dimension: {r.shape[1]} vs {f.shape[1]}")
+    if not 1 <= k < r.shape[0]:
+        raise UsageError(f"k must be in [1, {r.shape[0] - 1}] (number of real samples - 1), got {k}")
+    if f.shape[0] < 1:
+        raise UsageError("need at least one fake sample")
+    return r, f
+
+
+def knn_radii(real_feats, k: int = 5) -> np.ndarray:
+    """NND_k: for every real sample, the distance to its k-th nearest neighbour among the others."""
+    from sklearn.neighbors import NearestNeighbors
+
+    r = _as_2d(real_feats, "real features")
+    if not 1 <= k < r.shape[0]:
+        raise UsageError(f"k must be in [1, {r.shape[0] - 1}] (number of real samples - 1), got {k}")
+    # the query points are the fitted points: column 0 is the point itself (distance 0; a duplicate
+    # of it is just as good), so column k is the k-th nearest *other* sample.
+    dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(r).kneighbors(r)
+    return dist[:, k]
+
+
+def _ball_hits(real: np.ndarray, fake: np.ndarray, radii: np.ndarray, chunk: int = 1024):
+    """Per real sample, whether any fake lies inside its ball; per fake sample, how many balls hold it."""
+    from scipy.spatial.distance import cdist
+
+    covered = np.zeros(real.shape[0], dtype=bool)
+    counts = np.zeros(fake.shape[0], dtype=np.int64)
+    for i in range(0, fake.shape[0], chunk):
+        inside = cdist(real, fake[i:i + chunk]) < radii[:, None]   # (N, chunk)
+        covered |= inside.any(1)
+        counts[i:i + chunk] = inside.sum(0)
+    return covered, counts
+
+
+def coverage(real_feats, fake_feats, k: int = 5) -> float:
+    """Fraction of real samples whose k-NN ball (radius: distance to the k-th nearest other real sample)
+    holds at least one fake sample (Naeem et al. 2020). In [0, 1]; for two independent samples of the
+    same distribution with N = M it approaches 1 - 1/2^k."""
+    r, f = _check_pair(real_feats, fake_feats, k)
+    covered, _ = _ball_hits(r, f, knn_radii(r, k))
+    return float(covered.mean())
+
+
+def density(real_feats, fake_feats, k: int = 5) -> float:
+    """How many real k-NN balls hold each fake sample, on average, divided by k (Naeem et al. 2020).
+    About 1 when fakes follow the real distribution; above 1 when they crowd into dense real regions;
+    0 for fakes far from every real sample. Unbounded above."""
+    r, f = _check_pair(real_feats, fake_feats, k)
+    _, counts = _ball_hits(r, f, knn_radii(r, k))
+    return float(counts.mean() / k)
+
+
+def coverage_density(real_feats, fake_feats, k: int = 5) -> Dict[str, float]:
+    """Both at once (one pass over the distances)."""
+    r, f = _check_pair(real_feats, fake_feats, k)
+    covered, counts = _ball_hits(r, f, knn_radii(r, k))
+    return {"coverage": float(covered.mean()), "density": float(counts.mean() / k)}
+
+
+# ------------------------------------------------------------------ features
+FeatureFn = Callable[[Any], Any]   # images (B, C, H, W) in [0, 1] -> features (B, D)
+
+
+def compute_features(extractor: FeatureFn, images, batch_size: int = 500) -> np.ndarray:
+    """Features (float64 numpy) of a tensor of images in [0, 1], computed in eval mode and in batches."""
+    import torch
+
+    module = extractor.__self__ if hasattr(extractor, "__self__") else extractor
+    if isinstance(module, torch.nn.Module):
+        module.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, images.shape[0], batch_size):
+            out.append(extractor(images[i:i + batch_size]).detach().cpu().double())
+    feats = torch.cat(out).numpy()
+    if not np.isfinite(feats).all():
+        raise NfzooError("the feature extractor returned NaN or infinite values (non-finite images?)")
+    return feats
+
+
+def dataset_features(extractor: FeatureFn, dataset, batch_size: int = 500) -> np.ndarray:
+    """Features of every image of a data set (in order)."""
+    from .training import iterate
+
+    return np.concatenate([compute_features(extractor, x, batch_size)
+                           for x, _ in iterate(dataset, batch_size, shuffle=False)])
+
+
+def label_reliability(oracle, images, labels, batch_size: int = 500) -> float:
+    """Accuracy of the oracle on conditionally generated images, against the labels they were generated
+    for: how often a class-conditional model draws the class it was asked for."""
+    import torch
+
+    labels = torch.as_tensor(labels).long().reshape(-1).cpu()
+    if labels.numel() != images.shape[0] or labels.numel() == 0:
+        raise UsageError(f"need one label per image: {images.shape[0]} images, {labels.numel()} labels")
+    was = getattr(oracle, "training", False)
+    oracle.eval()
+    try:
+        with torch.no_grad():
+            pred = torch.cat([oracle(images[i:i + batch_size]).argmax(1).cpu()
+                              for i in range(0, images.shape[0], batch_size)])
+    finally:
+        oracle.train(was)
+    return float((pred == labels).double().mean())
+
+
+# ---------------------------------------------------------------- inception
+def inception_weights_path() -> Path:
+    """Where torchvision keeps Inception-v3's ImageNet weights in the torch hub cache (may not exist)."""
+    import torch
+    from torchvision.models import Inception_V3_Weights
+
+    name = os.path.basename(Inception_V3_Weights.IMAGENET1K_V1.url)
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def require_inception_weights() -> Path:
+    """The path of the cached Inception-v3 weights, or a UsageError saying how to get them."""
+    path = inception_weights_path()
+    if not path.is_file():
+        raise UsageError(
+            f"the Inception features need torchvision's Inception-v3 weights in the torch hub cache "
+            f"({path}); nfzoo never downloads them. Fetch them once on a machine with internet "
+            "(torchvision.models.inception_v3(weights='IMAGENET1K_V1')) and copy the file there, or "
+            "use an oracle (--oracle DIR).")
+    return path
+
+
+class InceptionFeatures:
+    """Inception-v3's 2048-d pool features of images in [0, 1]: grey images are repeated to 3 channels,
+    everything is resized to 299x299 (bilinear, antialiased) and scaled to [-1, 1] as the weights expect.
+    Uses torchvision's ImageNet weights only if they are already in the torch hub cache. Note: these are
+    torchvision's weights, not the TF-FID graph of pytorch-fid, so the numbers are close to but not
+    identical with published FIDs."""
+
+    def __init__(self, device: Optional[str] = None):
+        import torch
+        from torchvision.models import inception_v3
+
+        from torchvision.models import Inception_V3_Weights
+
+        require_inception_weights()  # present in the torch hub cache, so torchvision will not download
+        # torchvision loads its own weight file (it ships them only as a .pth); nfzoo unpickles nothing
+        net = inception_v3(weights=Inception_V3_Weights.IMAGENET1K_V1, aux_logits=True,
+                           transform_input=False)
+        net.fc = torch.nn.Identity()
+        self.net = net.eval().to(device or "cpu")
+
+    def eval(self):
+        return self
+
+    def __call__(self, x):
+        import torch
+        from torch.nn import functional as F
+
+        from .model import to_unit
+
+        x = to_unit(x).float().to(next(self.net.parameters()).device)
+        if x.shape[1] == 1:
+            x = x.repeat(1, 3, 1, 1)
+        if x.shape[1] != 3:
+            raise UsageError(f"Inception features need 1- or 3-channel images, got {x.shape[1]} channels")
+        x = F.interpolate(x, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False,
+                          antialias=True)
+        with torch.no_grad():
+            return self.net(x * 2 - 1)
+
+
+# -------------------------------------------------------------- high level
+def _as_oracle(oracle, device: Optional[str] = None):
+    """An OracleNet from an OracleNet, an oracle directory or a pretrained oracle's name."""
+    if isinstance(oracle, (str, os.PathLike)):
+        from .oracle import find_oracle
+
+        oracle, _ = find_oracle(os.fspath(oracle), device=device)
+    return oracle
+
+
+def get_feature_extractor(feature_extractor: str = "oracle", oracle=None, device: Optional[str] = None):
+    """(features callable, short description) for 'oracle' (an OracleNet, an oracle directory or a
+    pretrained oracle's name) or 'inception'."""
+    if feature_extractor == "inception":
+        return InceptionFeatures(device), "inception-v3"
+    if feature_extractor != "oracle":
+        from .errors import UnknownNameError
+
+        raise UnknownNameError("feature extractor", feature_extractor, ["oracle", "inception"])
+    if oracle is None:
+        raise UsageError("the oracle features need an oracle: pass oracle=OracleNet or an oracle directory "
+                         "(train one with `nfzoo train-oracle`), or use feature_extractor='inception'")
+    return _as_oracle(oracle, device).features, "oracle"
+
+
+def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int = 0,
+                     temperature: float = 1.0, batch_size: int = 250, feature_extractor: str = "oracle",
+                     k: int = 5, progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Any]:
+    """Draw `n_samples` images from a FlowModel (seeded, in batches) and compare them with every image of
+    `dataset_test` (the held-out split) through the oracle's features (or Inception's):
+    {"fid", "coverage", "density", "n_samples", "nonfinite_samples", "n_real", "k", "temperature",
+    "seed", "features"}. Samples with NaN / infinite pixels (a numerical overflow in the flow's inverse)
+    are left out of the metrics and counted in "nonfinite_samples"; fewer than 2 finite ones is an error.
+    `oracle`: an OracleNet, an oracle directory or a pretrained oracle's name; with
+    feature_extractor="inception" it is optional and only used for the label reliability.
+    A class-conditional model is sampled with balanced labels (0, 1, ..., C-1, 0, ...), and when there
+    is an oracle, its accuracy on those labels is added as "label_reliability"."""
+    import torch
+
+    if n_samples < 2:
+        raise UsageError(f"need at least 2 samples for FID, got {n_samples}")
+    if not (temperature >= 0 and np.isfinite(temperature)):
+        raise UsageError(f"temperature must be a finite number >= 0, got {temperature}")
+    if tuple(dataset_test.image_shape) != tuple(model.image_shape):
+        raise UsageError(f"the model makes images of shape {list(model.image_shape)} but the data set has "
+                         f"{list(dataset_test.image_shape)}")
+    device = str(next(model.parameters()).device)
+    net = None if oracle is None else _as_oracle(oracle, device)
+    extractor, described = get_feature_extractor(feature_extractor, net, device)
+    total = n_samples + len(dataset_test)
+    real = dataset_features(extractor, dataset_test)
+    if progress:
+        progress(len(dataset_test), total)
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    num_classes = getattr(model, "num_classes", None)
+    labels = None if num_classes is None else torch.arange(n_samples) % num_classes
+    fake, correct, nonfinite = [], 0, 0
+    for i in range(0, n_samples, batch_size):
+        b = min(batch_size, n_samples - i)
+        y = None if labels is None else labels[i:i + b].to(model.device)
+        x = model.sample(b, y=y, temperature=temperature, generator=gen)
+        ok = torch.isfinite(x.flatten(1)).all(1)
+        if not bool(ok.all()):    # a numerically broken sample (overflow in the inverse) is left out
+            nonfinite += int((~ok).sum())
+            x = x[ok]
+            y = None if y is None else y[ok]
+        if x.shape[0]:
+            fake.append(compute_features(extractor, x))
+            if y is not None and net is not None:
+                correct += round(label_reliability(net, x, y) * x.shape[0])
+        if progress:
+            progress(len(dataset_test) + i + b, total)
+    kept = n_samples - nonfinite
+    if kept < 2:
+        raise NfzooError(f"the model produced non-finite images for {nonfinite} of {n_samples} samples at "
+                         f"temperature {temperature}: nothing to compare")
+    fake_feats = np.concatenate(fake)
+    doc: Dict[str, Any] = {"fid": fid(real, fake_feats), **coverage_density(real, fake_feats, k),
+                           "n_samples": n_samples, "nonfinite_samples": nonfinite,
+                           "n_real": len(dataset_test), "k": k, "temperature": temperature, "seed": seed,
+                           "features": described}
+    if labels is not None and net is not None:
+        doc["label_reliability"] = correct / kept
+    return doc

@@ -1,0 +1,38 @@
+"""Registers the zoo's pretrained models with nfzoo, from index.json. Reads JSON only: no torch."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Iterator, Tuple
+
+import nfzoo
+
+HERE = Path(__file__).resolve().parent
+INDEX = HERE / "index.json"
+MODELS = HERE / "models"
+
+
+def read_index(path: Path = INDEX) -> Dict[str, Any]:
+    doc = json.loads(Path(path).read_text())
+    if not isinstance(doc, dict) or not isinstance(doc.get("models"), dict):
+        raise ValueError(f"{path} is not a zoo index: it needs a \"models\" object")
+    return doc
+
+
+def entries(index: Path = INDEX, models: Path = MODELS) -> Iterator[Tuple[str, Dict[str, Any]]]:
+    """(name, metadata) per model: every index field, plus `path` when the weights are embedded."""
+    for name, pins in sorted(read_index(index)["models"].items()):
+        meta = dict(pins)
+        if not meta.get("description"):
+            meta["description"] = f"{meta.get('architecture')} trained on {meta.get('dataset')}"
+        folder = Path(models) / name
+        if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
+            meta["path"] = str(folder)
+        yield name, meta
+
+
+@nfzoo.hookimpl
+def register_pretrained(register):
+    # target: the embedded folder, else the name (nfzoo.hub finds the files in the cache or on the Hub)
+    for name, meta in entries():
+        register(name, meta.get("path") or name, **meta)
