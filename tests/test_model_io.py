@@ -128,4 +128,6 @@ def test_nothing_unpickles():
     root = pathlib.Path(pkg.__file__).parent
     for f in root.rglob("*.py"):
         text = f.read_text()
-        assert "torch.load(" not in text and "pickle.load" not in text, f
+        # the needles are built so that this test itself is not flagged by text scans for them
+        for needle in ("torch." + "load(", "pickle." + "load"):
+            assert needle not in text, f"{f} contains {needle}"
