@@ -6,10 +6,12 @@ PIP := $(BIN)/pip --disable-pip-version-check
 
 .PHONY: setup run test clean
 
-$(BIN)/nfzoo: pyproject.toml zoo/pyproject.toml constraints.txt
+PLUGINS := plugins/quad plugins/cinc plugins/inverse_flow
+
+$(BIN)/nfzoo: pyproject.toml zoo/pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) constraints.txt
 	$(PY) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt "setuptools>=68" wheel
-	$(PIP) install -q -c constraints.txt -e ".[test,bench]" -e zoo
+	$(PIP) install -q -c constraints.txt -e ".[test,bench]" $(addprefix -e ,$(PLUGINS)) -e zoo
 	touch $(BIN)/nfzoo
 
 setup: $(BIN)/nfzoo

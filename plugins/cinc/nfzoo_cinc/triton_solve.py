@@ -1,0 +1,88 @@
+"""The CInC wavefront solve as one Triton kernel (the CUDA path).
+
+One program per image sweeps the H + W - 1 anti-diagonals in order; inside a diagonal, all its pixels
+(a block of BLOCK_P lanes) and all channels (BLOCK_C lanes) are computed at once as
+
+    x[:, d] = (U^-1 y)[:, d] - sum over taps t != own, input channels c' of (U^-1 R)[:, c', t] x[c', d - t]
+
+then stored, and a barrier makes them visible to the next diagonal. With REVERSE the image is read and
+written rotated by 180 degrees: that is the transposed solve (a wavefront from the bottom-right), used by
+the adjoint of Inverse-Flow. Any H, W >= 1, float32 or float64.
+
+Triton decides at import whether it interprets (TRITON_INTERPRET=1: runs on CPU tensors, for the tests)
+or compiles for the GPU, so the test suite imports this module in a subprocess with that variable set.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+try:
+    import triton
+    import triton.language as tl
+except Exception:  # pragma: no cover - triton missing (e.g. a CPU-only torch build)
+    triton = None
+
+
+def available() -> bool:
+    return triton is not None
+
+
+if triton is not None:
+    @triton.jit
+    def _wavefront_kernel(yt_ptr, a_ptr, x_ptr, C, H, W, DIL,
+                          K: tl.constexpr, REVERSE: tl.constexpr,
+                          BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+        b = tl.program_id(0)
+        cs = tl.arange(0, BLOCK_C)
+        cmask = cs < C
+        lanes = tl.arange(0, BLOCK_P)
+        img = b * C * H * W
+        for d in range(0, H + W - 1):
+            h0 = tl.maximum(d - W + 1, 0)
+            hs = h0 + lanes
+            ws = d - hs
+            pmask = (hs < H) & (hs <= d) & (ws >= 0)
+            if REVERSE:
+                pix = (H - 1 - hs) * W + (W - 1 - ws)
+            else:
+                pix = hs * W + ws
+            mask2 = cmask[:, None] & pmask[None, :]
+            acc = tl.load(yt_ptr + img + cs[:, None] * H * W + pix[None, :], mask=mask2, other=0.0)
+            for t in tl.static_range(K * K - 1):
+                di = (K - 1 - t // K) * DIL
+                dj = (K - 1 - t % K) * DIL
+                nh = hs - di
+                nw = ws - dj
+                nmask = pmask & (nh >= 0) & (nw >= 0)
+                if REVERSE:
+                    npix = (H - 1 - nh) * W + (W - 1 - nw)
+                else:
+                    npix = nh * W + nw
+                for ci in range(0, C):
+                    xv = tl.load(x_ptr + img + ci * H * W + npix, mask=nmask, other=0.0)
+                    av = tl.load(a_ptr + (cs * C + ci) * (K * K) + t, mask=cmask, other=0.0)
+                    acc -= av[:, None] * xv[None, :]
+            tl.store(x_ptr + img + cs[:, None] * H * W + pix[None, :], acc, mask=mask2)
+            tl.debug_barrier()
+
+
+def triton_solve(y: Tensor, weight: Tensor, dilation: int = 1, transpose: bool = False) -> Tensor:
+    """M^-1 y (or M^-T y with transpose=True) with the Triton kernel. No autograd."""
+    if triton is None:
+        raise RuntimeError("triton is not installed: use backend='torch' (pip install triton)")
+    from .solve import factors
+
+    w = weight.transpose(0, 1) if transpose else weight
+    u_inv, a = factors(w.detach())
+    y = y.detach()
+    yt = torch.einsum("ij,bjhw->bihw", u_inv, y).contiguous()
+    a = a.contiguous()
+    x = torch.zeros_like(yt)
+    b, c, h, wd = y.shape
+    k = weight.shape[-1]
+    block_c = triton.next_power_of_2(c)
+    block_p = triton.next_power_of_2(min(h, wd))
+    _wavefront_kernel[(b,)](yt, a, x, c, h, wd, dilation, K=k, REVERSE=bool(transpose),
+                            BLOCK_C=block_c, BLOCK_P=block_p, num_warps=4)
+    return x
