@@ -13,7 +13,8 @@ diagonal and the channels (U^-1 y and U^-1 R are computed once per call). Back-e
 - `wavefront_solve`   pure torch (the CPU path, and CUDA when Triton is not there)
 - the Triton kernel   nfzoo_cinc.triton_solve (chosen automatically for CUDA tensors)
 - `sequential_solve`  the plain back-substitution of the original CInC code, pixel by pixel in raster
-                      order and channel by channel: the test oracle and the published baseline, slow
+                      order and channel by channel (backend "sequential" runs it in float64, as the
+                      original did): the test oracle and the published baseline, slow
 - `dense_solve`       the materialised CHW x CHW operator and torch.linalg.solve_triangular: used by
                       `nfzoo bench cinc` only, as a reference point
 
@@ -180,8 +181,8 @@ def solve(y: Tensor, weight: Tensor, dilation: int = 1, transpose: bool = False,
         backend = "triton" if _use_triton(y) else "torch"
     if backend == "torch":
         return wavefront_solve(y, weight, dilation, transpose)
-    if backend == "sequential":
-        return sequential_solve(y, weight, dilation, transpose)
+    if backend == "sequential":  # in float64, as the original code's back-substitution
+        return sequential_solve(y.double(), weight.double(), dilation, transpose).to(y.dtype)
     if backend == "triton":
         from .triton_solve import triton_solve
         return triton_solve(y, weight, dilation, transpose)

@@ -1,4 +1,4 @@
-"""nfzoo-cinc: the CInC conv, its inverse back-ends (wavefront, Triton, sequential oracle), FInC, cinc-flow."""
+"""nfzoo-cinc: the CInC conv, its inverse back-ends (wavefront, Triton, sequential), FInC, cinc-flow."""
 import json
 import os
 import subprocess

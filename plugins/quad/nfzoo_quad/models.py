@@ -16,7 +16,8 @@ def quad_flow(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: 
               num_classes: Optional[int] = None, blocks: int = 0, learn_top: bool = True,
               preprocess: str = "logit") -> FlowModel:
     """Glow's multi-scale flow whose step is ActNorm -> LU 1x1 conv -> Quad-coupling. `hidden` is the
-    width of each of the coupling's three nets (34 gives about the parameters of Glow with hidden 64: 75k vs 78k on 28x28).
+    width of each of the coupling's three nets (34 gives about the parameters of Glow with hidden 64:
+    75k vs 78k on 28x28).
     `blocks` is accepted for the common config and must be 0 (the Quad nets have a fixed shape)."""
     if blocks:
         raise ConfigError("quad-flow's coupling nets have no residual blocks: use blocks=0")
