@@ -16,10 +16,10 @@ $(BIN)/nfzoo: pyproject.toml zoo/pyproject.toml $(addsuffix /pyproject.toml,$(PL
 
 setup: $(BIN)/nfzoo
 
-# the main job: sample a grid from the zoo's embedded default model of a family, offline.
-# (It becomes `--model inverse-flow` once the Inverse-Flow plugin and its zoo model exist.)
+# the main job: sample a grid from the zoo's embedded default Inverse-Flow (inverse-flow-mnist5k),
+# offline; sampling runs only convolutions and couplings.
 run: setup
-	$(BIN)/nfzoo sample --model glow -n 64 --temperature 0.7 --seed 0 --out samples.png
+	$(BIN)/nfzoo sample --model inverse-flow -n 64 --temperature 0.7 --seed 0 --out samples.png
 
 test: setup
 	$(BIN)/python -m pytest -q
