@@ -108,3 +108,10 @@ def test_channel_coupling_rejects_one_channel_with_a_fix():
 
     with pytest.raises(ValueError, match="squeeze first"):
         AffineCoupling(1, 8)
+
+
+def test_glow_with_per_position_split_offsets_is_an_exact_bijection():
+    m = nfzoo.create_model("glow", image_shape=(1, 8, 4), levels=2, steps=1, hidden=8, split_bias=True)
+    splits = [mod for mod in m.modules() if type(mod).__name__ == "GaussianSplit"]
+    assert splits and all(s.position is not None and tuple(s.position.shape) == (1, 4, 4, 2) for s in splits)
+    check_bijector(m.bijector, (2, 1, 8, 4))

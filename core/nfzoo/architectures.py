@@ -33,10 +33,11 @@ def check_shape(image_shape: Sequence[int], levels: int) -> tuple:
 
 
 def multiscale_flow(image_shape, levels: int, make_steps, split_prior: bool = True,
-                    learn_top: bool = True, num_classes: Optional[int] = None) -> MultiScale:
+                    learn_top: bool = True, num_classes: Optional[int] = None,
+                    split_bias: bool = False) -> MultiScale:
     """The multi-scale skeleton: `levels` x (squeeze -> make_steps(channels, level) -> split half to a
-    learned gaussian split prior), and a learned (class-conditional if num_classes) top gaussian.
-    Plugins build their architectures with it."""
+    learned gaussian split prior, with a learned per-position offset if `split_bias`), and a learned
+    (class-conditional if num_classes) top gaussian. Plugins build their architectures with it."""
     c, h, w = check_shape(image_shape, levels)
     out: List[Level] = []
     for i in range(levels):
@@ -44,7 +45,8 @@ def multiscale_flow(image_shape, levels: int, make_steps, split_prior: bool = Tr
         steps = make_steps(c, i)
         if i < levels - 1:
             keep = c // 2
-            split = GaussianSplit(keep, c - keep) if split_prior else None
+            split = GaussianSplit(keep, c - keep, (c - keep, h, w) if split_bias else None) \
+                if split_prior else None
             out.append(Level(steps, squeeze=True, split=split, keep_channels=keep))
             c = keep
         else:
@@ -60,13 +62,14 @@ def _model(bijector, image_shape, preprocess: str, num_classes):
 
 def glow(image_shape=(1, 28, 28), levels: int = 2, steps: int = 8, hidden: int = 64,
          num_classes: Optional[int] = None, blocks: int = 0, learn_top: bool = True,
-         preprocess: str = "shift") -> FlowModel:
+         preprocess: str = "shift", split_bias: bool = False) -> FlowModel:
     """Glow (Kingma & Dhariwal 2018): ActNorm -> LU 1x1 conv -> affine coupling (sigmoid scale,
-    zero-init), multi-scale with learned conditional split priors and a learned top prior."""
+    zero-init), multi-scale with learned conditional split priors and a learned top prior.
+    `split_bias=True` adds a learned per-position offset to the split priors."""
     def make_steps(c, _):
         return [Composite([ActNorm(c), InvConv1x1(c), AffineCoupling(c, hidden, blocks, "channel")])
                 for _ in range(steps)]
-    flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes)
+    flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes, split_bias)
     return _model(flow, image_shape, preprocess, num_classes)
 
 

@@ -22,16 +22,24 @@ from .basic import squeeze, unsqueeze
 
 class GaussianSplit(Bijector):
     """Conditional affine whitening of z_b given z_a: eps = (z_b - mu(z_a)) * exp(-log_sigma(z_a)).
-    Used with `context=z_a`. forward log|det| = -sum log_sigma."""
+    Used with `context=z_a`. forward log|det| = -sum log_sigma. With `position_shape=(C_b, H, W)` a
+    learned per-position offset (zero-init) is added to mu and log_sigma, as an unconditional
+    per-element gaussian prior has (normflows' split priors)."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, position_shape: Optional[Sequence[int]] = None):
         super().__init__()
         from .coupling import ZeroConv2d
 
         self.conv = ZeroConv2d(in_channels, 2 * out_channels)
+        if position_shape is not None:
+            self.position = nn.Parameter(torch.zeros(1, 2 * out_channels, *tuple(position_shape)[1:]))
+        else:
+            self.position = None
 
     def _params(self, za):
         h = self.conv(za)
+        if self.position is not None:
+            h = h + self.position
         return h[:, 0::2], h[:, 1::2]
 
     def forward(self, x, context=None):
