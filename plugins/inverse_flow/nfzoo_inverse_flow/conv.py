@@ -21,9 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.grad import conv2d_weight
 
-from nfzoo import Bijector
 from nfzoo_cinc import solve as _solve
-from nfzoo_cinc.conv import MaskedKernel
+from nfzoo_cinc.conv import CInCConv2d
 
 
 class InverseConvSolve(torch.autograd.Function):
@@ -53,19 +52,10 @@ def inverse_conv_solve(y, weight, dilation: int = 1, backend: str = "auto"):
     return InverseConvSolve.apply(y, weight, dilation, backend)
 
 
-class InverseConv2d(Bijector):
-    """forward: z = M^-1 x (wavefront solve, adjoint backward); inverse: x = M z (one conv2d).
-    `backend` picks the solve's back-end (auto: Triton on CUDA, else torch)."""
-
-    def __init__(self, channels: int, kernel_size: int = 3, dilation: int = 1, init_std: float = 0.05,
-                 backend: str = "auto"):
-        super().__init__()
-        self.kernel = MaskedKernel(channels, kernel_size, init_std)
-        self.dilation = dilation
-        self.backend = backend
-
-    def weight(self) -> torch.Tensor:
-        return self.kernel()
+class InverseConv2d(CInCConv2d):
+    """A CInC conv with its directions swapped. forward: z = M^-1 x (wavefront solve, adjoint
+    backward); inverse: x = M z (one conv2d). `backend` picks the solve's back-end (auto: Triton on
+    CUDA, else torch). Same parameters as CInCConv2d."""
 
     def forward(self, x, context=None):
         z = inverse_conv_solve(x, self.weight(), self.dilation, self.backend)

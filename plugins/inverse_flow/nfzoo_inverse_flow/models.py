@@ -5,11 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from nfzoo import FlowModel
-from nfzoo.architectures import multiscale_flow
-from nfzoo.bijectors import ActNorm, Composite, InvConv1x1
-from nfzoo.errors import ConfigError
-from nfzoo.priors import StandardNormal
-from nfzoo_cinc.models import COUPLINGS, make_coupling
+from nfzoo_cinc.models import conv_step_flow
 
 from .conv import InverseConv2d
 
@@ -21,19 +17,5 @@ def inverse_flow(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidde
     """Inverse-Flow: each step is ActNorm -> InverseConv2d (solve when normalizing, conv when sampling)
     -> [LU 1x1 conv] -> coupling (Glow's "affine" by default, so sampling costs what Glow's does; or
     "quad")."""
-    if coupling not in COUPLINGS:
-        raise ConfigError(f"unknown coupling {coupling!r}: use one of {', '.join(COUPLINGS)}")
-
-    def make_steps(c, _):
-        out = []
-        for _ in range(steps):
-            layers = [ActNorm(c), InverseConv2d(c, kernel_size, backend=backend)]
-            if invconv:
-                layers.append(InvConv1x1(c))
-            layers.append(make_coupling(coupling, c, hidden, blocks))
-            out.append(Composite(layers))
-        return out
-
-    flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes)
-    return FlowModel(flow, StandardNormal(image_shape), image_shape, preprocess=preprocess,
-                     num_classes=num_classes)
+    return conv_step_flow(InverseConv2d, image_shape, levels, steps, hidden, num_classes, blocks, coupling,
+                          kernel_size, invconv, learn_top, preprocess, backend)
