@@ -94,3 +94,23 @@ def test_registered_from_the_plugin():
     reg = get_registry()
     assert reg.get("architectures", "inverse-flow").plugin == "inverse-flow"
     assert reg.get("benchmarks", "sampling").plugin == "inverse-flow"
+
+
+def test_the_main_job_samples_the_embedded_default_offline(tmp_path):
+    """README's main command: the family name resolves to the zoo's embedded inverse-flow-mnist5k."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    out = tmp_path / "samples.png"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")
+    res = subprocess.run([sys.executable, "-m", "nfzoo", "sample", "--model", "inverse-flow", "-n", "4",
+                          "--temperature", "0.7", "--seed", "0", "--out", str(out)],
+                         capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    assert Image.open(out).size[0] > 28
+    from nfzoo.api import resolve_pretrained
+
+    assert resolve_pretrained("inverse-flow").name == "inverse-flow-mnist5k"
