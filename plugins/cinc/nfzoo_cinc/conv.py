@@ -73,13 +73,15 @@ class CInCConv2d(Bijector):
     def weight(self) -> torch.Tensor:
         return self.kernel()
 
+    def logdet(self, x) -> torch.Tensor:
+        """log|det M| for inputs shaped like x, per sample: H * W * sum_c log|diag_c|."""
+        return (_hw(x) * self.kernel.log_abs_det_per_pixel()).expand(x.shape[0])
+
     def forward(self, x, context=None):
-        z = conv_tl(x, self.weight(), self.dilation)
-        return z, (_hw(x) * self.kernel.log_abs_det_per_pixel()).expand(x.shape[0])
+        return conv_tl(x, self.weight(), self.dilation), self.logdet(x)
 
     def inverse(self, z, context=None):
-        x = solve(z, self.weight(), self.dilation, backend=self.backend)
-        return x, (-_hw(z) * self.kernel.log_abs_det_per_pixel()).expand(z.shape[0])
+        return solve(z, self.weight(), self.dilation, backend=self.backend), -self.logdet(z)
 
 
 _FLIPS = ((), (-1,), (-2,), (-2, -1))  # TL, TR, BL, BR: the flips that bring each corner to top-left

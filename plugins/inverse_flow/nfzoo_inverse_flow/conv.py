@@ -58,9 +58,7 @@ class InverseConv2d(CInCConv2d):
     CUDA, else torch). Same parameters as CInCConv2d."""
 
     def forward(self, x, context=None):
-        z = inverse_conv_solve(x, self.weight(), self.dilation, self.backend)
-        return z, (-(x.shape[-2] * x.shape[-1]) * self.kernel.log_abs_det_per_pixel()).expand(x.shape[0])
+        return inverse_conv_solve(x, self.weight(), self.dilation, self.backend), -self.logdet(x)
 
     def inverse(self, z, context=None):
-        x = _solve.conv_tl(z, self.weight(), self.dilation)
-        return x, ((z.shape[-2] * z.shape[-1]) * self.kernel.log_abs_det_per_pixel()).expand(z.shape[0])
+        return _solve.conv_tl(z, self.weight(), self.dilation), self.logdet(z)
