@@ -31,7 +31,7 @@ def test_list_shows_the_classic_flows(runner, app):
     assert res.exit_code == 0
     names = {e["name"] for e in json.loads(res.stdout)}
     assert {"nice", "realnvp", "glow", "nsf"} <= names
-    res = runner.invoke(app, ["list", "gl*", "--json"])
+    res = runner.invoke(app, ["list", "gl?w", "--json"])
     assert [e["name"] for e in json.loads(res.stdout)] == ["glow"]
 
 

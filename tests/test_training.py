@@ -141,6 +141,7 @@ def test_conditional_training_and_classification(tmp_path, runner, app):
 def test_learning_rate_schedules():
     t = Trainer(TrainConfig(arch="glow", dataset="digits", epochs=2, lr=1e-3, warmup_steps=10,
                             lr_schedule="cosine", model=TINY), "unused")
+    t._build()   # the epoch plan (hence the step count) comes from the model
     total = 2 * t.steps_per_epoch()
     assert t._lr(0) == pytest.approx(1e-4)
     assert t._lr(9) == pytest.approx(1e-3)

@@ -293,6 +293,9 @@ def train_cmd(arch: str = typer.Argument(..., help="architecture (see `nfzoo lis
                                                         help="constant or cosine [constant]"),
               grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="max gradient norm [50]"),
               sets: List[str] = typer.Option([], "--set", help="KEY=VALUE architecture config"),
+              preset: Optional[str] = typer.Option(None, "--preset", help="a named setting of the "
+                                                   "architecture (model config and training settings; "
+                                                   "explicit options override it), e.g. glem's cifar100"),
               out_dir: Optional[Path] = typer.Option(None, "--out", help="run directory "
                                                      "[default: runs/ARCH-DATASET-TIME]"),
               resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
@@ -315,6 +318,14 @@ def train_cmd(arch: str = typer.Argument(..., help="architecture (see `nfzoo lis
              "seed": seed, "data_root": data_root}
     given = {k: v for k, v in given.items() if v is not None}
     model_cfg = parse_sets(sets)
+    if preset is not None:
+        if resume:
+            fail("--preset starts a run; --resume continues one as it was set up (drop --preset)")
+        from nfzoo.api import architecture_preset
+
+        p = architecture_preset(arch, preset)
+        given = {**p["train"], **given}
+        model_cfg = {**p["model"], **model_cfg}
     if resume:
         if out_dir is None:
             fail("--resume needs --out DIR (the run to continue)")

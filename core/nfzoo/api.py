@@ -54,6 +54,18 @@ def architecture_config(arch: str, **config: Any) -> Dict[str, Any]:
     return {k: _jsonable(v) for k, v in out.items()}
 
 
+def architecture_preset(arch: str, preset: str) -> Dict[str, Dict[str, Any]]:
+    """A named setting registered with an architecture (metadata `presets`): {"model": architecture config,
+    "train": training settings}, e.g. glem's "cifar100" (the paper-scale setting)."""
+    entry = get_registry().get("architectures", arch)
+    presets = entry.metadata.get("presets") or {}
+    if preset not in presets:
+        raise UnknownNameError(f"preset of {arch}", preset, presets,
+                               hint="")
+    doc = presets[preset]
+    return {"model": dict(doc.get("model", {})), "train": dict(doc.get("train", {}))}
+
+
 def create_model(arch: str, **config: Any):
     """Build a fresh model of architecture `arch`, e.g. create_model("glow", image_shape=(1, 8, 8))."""
     builder = get_registry().get("architectures", arch).load()

@@ -223,9 +223,10 @@ def _unpublished_message(spec: HubSpec) -> str:
     config = meta.get("config") or {}
     sets = " ".join(f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in config.items()
                     if v is not None and k != "image_shape")
+    recipe = meta.get("recipe") or (f"nfzoo train {arch} --dataset {ds}{' ' + sets if sets else ''} "
+                                     f"--out runs/{spec.name}")
     return (f"the weights of {spec.name} are not published yet (the zoo index has no Hub revision for "
-            f"{spec.repo_id or 'it'}). Train them yourself with `nfzoo train {arch} --dataset {ds}"
-            f"{' ' + sets if sets else ''} --out runs/{spec.name}` and load the run directory.")
+            f"{spec.repo_id or 'it'}). Train them yourself with `{recipe}` and load the run directory.")
 
 
 def cached_files(spec: HubSpec) -> Optional[Dict[str, Path]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -155,6 +155,36 @@ class FlowModel(nn.Module):
         self.train()
         self.log_prob(x, y, generator=generator)
         self.train(was)
+
+    # ------------------------------------------------------------- training
+    # The trainer (nfzoo.training.Trainer) asks the model how to train it; a plugin's model overrides
+    # these to train in phases (GLEM's EM alternation), with another loss, or with per-group lr scales.
+    def training_plan(self, n: int, epoch: int, epochs: int,
+                      generator: torch.Generator) -> List[Tuple[str, Tensor]]:
+        """The phases of one epoch: [(phase name, training-set indices in order)]. Default: one phase
+        "all" over the whole shuffled training set."""
+        return [("all", torch.randperm(n, generator=generator))]
+
+    def training_loss(self, x: Tensor, y: Optional[Tensor], phase: str, epoch: int, epochs: int,
+                      generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+        """(loss to minimise, per-image bpd) of a training batch. Default: the mean bpd."""
+        bpd = self.bpd(x, y, generator=generator)
+        return bpd.mean(), bpd.detach()
+
+    def phase_parameters(self, phase: str) -> Optional[set]:
+        """ids of the parameters that take a step in `phase` (None: all of them)."""
+        return None
+
+    def optimizer_groups(self) -> List[Dict[str, Any]]:
+        """Optimizer parameter groups; a group's "lr_scale" multiplies the scheduled learning rate."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr_scale": 1.0}]
+
+    def after_training(self, train_set) -> None:
+        """Called once after the last epoch, before the final save (default: nothing)."""
+
+    def epoch_metrics(self) -> Dict[str, Any]:
+        """Extra numbers for the epoch's record in history.json (default: none)."""
+        return {}
 
     # ---------------------------------------------------------- persistence
     def config_document(self) -> Dict[str, Any]:

@@ -94,12 +94,15 @@ def evaluate_bpd(model, dataset, batch_size: int = 500, seed: int = 0,
 
 
 def iterate(dataset, batch_size: int, shuffle: bool, generator: Optional[torch.Generator] = None,
-            start: int = 0):
-    """Batches (images in [0, 1], labels) from position `start` of a (possibly shuffled) epoch."""
+            start: int = 0, order: Optional[torch.Tensor] = None):
+    """Batches (images in [0, 1], labels) from batch `start` of a (possibly shuffled) epoch; `order`
+    (dataset indices) replaces the epoch's order."""
     from .data import ArrayDataset
 
     n = len(dataset)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    if order is None:
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    n = len(order)
     if isinstance(dataset, ArrayDataset):
         for i in range(start * batch_size, n, batch_size):
             yield dataset.batch(order[i:i + batch_size])
@@ -184,9 +187,9 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.model = create_model(self.cfg.arch, **self.model_config)
         self.conditional = self.model.num_classes is not None
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        groups = [dict(g) for g in self.model.optimizer_groups()]
         opt_cls = torch.optim.Adam if self.cfg.optimizer == "adam" else torch.optim.Adamax
-        self.opt = opt_cls(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.opt = opt_cls(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.noise = torch.Generator().manual_seed(self.cfg.seed + 1)
 
     def _prepare_out(self) -> None:
@@ -199,17 +202,41 @@ class Trainer:
         out.mkdir(parents=True, exist_ok=True)
 
     def _lr(self, step: int) -> float:
-        """Linear warm-up over warmup_steps, then constant or a cosine decay to 0 at the last step."""
+        """Linear warm-up over warmup_steps, then constant or a cosine decay to 0 at the last step.
+        (A parameter group's `lr_scale`, from the model's optimizer_groups, multiplies it.)"""
         w = self.cfg.warmup_steps
         lr = self.cfg.lr * min(1.0, (step + 1) / w) if w > 0 else self.cfg.lr
         if self.cfg.lr_schedule == "cosine":
-            total = self.cfg.epochs * self.steps_per_epoch()
+            total = self.total_steps()
             t = min(1.0, max(0, step - w) / max(1, total - w))
             lr *= 0.5 * (1 + math.cos(math.pi * t))
         return lr
 
-    def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.train_set) / self.cfg.batch_size)
+    def _plan(self, epoch: int, generator: Optional[torch.Generator] = None):
+        """The epoch's phases [(phase, dataset indices)], from the model (FlowModel.training_plan)."""
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        return self.model.training_plan(len(self.train_set), epoch, self.cfg.epochs, gen)
+
+    def steps_per_epoch(self, epoch: Optional[int] = None) -> int:
+        bs = self.cfg.batch_size
+        return sum(math.ceil(len(idx) / bs) for _, idx in self._plan(self.epoch if epoch is None else epoch))
+
+    def total_steps(self) -> int:
+        if getattr(self, "_total", None) is None:
+            self._total = sum(self.steps_per_epoch(e) for e in range(self.cfg.epochs))
+        return self._total
+
+    def _batches(self, plan, start: int):
+        """(phase, x, y) for the epoch's batches from batch `start` on."""
+        bs = self.cfg.batch_size
+        for phase, order in plan:
+            nb = math.ceil(len(order) / bs)
+            if start >= nb:
+                start -= nb
+                continue
+            for x, y in iterate(self.train_set, bs, False, start=start, order=order):
+                yield phase, x, y
+            start = 0
 
     # -- checkpoints
     def save_checkpoint(self) -> Path:
@@ -288,22 +315,30 @@ class Trainer:
                                                         "model_config": self.model_config})
             self._initialize()
         self.cb.on_start(self)
-        spe = self.steps_per_epoch()
-        ck_every = self.cfg.checkpoint_every or spe
+        self._total = None
         while self.epoch < self.cfg.epochs:
             self.model.train()
+            spe = self.steps_per_epoch()
+            ck_every = self.cfg.checkpoint_every or spe
             self.cb.on_epoch_start(self.epoch + 1, spe)
             shuffle = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.epoch)
+            plan = self._plan(self.epoch, shuffle)
             t0, seen, bpd_sum, n_sum = time.perf_counter(), 0, 0.0, 0
-            for x, y in iterate(self.train_set, self.cfg.batch_size, True, shuffle, start=self.pos):
+            for phase, x, y in self._batches(plan, self.pos):
                 for g in self.opt.param_groups:
-                    g["lr"] = self._lr(self.step)
-                bpd = self.model.bpd(x, y if self.conditional else None, generator=self.noise)
-                loss = bpd.mean()
+                    g["lr"] = self._lr(self.step) * g.get("lr_scale", 1.0)
+                loss, bpd = self.model.training_loss(x, y if self.conditional else None, phase=phase,
+                                                     epoch=self.epoch, epochs=self.cfg.epochs,
+                                                     generator=self.noise)
                 if not torch.isfinite(loss):
                     raise self._diverged(f"the loss became {loss.item()}")
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
+                keep = self.model.phase_parameters(phase)
+                if keep is not None:   # parameters fixed in this phase take no step
+                    for p in self.model.parameters():
+                        if id(p) not in keep:
+                            p.grad = None
                 if self.cfg.grad_clip > 0:
                     norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
                     if not torch.isfinite(norm):
@@ -314,14 +349,17 @@ class Trainer:
                 seen += 1
                 bpd_sum += bpd.detach().sum().item()
                 n_sum += x.shape[0]
-                self.cb.on_step(self.step, loss.item(), loss.item(), seen / (time.perf_counter() - t0))
+                self.cb.on_step(self.step, loss.item(), bpd.mean().item(), seen / (time.perf_counter() - t0))
                 if self.step % ck_every == 0 and self.pos < spe:
                     self.save_checkpoint()
             record: Dict[str, Any] = {"epoch": self.epoch + 1, "step": self.step,
                                       "train_bpd": bpd_sum / max(n_sum, 1),
                                       "seconds": time.perf_counter() - t0}
+            record.update(self.model.epoch_metrics())
             self.epoch += 1
             self.pos = 0
+            if self.epoch == self.cfg.epochs:
+                self.model.after_training(self.train_set)   # e.g. statistics fitted on the training split
             if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
                 record["test_bpd"] = evaluate_bpd(self.model, self.test_set, self.cfg.eval_batch,
                                                   seed=self.cfg.seed,

@@ -23,6 +23,7 @@ from nfzoo.safeio import atomic_write_bytes, atomic_write_json, sha256_file
 
 ZOO = Path(__file__).resolve().parent.parent / "nfzoo_zoo"
 FIELDS = ("kind", "architecture", "config", "dataset", "metrics", "repo_id", "revision", "files", "license", "paper",
+          "recipe",
           "description", "default", "status")
 
 

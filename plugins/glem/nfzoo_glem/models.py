@@ -1,0 +1,178 @@
+"""The `glem` architecture: a Glow-style multi-scale flow whose prior is GLEM's class gaussians.
+
+Where the gaussians live. The flow's latent z has the image's shape: the last level's output and the parts
+split off at the earlier levels, each of those whitened by Glow's learned split prior (conditioned on the
+kept half, not on the class), put back in place. The class gaussians are a density over the whole of z
+(all D dimensions), in place of Glow's learned top prior. The split priors stay unconditioned: they are
+bijective whitening layers of the flow, trained in the E-steps, and whatever class information the split-off
+parts keep after whitening is still seen by the class gaussians, so classification uses every dimension.
+
+Training (`nfzoo train glem --dataset DS`) follows Algorithm 1 through the trainer's phase hooks:
+- the training split is split once (seed `split_seed`) into D_NF (1 - m_split) and D_G (m_split, 10%);
+- for the first round(em_fraction * epochs) epochs ("EM rounds"): E-step, one pass over D_NF training the
+  flow with the gaussians fixed (loss: the bpd under the image's class gaussian; the KL term does not
+  depend on the flow); then M-step, m_passes passes over D_G training the gaussians with the flow fixed
+  (loss: bpd + lambda_t R / ln 2, R the normalised repulsion of MultiGaussianPrior, so both are in bits per
+  dimension), with the learning rate times prior_lr_scale;
+- lambda_t anneals linearly from kl_weight (first round) to kl_weight_final (last round);
+- the remaining epochs retrain (continue training) the flow on all of the training split with the
+  gaussians fixed at their learned values;
+- after the last epoch RFCM is fitted on the training split (if rfcm_rank > 0).
+Baselines: `--set kl_weight=0 --set kl_weight_final=0` is the multimodal NF without repulsion (lambda = 0).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from nfzoo.architectures import multiscale_flow
+from nfzoo.bijectors import ActNorm, AffineCoupling, Composite, InvConv1x1
+from nfzoo.errors import ConfigError, UsageError
+from nfzoo.model import FlowModel
+
+from .prior import MultiGaussianPrior
+
+PHASES = {"E": "flow on D_NF, gaussians fixed", "M": "gaussians on D_G, flow fixed",
+          "F": "flow on all data, gaussians fixed"}
+
+
+class GLEMFlow(FlowModel):
+    """A FlowModel whose prior is a MultiGaussianPrior; classifies by its class likelihoods."""
+
+    def __init__(self, bijector, prior: MultiGaussianPrior, image_shape, preprocess: str = "logit",
+                 kl_weight: float = 0.05, kl_weight_final: float = 0.005, em_fraction: float = 0.75,
+                 m_split: float = 0.1, m_passes: int = 5, prior_lr_scale: float = 10.0, split_seed: int = 0):
+        super().__init__(bijector, prior, image_shape, preprocess=preprocess, num_classes=prior.num_classes)
+        self.kl_weight, self.kl_weight_final = float(kl_weight), float(kl_weight_final)
+        self.em_fraction, self.m_split, self.m_passes = float(em_fraction), float(m_split), int(m_passes)
+        self.prior_lr_scale, self.split_seed = float(prior_lr_scale), int(split_seed)
+        self._stats = {}
+
+    # ---------------------------------------------------------- inference
+    def encode(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """Images -> latents; the flow itself is class-agnostic, so no labels are needed."""
+        v, _ = self.to_flow(self.dequantize(x, noise=False))
+        return self.bijector(v, None)[0]
+
+    def decode(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        v, _ = self.bijector.inverse(z, None)
+        return self.from_flow(v)
+
+    @torch.no_grad()
+    def class_log_likelihoods(self, x: Tensor) -> Tensor:
+        """log p(x | y) in nats for every class, (B, num_classes): one pass through the flow, then every
+        class gaussian (8-bit bin centres, no dequantization noise)."""
+        v, ld0 = self.to_flow(self.dequantize(x, noise=False))
+        z, ld = self.bijector(v, None)
+        return self.prior.log_prob_all(z) + (ld + ld0 - self.dim * math.log(256.0))[:, None]
+
+    def classify(self, x: Tensor) -> Tensor:
+        """The NF classifier's logits: log p(x | y) per class; argmax is the predicted label (and a
+        softmax gives p(y | x) under a uniform class prior)."""
+        return self.class_log_likelihoods(x)
+
+    # ------------------------------------------------------------ training
+    def em_epochs(self, epochs: int) -> int:
+        return min(epochs, max(1, round(self.em_fraction * epochs))) if self.em_fraction > 0 else 0
+
+    def kl_weight_at(self, epoch: int, epochs: int) -> float:
+        """lambda_t: linear from kl_weight (first EM round) to kl_weight_final (last EM round)."""
+        t_max = self.em_epochs(epochs) - 1
+        f = min(1.0, epoch / t_max) if t_max > 0 else 0.0
+        return self.kl_weight + (self.kl_weight_final - self.kl_weight) * f
+
+    def split_indices(self, n: int):
+        """(D_NF, D_G): the fixed disjoint split of the training set's indices."""
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
+        g = max(1, round(self.m_split * n))
+        if g >= n:
+            raise ConfigError(f"m_split={self.m_split} leaves no data for the flow (n={n})")
+        return perm[g:], perm[:g]
+
+    def training_plan(self, n, epoch, epochs, generator):
+        if epoch >= self.em_epochs(epochs):
+            return [("F", torch.randperm(n, generator=generator))]
+        nf, g = self.split_indices(n)
+        plan = [("E", nf[torch.randperm(len(nf), generator=generator)])]
+        if self.m_passes > 0:
+            plan.append(("M", torch.cat([g[torch.randperm(len(g), generator=generator)]
+                                         for _ in range(self.m_passes)])))
+        return plan
+
+    def phase_parameters(self, phase):
+        prior = {id(p) for p in self.prior.parameters()}
+        if phase == "M":
+            return prior
+        return {id(p) for p in self.parameters() if id(p) not in prior}
+
+    def optimizer_groups(self):
+        prior = list(self.prior.parameters())
+        ids = {id(p) for p in prior}
+        flow = [p for p in self.parameters() if id(p) not in ids and p.requires_grad]
+        return [{"params": flow, "lr_scale": 1.0}, {"params": prior, "lr_scale": self.prior_lr_scale}]
+
+    def training_loss(self, x, y, phase, epoch, epochs, generator=None):
+        if y is None:
+            raise UsageError("glem trains on labelled data: the data set must have class labels")
+        if phase != "M":
+            bpd = self.bpd(x, y, generator=generator)
+            self._stats = {"phase": phase}
+            return bpd.mean(), bpd.detach()
+        with torch.no_grad():      # M-step: the flow is fixed
+            v, ld0 = self.to_flow(self.dequantize(x, generator=generator))
+            z, ld = self.bijector(v, None)
+        logp = self.prior.log_prob(z, y) + ld + ld0 - self.dim * math.log(256.0)
+        bpd = -logp / (self.dim * math.log(2.0))
+        lam = self.kl_weight_at(epoch, epochs)
+        rep = self.prior.repulsion()
+        self._stats = {"kl_weight": lam, "mean_pair_kl_per_dim": -float(rep.detach())}
+        return bpd.mean() + lam * rep / math.log(2.0), bpd.detach()
+
+    def epoch_metrics(self):
+        return dict(self._stats)
+
+    @torch.no_grad()
+    def fit_rfcm(self, dataset, batch_size: int = 500) -> None:
+        """RFCM: re-estimate each class's mean and covariance from the projected data set."""
+        from nfzoo.training import iterate
+
+        was = self.training
+        self.eval()
+        zs, ys = [], []
+        for x, y in iterate(dataset, batch_size, shuffle=False):
+            zs.append(self.encode(x.to(self.device)).cpu())
+            ys.append(torch.as_tensor(y))
+        self.prior.fit_rfcm(torch.cat(zs), torch.cat(ys))
+        self.train(was)
+
+    def after_training(self, train_set) -> None:
+        if self.prior.rfcm_rank > 0:
+            self.fit_rfcm(train_set)
+
+
+def glem(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int = 64,
+         num_classes: Optional[int] = 10, blocks: int = 0, a: float = 1.0, b: float = 1.0, c: float = 0.25,
+         kl_weight: float = 0.05, kl_weight_final: float = 0.005, em_fraction: float = 0.75,
+         m_split: float = 0.1, m_passes: int = 5, prior_lr_scale: float = 10.0, split_seed: int = 0,
+         rfcm_rank: int = 64, preprocess: str = "logit", split_bias: bool = False) -> GLEMFlow:
+    """GLEM: a Glow-style flow (ActNorm, LU 1x1 conv, affine coupling; multi-scale with learned split
+    priors) whose prior is one learned diagonal gaussian per class, Sigma_y = psi(S_y),
+    psi = a / (1 + exp(-b s)) + c; trained with the EM-like alternation and the annealed KL repulsion."""
+    if num_classes is None or int(num_classes) < 2:
+        raise ConfigError(f"glem needs num_classes >= 2 (one gaussian per class), got {num_classes}")
+    if not 0 <= kl_weight_final and 0 <= kl_weight:
+        raise ConfigError("kl_weight and kl_weight_final must be >= 0")
+    if not 0 <= em_fraction <= 1 or not 0 < m_split < 1:
+        raise ConfigError(f"em_fraction must be in [0, 1] and m_split in (0, 1), got {em_fraction}, {m_split}")
+
+    def make_steps(ch, _):
+        return [Composite([ActNorm(ch), InvConv1x1(ch), AffineCoupling(ch, hidden, blocks, "channel")])
+                for _ in range(steps)]
+    flow = multiscale_flow(image_shape, levels, make_steps, split_prior=True, learn_top=False,
+                           num_classes=None, split_bias=split_bias)
+    prior = MultiGaussianPrior(int(num_classes), tuple(image_shape), a, b, c, rfcm_rank=rfcm_rank)
+    return GLEMFlow(flow, prior, image_shape, preprocess, kl_weight, kl_weight_final, em_fraction, m_split,
+                    m_passes, prior_lr_scale, split_seed)
