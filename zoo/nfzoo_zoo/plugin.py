@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import nfzoo
 
@@ -12,15 +12,17 @@ INDEX = HERE / "index.json"
 MODELS = HERE / "models"
 
 
-def read_index(path: Path = INDEX) -> Dict[str, Any]:
+def read_index(path: Optional[Path] = None) -> Dict[str, Any]:
+    path = INDEX if path is None else path   # looked up at call time (tests point it elsewhere)
     doc = json.loads(Path(path).read_text())
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), dict):
         raise ValueError(f"{path} is not a zoo index: it needs a \"models\" object")
     return doc
 
 
-def entries(index: Path = INDEX, models: Path = MODELS) -> Iterator[Tuple[str, Dict[str, Any]]]:
+def entries(index: Optional[Path] = None, models: Optional[Path] = None) -> Iterator[Tuple[str, Dict[str, Any]]]:
     """(name, metadata) per model: every index field, plus `path` when the weights are embedded."""
+    models = MODELS if models is None else models
     for name, pins in sorted(read_index(index)["models"].items()):
         meta = dict(pins)
         if not meta.get("description"):

@@ -45,10 +45,13 @@ def _randn(shape, like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
 
 class MultiGaussianPrior(Prior):
     """N(mu_y, diag(psi(S_y))) for each class y over latents of shape `event_shape` (or a flat `dim`).
-    `shared=True` makes it monomodal (one gaussian for every class: the "CE" baseline of the paper)."""
+    `dims` (flat indices into the latent) restricts the class gaussians to those dimensions (a multi-scale
+    flow's final latent); the others get a standard normal, which no class changes. `shared=True` makes it
+    monomodal (one gaussian for every class)."""
 
     def __init__(self, num_classes: int, event_shape: Sequence[int], a: float = 1.0, b: float = 1.0,
-                 c: float = 0.25, shared: bool = False, rfcm_rank: int = 0):
+                 c: float = 0.25, shared: bool = False, rfcm_rank: int = 0,
+                 dims: Optional[Sequence[int]] = None):
         super().__init__()
         if isinstance(event_shape, int):
             event_shape = (event_shape,)
@@ -58,7 +61,16 @@ class MultiGaussianPrior(Prior):
             raise ValueError(f"psi needs a, b, c > 0 (covariances must stay positive), got a={a}, b={b}, c={c}")
         self.event_shape = tuple(int(s) for s in event_shape)
         self.num_classes = int(num_classes)
-        self.dim = math.prod(self.event_shape)
+        self.total_dim = math.prod(self.event_shape)
+        idx = torch.arange(self.total_dim) if dims is None else torch.as_tensor(dims, dtype=torch.long).flatten()
+        if idx.numel() == 0 or len(set(idx.tolist())) != idx.numel() or not (0 <= int(idx.min()) and
+                                                                              int(idx.max()) < self.total_dim):
+            raise ValueError(f"dims must be distinct flat indices in [0, {self.total_dim})")
+        rest = torch.ones(self.total_dim, dtype=torch.bool)
+        rest[idx] = False
+        self.register_buffer("dims", idx, persistent=False)
+        self.register_buffer("rest", torch.nonzero(rest).flatten(), persistent=False)
+        self.dim = idx.numel()          # dimensions under the class gaussians (D in the KL normalisation)
         self.a, self.b, self.c = float(a), float(b), float(c)
         self.shared = bool(shared)
         rows = 1 if self.shared else self.num_classes
@@ -92,18 +104,31 @@ class MultiGaussianPrior(Prior):
     def log_prob(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """log N(z; mu_y, Sigma_y), shape (B,)."""
         rows = self._rows(y, z.shape[0])
-        zf = z.reshape(z.shape[0], -1)
+        zf, other = self._parts(z)
         var = self.variances()[rows]
-        return -0.5 * (((zf - self.mean[rows]) ** 2) / var + torch.log(var) + LOG_2PI).sum(1)
+        return -0.5 * (((zf - self.mean[rows]) ** 2) / var + torch.log(var) + LOG_2PI).sum(1) + other
 
     def log_prob_all(self, z: Tensor) -> Tensor:
         """log N(z; mu_y, Sigma_y) for every class y, shape (B, num_classes) (one pass, by matmuls)."""
-        zf = z.reshape(z.shape[0], -1)
+        zf, other = self._parts(z)
         var = self.variances()
         inv = 1.0 / var
         quad = (zf * zf) @ inv.t() - 2.0 * zf @ (self.mean * inv).t() + (self.mean ** 2 * inv).sum(1)
-        out = -0.5 * (quad + torch.log(var).sum(1) + self.dim * LOG_2PI)
+        out = -0.5 * (quad + torch.log(var).sum(1) + self.dim * LOG_2PI) + other[:, None]
         return out.expand(-1, self.num_classes) if self.shared else out
+
+    def _parts(self, z: Tensor):
+        """(the class dimensions of z (B, dim), log N(0, I) of the other dimensions (B,))."""
+        zf = z.reshape(z.shape[0], -1)
+        if self.rest.numel() == 0:
+            return zf, zf.new_zeros(zf.shape[0])
+        r = zf[:, self.rest]
+        return zf[:, self.dims], -0.5 * (r * r + LOG_2PI).sum(1)
+
+    def _assemble(self, n: int, class_part: Tensor, temperature: float, eps: Tensor) -> Tensor:
+        z = eps * temperature
+        z[:, self.dims] = class_part
+        return z.reshape(n, *self.event_shape)
 
     # -------------------------------------------------------------- KL term
     def kl_matrix(self) -> Tensor:
@@ -135,9 +160,9 @@ class MultiGaussianPrior(Prior):
         rows = self._rows(y, n)
         if rfcm:
             return self.sample_rfcm(n, rows, temperature, generator)
-        eps = _randn((n, self.dim), self.mean, generator)
-        z = self.mean[rows] + self.variances()[rows].sqrt() * temperature * eps
-        return z.reshape(n, *self.event_shape)
+        eps = _randn((n, self.total_dim), self.mean, generator)
+        z = self.mean[rows] + self.variances()[rows].sqrt() * temperature * eps[:, self.dims]
+        return self._assemble(n, z, temperature, eps)
 
     # ----------------------------------------------------------------- RFCM
     @property
@@ -149,7 +174,7 @@ class MultiGaussianPrior(Prior):
         """Re-estimate each class's mean and covariance from latents z (N, ...) with labels y (N,)."""
         if self.rfcm_rank <= 0:
             raise ValueError("this prior was built with rfcm_rank=0: it keeps no RFCM estimate")
-        zf = z.reshape(z.shape[0], -1).double()
+        zf = z.reshape(z.shape[0], -1)[:, self.dims].double()
         y = torch.as_tensor(y).long().to(zf.device)
         r = self.rfcm_rank
         for k in range(self.num_classes):
@@ -182,7 +207,7 @@ class MultiGaussianPrior(Prior):
             raise ValueError("no RFCM estimate in this model: fit it with model.fit_rfcm(train_set) "
                              "(training a glem model fits it at the end)")
         e1 = _randn((n, self.rfcm_rank), self.rfcm_mean, generator)
-        e2 = _randn((n, self.dim), self.rfcm_mean, generator)
+        eps = _randn((n, self.total_dim), self.rfcm_mean, generator)
         low = torch.einsum("ndr,nr->nd", self.rfcm_basis[rows], self.rfcm_scale[rows] * e1)
-        z = self.rfcm_mean[rows] + temperature * (low + self.rfcm_resid[rows] * e2)
-        return z.reshape(n, *self.event_shape)
+        z = self.rfcm_mean[rows] + temperature * (low + self.rfcm_resid[rows] * eps[:, self.dims])
+        return self._assemble(n, z, temperature, eps)

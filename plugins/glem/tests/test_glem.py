@@ -307,3 +307,42 @@ def test_bad_configs_are_clear():
         nfzoo.create_model("glem", image_shape=(1, 8, 8), levels=1, num_classes=None)
     with pytest.raises(nfzoo.errors.ConfigError, match="m_split"):
         nfzoo.create_model("glem", image_shape=(1, 8, 8), levels=1, m_split=1.5)
+
+
+def test_class_gaussians_on_a_subset_of_dimensions():
+    """dims: the class gaussians cover the final latent only; the other dimensions are N(0, I)."""
+    torch.manual_seed(0)
+    dims = torch.tensor([5, 0, 7, 2])
+    p = MultiGaussianPrior(3, (2, 2, 2), dims=dims, rfcm_rank=2).double()
+    with torch.no_grad():
+        p.mean.normal_()
+        p.S.normal_()
+    assert p.dim == 4 and p.total_dim == 8 and sorted(p.rest.tolist()) == [1, 3, 4, 6]
+    z = torch.randn(6, 2, 2, 2, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 2, 1, 0])
+    zf = z.flatten(1)
+    std = Independent(Normal(torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)), 1)
+    for k in range(3):
+        ref = _dist(p, k).log_prob(zf[:, dims]) + std.log_prob(zf[:, p.rest])
+        assert torch.allclose(p.log_prob_all(z)[:, k], ref, atol=1e-10)
+    assert torch.allclose(p.log_prob(z, y), p.log_prob_all(z).gather(1, y[:, None]).squeeze(1), atol=1e-10)
+    s = p.sample(100_000, torch.full((100_000,), 1), temperature=0.5, generator=torch.Generator().manual_seed(0))
+    sf = s.flatten(1)
+    assert torch.allclose(sf[:, dims].mean(0), p.mean[1], atol=0.01)
+    assert torch.allclose(sf[:, p.rest].var(0), torch.full((4,), 0.25, dtype=torch.float64), rtol=0.03)
+    p.fit_rfcm(torch.randn(40, 2, 2, 2, dtype=torch.float64), torch.arange(40) % 3)
+    assert p.sample(5, torch.zeros(5, dtype=torch.long), rfcm=True).shape == (5, 2, 2, 2)
+    with pytest.raises(ValueError, match="distinct flat indices"):
+        MultiGaussianPrior(3, (2, 2, 2), dims=[0, 0])
+
+
+def test_glem_puts_the_class_gaussians_on_the_final_latent():
+    m = nfzoo.create_model("glem", image_shape=(1, 8, 8), levels=2, steps=1, hidden=4, num_classes=3)
+    assert m.prior.dim == 32 and m.prior.mean.shape == (3, 32)   # 1x8x8 -> 4x4x4, keep 2 -> 8x2x2
+    ids = torch.arange(64, dtype=torch.float64).reshape(1, 1, 8, 8)
+    assert torch.equal(m.bijector.latent_parts(ids)[-1].flatten().long(), m.prior.dims)
+    m_all = nfzoo.create_model("glem", image_shape=(1, 8, 8), levels=2, steps=1, hidden=4, num_classes=3,
+                               class_latent="all")
+    assert m_all.prior.dim == 64
+    with pytest.raises(nfzoo.errors.ConfigError, match="class_latent"):
+        nfzoo.create_model("glem", image_shape=(1, 8, 8), levels=1, class_latent="split")
