@@ -382,6 +382,8 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
              features: str = typer.Option("oracle", "--features", help="oracle | inception (torchvision's "
                                           "weights, only if already in the torch hub cache)"),
              temperature: float = typer.Option(1.0, "--temperature", "-t", help="sampling temperature"),
+             sampler: Optional[str] = typer.Option(None, "--sampler", help="a registered sampler for "
+                                                   "--samples (e.g. rfcm for GLEM models)"),
              k: int = typer.Option(5, "--k", help="nearest neighbours for Coverage and Density"),
              data_root: Optional[str] = typer.Option(None, "--data-root"),
              device: Optional[str] = typer.Option(None, "--device"),
@@ -406,6 +408,10 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
     from nfzoo.errors import ConfigError
 
     m = nfzoo.load(model, device=dev)
+    if sampler is not None:
+        from nfzoo.plugins import get_registry
+
+        m.sampler = get_registry().get("samplers", sampler).load()()
     ds = load_dataset(dataset, split, data_root)
     if tuple(ds.image_shape) != m.image_shape:
         raise ConfigError(f"{model} takes images of shape {list(m.image_shape)} but {dataset} has "
@@ -453,7 +459,7 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
                                     feature_extractor=features, k=k, progress=progress)
     doc = {"model": model, "dataset": dataset, "split": split, "task": task, **res}
     if samples:
-        doc.update({"oracle": oracle_from, **sres})
+        doc.update({"oracle": oracle_from, "sampler": m.sampler.name, **sres})
         if sres["nonfinite_samples"]:
             err.print(f"[yellow]warning:[/] {sres['nonfinite_samples']} of {samples} samples had "
                       "non-finite pixels and were left out of the metrics", highlight=False)

@@ -22,7 +22,15 @@ Training (`nfzoo train glem --dataset DS`) follows Algorithm 1 through the train
 - the remaining epochs retrain (continue training) the flow on all of the training split with the
   gaussians fixed at their learned values;
 - after the last epoch RFCM is fitted on the training split (if rfcm_rank > 0).
-Baselines: `--set kl_weight=0 --set kl_weight_final=0` is the multimodal NF without repulsion (lambda = 0).
+Baselines of the paper (section 5.2), by flags:
+- lambda = 0 (multimodal NF, no repulsion): `--set kl_weight=0 --set kl_weight_final=0`;
+- monomodal + conditional encoding "CE": `--set encoding=ce --set gaussians=single`: every image is padded
+  below with 2^levels rows holding its class's code (a fixed prototype, 0.5 +- 0.3 in a seeded sign
+  pattern, plus uniform noise of amplitude 0.1 in training; the paper designs its prototypes by a
+  regularized least-squares placement, this uses random sign patterns, nearly orthogonal at this size),
+  one shared gaussian; classification is argmax_y log p(x, code_y), generated images carry their label in
+  their code rows (`sample_with_labels`);
+- CE + GLEM: `--set encoding=ce` (codes and class gaussians).
 """
 from __future__ import annotations
 
@@ -44,34 +52,112 @@ PHASES = {"E": "flow on D_NF, gaussians fixed", "M": "gaussians on D_G, flow fix
 
 
 class GLEMFlow(FlowModel):
-    """A FlowModel whose prior is a MultiGaussianPrior; classifies by its class likelihoods."""
+    """A FlowModel whose prior is a MultiGaussianPrior; classifies by its class likelihoods.
+
+    With `encoding="ce"` (the paper's conditional encoding) each image is padded below with `code_rows`
+    rows holding its class's code (a fixed prototype plus uniform noise in training), the flow models the
+    padded image, and the class is also read back from the code rows of a generated image. The bpd of a
+    CE model is -log p(image, code) per image dimension: it includes the code rows' density, so it is
+    not comparable with an unpadded model's."""
 
     def __init__(self, bijector, prior: MultiGaussianPrior, image_shape, preprocess: str = "logit",
                  kl_weight: float = 0.05, kl_weight_final: float = 0.005, em_fraction: float = 0.75,
-                 m_split: float = 0.1, m_passes: int = 5, prior_lr_scale: float = 10.0, split_seed: int = 0):
+                 m_split: float = 0.1, m_passes: int = 5, prior_lr_scale: float = 10.0, split_seed: int = 0,
+                 code_rows: int = 0, code_noise: float = 0.1):
         super().__init__(bijector, prior, image_shape, preprocess=preprocess, num_classes=prior.num_classes)
         self.kl_weight, self.kl_weight_final = float(kl_weight), float(kl_weight_final)
         self.em_fraction, self.m_split, self.m_passes = float(em_fraction), float(m_split), int(m_passes)
         self.prior_lr_scale, self.split_seed = float(prior_lr_scale), int(split_seed)
+        self.code_rows, self.code_noise = int(code_rows), float(code_noise)
+        if self.code_rows:
+            c, _, w = self.image_shape
+            gen = torch.Generator().manual_seed(1000 + self.split_seed)
+            signs = torch.randint(0, 2, (prior.num_classes, c, self.code_rows, w), generator=gen) * 2.0 - 1.0
+            self.register_buffer("prototypes", 0.5 + 0.3 * signs, persistent=False)
         self._stats = {}
+
+    # ------------------------------------------------------------ the flow's input
+    def _code(self, y: Tensor, noise: bool, generator: Optional[torch.Generator]) -> Tensor:
+        code = self.prototypes[y]
+        if noise and self.code_noise > 0:
+            dev = generator.device if generator is not None else code.device
+            u = torch.rand(code.shape, generator=generator, device=dev, dtype=code.dtype).to(code.device)
+            code = code + self.code_noise * (2 * u - 1)
+        return code
+
+    def _latent(self, x: Tensor, y: Optional[Tensor], generator=None, noise: bool = True):
+        """(z, log|det| from the dequantized image (plus code rows) to z)."""
+        xd = self.dequantize(x, generator=generator, noise=noise)
+        if self.code_rows:
+            if y is None:
+                raise UsageError("this GLEM model uses conditional encoding (CE): pass labels y")
+            xd = torch.cat([xd, self._code(y, noise, generator)], dim=2)
+        v, ld0 = self.to_flow(xd)
+        z, ld = self.bijector(v, None)
+        return z, ld + ld0
+
+    def log_prob(self, x, y=None, generator=None, noise=True):
+        ctx = self._context(y, x.shape[0])
+        z, ld = self._latent(x, ctx, generator, noise)
+        return self.prior.log_prob(z, ctx) + ld - self.dim * math.log(256.0)
+
+    def from_flow(self, v: Tensor) -> Tensor:
+        x = super().from_flow(v)
+        return x[:, :, :self.image_shape[1]] if self.code_rows else x
+
+    def read_labels(self, v: Tensor) -> Tensor:
+        """CE: the class whose prototype is nearest to the code rows of flow-space images v."""
+        code = super().from_flow(v)[:, :, self.image_shape[1]:]
+        d = ((code.flatten(1)[:, None, :] - self.prototypes.flatten(1)[None]) ** 2).sum(-1)
+        return d.argmin(1)
 
     # ---------------------------------------------------------- inference
     def encode(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
-        """Images -> latents; the flow itself is class-agnostic, so no labels are needed."""
-        v, _ = self.to_flow(self.dequantize(x, noise=False))
-        return self.bijector(v, None)[0]
+        """Images -> latents (8-bit bin centres). The flow is class-agnostic: labels are needed only with
+        conditional encoding, whose code rows are part of the flow's input."""
+        return self._latent(x, None if y is None else self._context(y, x.shape[0]), noise=False)[0]
 
     def decode(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
         v, _ = self.bijector.inverse(z, None)
         return self.from_flow(v)
 
     @torch.no_grad()
+    def sample_with_labels(self, n: int, y: Optional[Tensor] = None, temperature: float = 1.0,
+                           generator: Optional[torch.Generator] = None):
+        """(images, labels): labels are y when given, else (CE) read from the generated code rows.
+        A monomodal CE model (one shared gaussian) can only sample this way, unconditionally."""
+        if y is not None and self.prior.shared:
+            raise UsageError("this GLEM model has one shared gaussian (monomodal CE): it cannot sample a "
+                             "chosen class; sample without labels and read them from the codes")
+        if y is None and not self.code_rows:
+            raise UsageError("pass labels y: without conditional encoding the class comes from the gaussian")
+        rows = self._context(y, n) if y is not None else None
+        z = self.prior.sample(n, rows if rows is not None else torch.zeros(n, dtype=torch.long),
+                              temperature=temperature, generator=generator)
+        v, _ = self.bijector.inverse(z.to(self.device), None)
+        labels = self.read_labels(v) if self.code_rows else rows
+        return self.from_flow(v), labels
+
+    @torch.no_grad()
+    def sample(self, n, y=None, temperature=1.0, generator=None, **options):
+        if self.prior.shared and y is not None and type(self.sampler).__name__ == "AncestralSampler":
+            raise UsageError("this GLEM model has one shared gaussian (monomodal CE): it cannot sample a "
+                             "chosen class (use model.sample_with_labels(n))")
+        return super().sample(n, y=y, temperature=temperature, generator=generator, **options)
+
+    @torch.no_grad()
     def class_log_likelihoods(self, x: Tensor) -> Tensor:
-        """log p(x | y) in nats for every class, (B, num_classes): one pass through the flow, then every
-        class gaussian (8-bit bin centres, no dequantization noise)."""
-        v, ld0 = self.to_flow(self.dequantize(x, noise=False))
-        z, ld = self.bijector(v, None)
-        return self.prior.log_prob_all(z) + (ld + ld0 - self.dim * math.log(256.0))[:, None]
+        """log p(x | y) in nats for every class, (B, num_classes) (8-bit bin centres, no noise): one pass
+        through the flow then every class gaussian; with CE one pass per class (its code rows)."""
+        if not self.code_rows:
+            z, ld = self._latent(x, None, noise=False)
+            return self.prior.log_prob_all(z) + (ld - self.dim * math.log(256.0))[:, None]
+        cols = []
+        for k in range(self.num_classes):
+            y = torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
+            z, ld = self._latent(x, y, noise=False)
+            cols.append(self.prior.log_prob(z, y) + ld - self.dim * math.log(256.0))
+        return torch.stack(cols, 1)
 
     def classify(self, x: Tensor) -> Tensor:
         """The NF classifier's logits: log p(x | y) per class; argmax is the predicted label (and a
@@ -126,9 +212,8 @@ class GLEMFlow(FlowModel):
             self._stats = {"phase": phase}
             return bpd.mean(), bpd.detach()
         with torch.no_grad():      # M-step: the flow is fixed
-            v, ld0 = self.to_flow(self.dequantize(x, generator=generator))
-            z, ld = self.bijector(v, None)
-        logp = self.prior.log_prob(z, y) + ld + ld0 - self.dim * math.log(256.0)
+            z, ld = self._latent(x, y, generator)
+        logp = self.prior.log_prob(z, y) + ld - self.dim * math.log(256.0)
         bpd = -logp / (self.dim * math.log(2.0))
         lam = self.kl_weight_at(epoch, epochs)
         rep = self.prior.repulsion()
@@ -147,7 +232,7 @@ class GLEMFlow(FlowModel):
         self.eval()
         zs, ys = [], []
         for x, y in iterate(dataset, batch_size, shuffle=False):
-            zs.append(self.encode(x.to(self.device)).cpu())
+            zs.append(self.encode(x.to(self.device), y.to(self.device) if self.code_rows else None).cpu())
             ys.append(torch.as_tensor(y))
         self.prior.fit_rfcm(torch.cat(zs), torch.cat(ys))
         self.train(was)
@@ -162,13 +247,13 @@ def glem(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int =
          kl_weight: float = 0.05, kl_weight_final: float = 0.005, em_fraction: float = 0.75,
          m_split: float = 0.1, m_passes: int = 5, prior_lr_scale: float = 10.0, split_seed: int = 0,
          rfcm_rank: int = 64, preprocess: str = "logit", split_bias: bool = False,
-         class_latent: str = "top") -> GLEMFlow:
+         class_latent: str = "top", encoding: str = "none", gaussians: str = "class") -> GLEMFlow:
     """GLEM: a Glow-style flow (ActNorm, LU 1x1 conv, affine coupling; multi-scale with learned split
     priors) whose prior is one learned diagonal gaussian per class, Sigma_y = psi(S_y),
     psi = a / (1 + exp(-b s)) + c; trained with the EM-like alternation and the annealed KL repulsion."""
     if num_classes is None or int(num_classes) < 2:
         raise ConfigError(f"glem needs num_classes >= 2 (one gaussian per class), got {num_classes}")
-    if not 0 <= kl_weight_final and 0 <= kl_weight:
+    if kl_weight < 0 or kl_weight_final < 0:
         raise ConfigError("kl_weight and kl_weight_final must be >= 0")
     if not 0 <= em_fraction <= 1 or not 0 < m_split < 1:
         raise ConfigError(f"em_fraction must be in [0, 1] and m_split in (0, 1), got {em_fraction}, {m_split}")
@@ -176,14 +261,24 @@ def glem(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int =
     def make_steps(ch, _):
         return [Composite([ActNorm(ch), InvConv1x1(ch), AffineCoupling(ch, hidden, blocks, "channel")])
                 for _ in range(steps)]
-    flow = multiscale_flow(image_shape, levels, make_steps, split_prior=True, learn_top=False,
-                           num_classes=None, split_bias=split_bias)
+    if encoding not in ("none", "ce") or gaussians not in ("class", "single"):
+        raise ConfigError(f"encoding must be 'none' or 'ce' and gaussians 'class' or 'single', got "
+                          f"{encoding!r}, {gaussians!r}")
+    if gaussians == "single" and encoding != "ce":
+        raise ConfigError("gaussians='single' (monomodal) needs encoding='ce': otherwise nothing carries "
+                          "the class")
+    code_rows = 2 ** levels if encoding == "ce" else 0
+    image_shape = tuple(int(v) for v in image_shape)
+    flow_shape = (image_shape[0], image_shape[1] + code_rows, image_shape[2])
     if class_latent not in ("top", "all"):
         raise ConfigError(f"class_latent must be 'top' (the final latent) or 'all', got {class_latent!r}")
+    flow = multiscale_flow(flow_shape, levels, make_steps, split_prior=True, learn_top=False,
+                           num_classes=None, split_bias=split_bias)
     dims = None
     if class_latent == "top":   # the flat positions of the final latent inside z
-        ids = torch.arange(math.prod(image_shape), dtype=torch.float64).reshape(1, *image_shape)
+        ids = torch.arange(math.prod(flow_shape), dtype=torch.float64).reshape(1, *flow_shape)
         dims = flow.latent_parts(ids)[-1].flatten().long()
-    prior = MultiGaussianPrior(int(num_classes), tuple(image_shape), a, b, c, rfcm_rank=rfcm_rank, dims=dims)
+    prior = MultiGaussianPrior(int(num_classes), flow_shape, a, b, c, rfcm_rank=rfcm_rank, dims=dims,
+                               shared=gaussians == "single")
     return GLEMFlow(flow, prior, image_shape, preprocess, kl_weight, kl_weight_final, em_fraction, m_split,
-                    m_passes, prior_lr_scale, split_seed)
+                    m_passes, prior_lr_scale, split_seed, code_rows)

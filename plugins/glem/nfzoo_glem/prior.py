@@ -157,9 +157,12 @@ class MultiGaussianPrior(Prior):
                generator: Optional[torch.Generator] = None, rfcm: bool = False) -> Tensor:
         """n latents from the class gaussians (covariance scaled by temperature^2, as Glow's T);
         `rfcm=True` draws from the re-estimated full-covariance gaussians instead."""
-        rows = self._rows(y, n)
-        if rfcm:
+        if rfcm:   # RFCM keeps one estimate per class, shared gaussian or not
+            if y is None:
+                raise ValueError("RFCM sampling needs labels y")
+            rows = torch.as_tensor(y, device=self.mean.device).long().reshape(-1).expand(n)
             return self.sample_rfcm(n, rows, temperature, generator)
+        rows = self._rows(y, n)
         eps = _randn((n, self.total_dim), self.mean, generator)
         z = self.mean[rows] + self.variances()[rows].sqrt() * temperature * eps[:, self.dims]
         return self._assemble(n, z, temperature, eps)

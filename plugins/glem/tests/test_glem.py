@@ -346,3 +346,45 @@ def test_glem_puts_the_class_gaussians_on_the_final_latent():
     assert m_all.prior.dim == 64
     with pytest.raises(nfzoo.errors.ConfigError, match="class_latent"):
         nfzoo.create_model("glem", image_shape=(1, 8, 8), levels=1, class_latent="split")
+
+
+def test_conditional_encoding_baselines():
+    """CE pads the image with its class's code rows; classification scores each code; generated images
+    carry their label in the code; the monomodal CE model refuses to sample a chosen class."""
+    from nfzoo.errors import UsageError
+
+    for gaussians in ("class", "single"):
+        torch.manual_seed(0)
+        m = nfzoo.create_model("glem", image_shape=(1, 8, 8), levels=1, steps=1, hidden=8, num_classes=3,
+                               encoding="ce", gaussians=gaussians, rfcm_rank=2)
+        assert m.code_rows == 2 and m.prior.total_dim == 80 and m.prototypes.shape == (3, 1, 2, 8)
+        x, y = torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
+        m.initialize(x, y)
+        m.eval()
+        logits = m.classify(x)
+        for k in range(3):
+            assert torch.allclose(logits[:, k], m.log_prob(x, torch.full((6,), k), noise=False), atol=1e-4)
+        z = m.encode(x, y)
+        v, _ = m.bijector.inverse(z, None)
+        assert torch.equal(m.read_labels(v), y), "the code rows carry the label through the flow"
+        assert m.decode(z).shape == (6, 1, 8, 8)
+        with pytest.raises(UsageError, match="conditional encoding"):
+            m.encode(x)
+        imgs, labels = m.sample_with_labels(5, generator=torch.Generator().manual_seed(0))
+        assert imgs.shape == (5, 1, 8, 8) and labels.shape == (5,) and labels.max() < 3
+        if gaussians == "single":
+            assert m.prior.mean.shape[0] == 1 and m.prior.repulsion().item() == 0.0
+            with pytest.raises(UsageError, match="shared gaussian"):
+                m.sample(2, torch.tensor([0, 1]))
+        else:
+            assert m.sample(2, torch.tensor([0, 1])).shape == (2, 1, 8, 8)
+    with pytest.raises(nfzoo.errors.ConfigError, match="needs encoding='ce'"):
+        nfzoo.create_model("glem", image_shape=(1, 8, 8), levels=1, gaussians="single")
+
+
+def test_ce_trains_through_the_cli(tmp_path, runner, app):
+    out, doc = _train(tmp_path, runner, app, "ce", "encoding=ce", "gaussians=single", epochs=2)
+    m = nfzoo.load(str(out))
+    assert m.code_rows == 2 and math.isfinite(doc["test_bpd"])
+    res = runner.invoke(app, ["eval", str(out), "--dataset", "digits", "--task", "classify", "--json"])
+    assert res.exit_code == 0 and 0 <= json.loads(res.stdout)["accuracy"] <= 1
