@@ -212,6 +212,10 @@ def sample_cmd(model: str = typer.Option(..., "--model", "-m", help="pretrained 
     else:
         k = n or 64
         y = None if label is None else torch.full((k,), label, dtype=torch.long)
+        if y is None and m.num_classes is not None:   # a conditional model: every class in turn
+            y = torch.arange(k) % m.num_classes
+            err.print(f"{model} is class-conditional: sampling classes 0..{m.num_classes - 1} in turn "
+                      "(--label L for one class, --per-class for a row per class)", highlight=False)
         nrow = max(1, int(math.ceil(math.sqrt(k))))
     total = y.numel() if y is not None else k
     with err.status(f"sampling {total} images from {model}"):

@@ -63,12 +63,13 @@ class GLEMFlow(FlowModel):
     def __init__(self, bijector, prior: MultiGaussianPrior, image_shape, preprocess: str = "logit",
                  kl_weight: float = 0.05, kl_weight_final: float = 0.005, em_fraction: float = 0.75,
                  m_split: float = 0.1, m_passes: int = 5, prior_lr_scale: float = 10.0, split_seed: int = 0,
-                 code_rows: int = 0, code_noise: float = 0.1):
+                 code_rows: int = 0, code_noise: float = 0.1, kl_schedule: str = "linear"):
         super().__init__(bijector, prior, image_shape, preprocess=preprocess, num_classes=prior.num_classes)
         self.kl_weight, self.kl_weight_final = float(kl_weight), float(kl_weight_final)
         self.em_fraction, self.m_split, self.m_passes = float(em_fraction), float(m_split), int(m_passes)
         self.prior_lr_scale, self.split_seed = float(prior_lr_scale), int(split_seed)
         self.code_rows, self.code_noise = int(code_rows), float(code_noise)
+        self.kl_schedule = kl_schedule
         if self.code_rows:
             c, _, w = self.image_shape
             gen = torch.Generator().manual_seed(1000 + self.split_seed)
@@ -169,9 +170,12 @@ class GLEMFlow(FlowModel):
         return min(epochs, max(1, round(self.em_fraction * epochs))) if self.em_fraction > 0 else 0
 
     def kl_weight_at(self, epoch: int, epochs: int) -> float:
-        """lambda_t: linear from kl_weight (first EM round) to kl_weight_final (last EM round)."""
+        """lambda_t, from kl_weight (first EM round) to kl_weight_final (last EM round): linearly, or
+        geometrically (`kl_schedule="exponential"`: a constant factor per round)."""
         t_max = self.em_epochs(epochs) - 1
         f = min(1.0, epoch / t_max) if t_max > 0 else 0.0
+        if self.kl_schedule == "exponential" and self.kl_weight > 0 and self.kl_weight_final > 0:
+            return self.kl_weight * (self.kl_weight_final / self.kl_weight) ** f
         return self.kl_weight + (self.kl_weight_final - self.kl_weight) * f
 
     def split_indices(self, n: int):
@@ -247,7 +251,8 @@ def glem(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int =
          kl_weight: float = 0.05, kl_weight_final: float = 0.005, em_fraction: float = 0.75,
          m_split: float = 0.1, m_passes: int = 5, prior_lr_scale: float = 10.0, split_seed: int = 0,
          rfcm_rank: int = 64, preprocess: str = "logit", split_bias: bool = False,
-         class_latent: str = "top", encoding: str = "none", gaussians: str = "class") -> GLEMFlow:
+         class_latent: str = "top", encoding: str = "none", gaussians: str = "class",
+         kl_schedule: str = "linear") -> GLEMFlow:
     """GLEM: a Glow-style flow (ActNorm, LU 1x1 conv, affine coupling; multi-scale with learned split
     priors) whose prior is one learned diagonal gaussian per class, Sigma_y = psi(S_y),
     psi = a / (1 + exp(-b s)) + c; trained with the EM-like alternation and the annealed KL repulsion."""
@@ -255,6 +260,8 @@ def glem(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int =
         raise ConfigError(f"glem needs num_classes >= 2 (one gaussian per class), got {num_classes}")
     if kl_weight < 0 or kl_weight_final < 0:
         raise ConfigError("kl_weight and kl_weight_final must be >= 0")
+    if kl_schedule not in ("linear", "exponential"):
+        raise ConfigError(f"kl_schedule must be 'linear' or 'exponential', got {kl_schedule!r}")
     if not 0 <= em_fraction <= 1 or not 0 < m_split < 1:
         raise ConfigError(f"em_fraction must be in [0, 1] and m_split in (0, 1), got {em_fraction}, {m_split}")
 
@@ -281,4 +288,4 @@ def glem(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int =
     prior = MultiGaussianPrior(int(num_classes), flow_shape, a, b, c, rfcm_rank=rfcm_rank, dims=dims,
                                shared=gaussians == "single")
     return GLEMFlow(flow, prior, image_shape, preprocess, kl_weight, kl_weight_final, em_fraction, m_split,
-                    m_passes, prior_lr_scale, split_seed, code_rows)
+                    m_passes, prior_lr_scale, split_seed, code_rows, kl_schedule=kl_schedule)

@@ -230,6 +230,14 @@ def test_em_phases_split_and_parameters():
     assert m.kl_weight_at(0, epochs) == pytest.approx(m.kl_weight)
     assert m.kl_weight_at(5, epochs) == pytest.approx(m.kl_weight_final)
     assert m.kl_weight > m.kl_weight_at(3, epochs) > m.kl_weight_final, "annealed from high to low"
+    e = nfzoo.create_model("glem", **{**TINY, "kl_weight": 0.4, "kl_weight_final": 0.004,
+                                      "kl_schedule": "exponential"})
+    lams = [e.kl_weight_at(t, epochs) for t in range(6)]
+    assert lams[0] == pytest.approx(0.4) and lams[-1] == pytest.approx(0.004)
+    ratios = [b / a for a, b in zip(lams, lams[1:])]
+    assert all(r == pytest.approx(0.01 ** 0.2) for r in ratios), "a constant factor per round"
+    with pytest.raises(nfzoo.errors.ConfigError, match="kl_schedule"):
+        nfzoo.create_model("glem", **{**TINY, "kl_schedule": "cosine"})
 
 
 def test_m_step_loss_reaches_only_the_gaussians_and_adds_the_repulsion():
@@ -288,6 +296,8 @@ def test_cli_conditional_sampling_classification_and_presets(tmp_path, runner, a
                               "--out", str(tmp_path / "grid")])
     assert res.exit_code == 0, res.output
     assert len(list((tmp_path / "grid").glob("0*.png"))) == 20
+    res = runner.invoke(app, ["sample", "--model", str(out), "-n", "5", "--out", str(tmp_path / "mixed.png")])
+    assert res.exit_code == 0 and "classes 0..9 in turn" in res.output
     res = runner.invoke(app, ["sample", "--model", str(out), "--label", "10"])
     assert res.exit_code == 2 and "--label must be in [0, 9]" in res.output
     res = runner.invoke(app, ["eval", str(out), "--dataset", "digits", "--task", "classify", "--json"])
