@@ -471,7 +471,10 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
         print_json(doc)
         return
     key = "bpd" if task == "bpd" else "accuracy"
-    out.print(f"{model} on {dataset}/{split}: {key} = {res[key]:.4f} ({res['images']} images)")
+    line = f"{model} on {dataset}/{split}: {key} = {res[key]:.4f} ({res['images']} images)"
+    if "bpd_marginal" in res:
+        line += f"; bpd of the class mixture p(x) = {res['bpd_marginal']:.4f}"
+    out.print(line)
     if samples:
         line = (f"{samples} samples (T={temperature:g}) vs {sres['n_real']} images, {sres['features']} "
                 f"features: FID = {sres['fid']:.4f}, coverage = {sres['coverage']:.4f}, "

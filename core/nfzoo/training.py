@@ -80,17 +80,29 @@ def evaluate_bpd(model, dataset, batch_size: int = 500, seed: int = 0,
     (the standard dequantized bound, the same number on every run)."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
-    total, n = 0.0, 0
+    total, n, total_marginal = 0.0, 0, 0.0
     conditional = model.num_classes is not None
+    # a class-conditional model that can mix its classes (GLEM's marginal_log_prob) also reports the bpd
+    # of p(x) = mean_y p(x | y), comparable with an unconditional model's, from the same noise
+    mixture = conditional and hasattr(model, "marginal_log_prob")
     for x, y in iterate(dataset, batch_size, shuffle=False):
-        b = model.bpd(x.to(model.device), y.to(model.device) if conditional else None, generator=gen)
+        x = x.to(model.device)
+        state = gen.get_state()
+        b = model.bpd(x, y.to(model.device) if conditional else None, generator=gen)
         if not torch.isfinite(b).all():
             raise TrainingDivergedError("the model gives a non-finite bpd on the evaluation data")
         total += b.double().sum().item()
+        if mixture:
+            gen.set_state(state)
+            lp = model.marginal_log_prob(x, generator=gen)
+            total_marginal += (-lp / (model.dim * math.log(2.0))).double().sum().item()
         n += x.shape[0]
         if progress:
             progress(n, len(dataset))
-    return {"bpd": total / n, "images": n}
+    out = {"bpd": total / n, "images": n}
+    if mixture:
+        out["bpd_marginal"] = total_marginal / n
+    return out
 
 
 def iterate(dataset, batch_size: int, shuffle: bool, generator: Optional[torch.Generator] = None,

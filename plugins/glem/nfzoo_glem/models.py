@@ -147,18 +147,30 @@ class GLEMFlow(FlowModel):
         return super().sample(n, y=y, temperature=temperature, generator=generator, **options)
 
     @torch.no_grad()
-    def class_log_likelihoods(self, x: Tensor) -> Tensor:
-        """log p(x | y) in nats for every class, (B, num_classes) (8-bit bin centres, no noise): one pass
-        through the flow then every class gaussian; with CE one pass per class (its code rows)."""
+    def class_log_likelihoods(self, x: Tensor, generator: Optional[torch.Generator] = None,
+                              noise: bool = False) -> Tensor:
+        """log p(x | y) in nats for every class, (B, num_classes) (8-bit bin centres unless `noise`): one
+        pass through the flow then every class gaussian; with CE one pass per class (its code rows)."""
         if not self.code_rows:
-            z, ld = self._latent(x, None, noise=False)
+            z, ld = self._latent(x, None, generator=generator, noise=noise)
             return self.prior.log_prob_all(z) + (ld - self.dim * math.log(256.0))[:, None]
         cols = []
+        state = generator.get_state() if generator is not None else None
         for k in range(self.num_classes):
+            if state is not None:   # the same dequantization noise for every class
+                generator.set_state(state)
             y = torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
-            z, ld = self._latent(x, y, noise=False)
+            z, ld = self._latent(x, y, generator=generator, noise=noise)
             cols.append(self.prior.log_prob(z, y) + ld - self.dim * math.log(256.0))
         return torch.stack(cols, 1)
+
+    @torch.no_grad()
+    def marginal_log_prob(self, x: Tensor, generator: Optional[torch.Generator] = None,
+                          noise: bool = True) -> Tensor:
+        """log p(x) = log (1/K) sum_y p(x | y): the mixture over classes with uniform weights, in nats
+        (dequantized bound, 8-bit term included): the density comparable with an unconditional flow's."""
+        ll = self.class_log_likelihoods(x, generator=generator, noise=noise)
+        return torch.logsumexp(ll, 1) - math.log(self.num_classes)
 
     def classify(self, x: Tensor) -> Tensor:
         """The NF classifier's logits: log p(x | y) per class; argmax is the predicted label (and a

@@ -209,6 +209,24 @@ def test_classify_gives_class_log_likelihoods():
                           atol=1e-4)
 
 
+def test_marginal_bpd_is_the_class_mixture():
+    from nfzoo.data import ArrayDataset
+    from nfzoo.training import evaluate_bpd
+
+    m = _tiny().eval()
+    x = torch.rand(6, 1, 8, 8)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    ll = m.class_log_likelihoods(x, generator=torch.Generator().manual_seed(5), noise=True)
+    lp = m.marginal_log_prob(x, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(lp, torch.logsumexp(ll, 1) - math.log(3), atol=1e-5)
+    cond = m.log_prob(x, y, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(cond, ll.gather(1, y[:, None]).squeeze(1), atol=1e-4), "the same noise"
+    assert (lp >= cond - math.log(3) - 1e-4).all(), "p(x) >= p(x | y) / K"
+    ds = ArrayDataset((x * 255).round().to(torch.uint8), y, 3, "tiny")
+    r = evaluate_bpd(m, ds, batch_size=4)
+    assert r["bpd_marginal"] <= r["bpd"] + math.log2(3) / 64 + 1e-6
+
+
 def test_em_phases_split_and_parameters():
     m = _tiny()
     n, epochs = 200, 8
