@@ -26,7 +26,8 @@ def app():
     return build_app()
 
 
-TINY = {"image_shape": (1, 8, 8), "levels": 1, "steps": 2, "hidden": 8, "num_classes": 3, "rfcm_rank": 4}
+TINY = {"image_shape": (1, 8, 8), "levels": 1, "steps": 2, "hidden": 8, "num_classes": 3, "rfcm_rank": 4,
+        "em_fraction": 0.75, "kl_weight": 0.05, "kl_weight_final": 0.005, "kl_schedule": "linear"}
 
 
 def _random_prior(k=4, d=6, seed=0, dtype=torch.float64, **kw):
@@ -279,6 +280,7 @@ def _train(tmp_path, runner, app, name, *sets, epochs=3):
     out = tmp_path / name
     args = ["train", "glem", "--dataset", "digits", "--epochs", str(epochs), "--batch-size", "128",
             "--set", "levels=1", "--set", "steps=1", "--set", "hidden=8", "--set", "rfcm_rank=4",
+            "--set", "em_fraction=0.75",
             *sum((["--set", s] for s in sets), []), "--out", str(out), "--json"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
