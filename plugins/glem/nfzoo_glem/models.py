@@ -19,7 +19,7 @@ Training (`nfzoo train glem --dataset DS`) follows Algorithm 1 through the train
   (loss: bpd + lambda_t R / ln 2, R the normalised repulsion of MultiGaussianPrior, so both are in bits per
   dimension), with the learning rate times prior_lr_scale;
 - lambda_t anneals from kl_weight (first round) to kl_weight_final (last round), geometrically
-  (kl_schedule="exponential", the default) or linearly. The defaults (0.45 -> 0.2 over the first 15% of
+  (kl_schedule="exponential", the default) or linearly. The defaults (0.45 -> 0.25 over the first 15% of
   the epochs, prior_lr_scale 3) are the mnist5k recipe: above lambda ~ 0.3 the M-step's means run apart
   and the E-steps follow them, which is what separates the classes in the latent (with a weak repulsion
   NF-A stays near 75% on mnist5k); stopping the rounds early and slowly bounds the separation, and with
@@ -66,7 +66,7 @@ class GLEMFlow(FlowModel):
     not comparable with an unpadded model's."""
 
     def __init__(self, bijector, prior: MultiGaussianPrior, image_shape, preprocess: str = "logit",
-                 kl_weight: float = 0.45, kl_weight_final: float = 0.2, em_fraction: float = 0.15,
+                 kl_weight: float = 0.45, kl_weight_final: float = 0.25, em_fraction: float = 0.15,
                  m_split: float = 0.1, m_passes: int = 5, prior_lr_scale: float = 3.0, split_seed: int = 0,
                  code_rows: int = 0, code_noise: float = 0.1, kl_schedule: str = "exponential"):
         super().__init__(bijector, prior, image_shape, preprocess=preprocess, num_classes=prior.num_classes)
@@ -265,7 +265,7 @@ class GLEMFlow(FlowModel):
 
 def glem(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int = 64,
          num_classes: Optional[int] = 10, blocks: int = 0, a: float = 1.0, b: float = 1.0, c: float = 0.25,
-         kl_weight: float = 0.45, kl_weight_final: float = 0.2, em_fraction: float = 0.15,
+         kl_weight: float = 0.45, kl_weight_final: float = 0.25, em_fraction: float = 0.15,
          m_split: float = 0.1, m_passes: int = 5, prior_lr_scale: float = 3.0, split_seed: int = 0,
          rfcm_rank: int = 64, preprocess: str = "logit", split_bias: bool = False,
          class_latent: str = "top", encoding: str = "none", gaussians: str = "class",
