@@ -9,20 +9,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 @pytest.fixture
-def runner():
-    from typer.testing import CliRunner
-
-    return CliRunner()
-
-
-@pytest.fixture
-def app():
-    from nfzoo_cli.app import build_app
-
-    return build_app()
-
-
-@pytest.fixture
 def fresh_registry():
     """Rebuild the plugin registry before and after the test (it caches what it loaded)."""
     import nfzoo.plugins as plugins

@@ -12,20 +12,6 @@ import nfzoo
 from nfzoo.testing import check_bijector
 from nfzoo_glem.prior import MultiGaussianPrior, psi
 
-@pytest.fixture
-def runner():
-    from typer.testing import CliRunner
-
-    return CliRunner()
-
-
-@pytest.fixture
-def app():
-    from nfzoo_cli.app import build_app
-
-    return build_app()
-
-
 TINY = {"image_shape": (1, 8, 8), "levels": 1, "steps": 2, "hidden": 8, "num_classes": 3, "rfcm_rank": 4,
         "em_fraction": 0.75, "kl_weight": 0.05, "kl_weight_final": 0.005, "kl_schedule": "linear"}
 
