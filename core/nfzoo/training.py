@@ -82,20 +82,23 @@ def evaluate_bpd(model, dataset, batch_size: int = 500, seed: int = 0,
     gen = torch.Generator().manual_seed(seed)
     total, n, total_marginal = 0.0, 0, 0.0
     conditional = model.num_classes is not None
-    # a class-conditional model that can mix its classes (GLEM's marginal_log_prob) also reports the bpd
-    # of p(x) = mean_y p(x | y), comparable with an unconditional model's, from the same noise
-    mixture = conditional and hasattr(model, "marginal_log_prob")
+    # a class-conditional model that scores every class at once (GLEM's class_log_likelihoods) also
+    # reports the bpd of the mixture p(x) = mean_y p(x | y), comparable with an unconditional model's,
+    # from the same pass (and so the same noise)
+    mixture = conditional and hasattr(model, "class_log_likelihoods")
+    bits = model.dim * math.log(2.0)
     for x, y in iterate(dataset, batch_size, shuffle=False):
-        x = x.to(model.device)
-        state = gen.get_state()
-        b = model.bpd(x, y.to(model.device) if conditional else None, generator=gen)
+        x, y = x.to(model.device), y.to(model.device)
+        if mixture:
+            ll = model.class_log_likelihoods(x, generator=gen, noise=True)
+            b = -ll.gather(1, y.long()[:, None]).squeeze(1) / bits
+            marginal = -(torch.logsumexp(ll, 1) - math.log(model.num_classes)) / bits
+            total_marginal += marginal.double().sum().item()
+        else:
+            b = model.bpd(x, y if conditional else None, generator=gen)
         if not torch.isfinite(b).all():
             raise TrainingDivergedError("the model gives a non-finite bpd on the evaluation data")
         total += b.double().sum().item()
-        if mixture:
-            gen.set_state(state)
-            lp = model.marginal_log_prob(x, generator=gen)
-            total_marginal += (-lp / (model.dim * math.log(2.0))).double().sum().item()
         n += x.shape[0]
         if progress:
             progress(n, len(dataset))
