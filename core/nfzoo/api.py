@@ -60,8 +60,7 @@ def architecture_preset(arch: str, preset: str) -> Dict[str, Dict[str, Any]]:
     entry = get_registry().get("architectures", arch)
     presets = entry.metadata.get("presets") or {}
     if preset not in presets:
-        raise UnknownNameError(f"preset of {arch}", preset, presets,
-                               hint="")
+        raise UnknownNameError(f"preset of {arch}", preset, presets)
     doc = presets[preset]
     return {"model": dict(doc.get("model", {})), "train": dict(doc.get("train", {}))}
 

@@ -146,7 +146,9 @@ class GLEMFlow(FlowModel):
 
     @torch.no_grad()
     def sample(self, n, y=None, temperature=1.0, generator=None, **options):
-        if self.prior.shared and y is not None and type(self.sampler).__name__ == "AncestralSampler":
+        from nfzoo.samplers import AncestralSampler
+
+        if self.prior.shared and y is not None and isinstance(self.sampler, AncestralSampler):
             raise UsageError("this GLEM model has one shared gaussian (monomodal CE): it cannot sample a "
                              "chosen class (use model.sample_with_labels(n))")
         return super().sample(n, y=y, temperature=temperature, generator=generator, **options)
