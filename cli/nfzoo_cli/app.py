@@ -200,6 +200,7 @@ def sample_cmd(model: str = typer.Option(..., "--model", "-m", help="pretrained 
     if sampler is not None:
         m.sampler = get_registry().get("samplers", sampler).load()()
     options = {} if steps is None else {"steps": steps}
+    m.sampler.check(m, temperature=temperature, **options)
     gen = torch.Generator().manual_seed(seed)
     if (label is not None or per_class) and m.num_classes is None:
         fail(f"{model} is unconditional: --label and --per-class need a class-conditional model")
@@ -388,6 +389,7 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
              temperature: float = typer.Option(1.0, "--temperature", "-t", help="sampling temperature"),
              sampler: Optional[str] = typer.Option(None, "--sampler", help="a registered sampler for "
                                                    "--samples (e.g. rfcm for GLEM models)"),
+             steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (diffusion samplers)"),
              k: int = typer.Option(5, "--k", help="nearest neighbours for Coverage and Density"),
              data_root: Optional[str] = typer.Option(None, "--data-root"),
              device: Optional[str] = typer.Option(None, "--device"),
@@ -416,6 +418,8 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
         from nfzoo.plugins import get_registry
 
         m.sampler = get_registry().get("samplers", sampler).load()()
+    if samples:
+        m.sampler.check(m, temperature=temperature, **({} if steps is None else {"steps": steps}))
     ds = load_dataset(dataset, split, data_root)
     if tuple(ds.image_shape) != m.image_shape:
         raise ConfigError(f"{model} takes images of shape {list(m.image_shape)} but {dataset} has "
@@ -460,10 +464,13 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
 
             prog.update(t, description=f"{samples} samples vs {dataset}/{split}", completed=0)
             sres = evaluate_samples(m, ds, samples, oracle=net, seed=seed, temperature=temperature,
-                                    feature_extractor=features, k=k, progress=progress)
+                                    feature_extractor=features, k=k, progress=progress,
+                                    sample_options=None if steps is None else {"steps": steps})
     doc = {"model": model, "dataset": dataset, "split": split, "task": task, **res}
     if samples:
         doc.update({"oracle": oracle_from, "sampler": m.sampler.name, **sres})
+        if steps is not None:
+            doc["steps"] = steps
         if sres["nonfinite_samples"]:
             err.print(f"[yellow]warning:[/] {sres['nonfinite_samples']} of {samples} samples had "
                       "non-finite pixels and were left out of the metrics", highlight=False)

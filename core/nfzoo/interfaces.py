@@ -66,6 +66,10 @@ class Sampler:
 
     name = "sampler"
 
+    def check(self, model, temperature: float = 1.0, **options) -> None:
+        """Raise UsageError (naming the fix) if this sampler cannot run on `model` with these options;
+        the CLI calls it before any long work. Default: accept."""
+
     def sample(self, model, n: int, y: Optional[Tensor] = None, temperature: float = 1.0,
                generator: Optional[torch.Generator] = None, **options) -> Tensor:
         raise NotImplementedError

@@ -283,7 +283,8 @@ def get_feature_extractor(feature_extractor: str = "oracle", oracle=None, device
 
 def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int = 0,
                      temperature: float = 1.0, batch_size: int = 250, feature_extractor: str = "oracle",
-                     k: int = 5, progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Any]:
+                     k: int = 5, progress: Optional[Callable[[int, int], None]] = None,
+                     sample_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Draw `n_samples` images from a FlowModel (seeded, in batches) and compare them with every image of
     `dataset_test` (the held-out split) through the oracle's features (or Inception's):
     {"fid", "coverage", "density", "n_samples", "nonfinite_samples", "n_real", "k", "temperature",
@@ -292,7 +293,8 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
     `oracle`: an OracleNet, an oracle directory or a pretrained oracle's name; with
     feature_extractor="inception" it is optional and only used for the label reliability.
     A class-conditional model is sampled with balanced labels (0, 1, ..., C-1, 0, ...), and when there
-    is an oracle, its accuracy on those labels is added as "label_reliability"."""
+    is an oracle, its accuracy on those labels is added as "label_reliability". `sample_options` go to
+    the sampler (e.g. {"steps": 20} for a diffusion sampler)."""
     import torch
 
     if n_samples < 2:
@@ -317,7 +319,7 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
     for i in range(0, n_samples, batch_size):
         b = min(batch_size, n_samples - i)
         y = None if labels is None else labels[i:i + b].to(model.device)
-        x = model.sample(b, y=y, temperature=temperature, generator=gen)
+        x = model.sample(b, y=y, temperature=temperature, generator=gen, **(sample_options or {}))
         ok = torch.isfinite(x.flatten(1)).all(1)
         if not bool(ok.all()):    # a numerically broken sample (overflow in the inverse) is left out
             nonfinite += int((~ok).sum())

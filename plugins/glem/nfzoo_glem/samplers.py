@@ -3,19 +3,25 @@ from __future__ import annotations
 
 import torch
 
+from nfzoo.errors import UsageError
 from nfzoo.interfaces import Sampler
 
 
 class RFCMSampler(Sampler):
     name = "rfcm"
 
-    @torch.no_grad()
-    def sample(self, model, n, y=None, temperature=1.0, generator=None, **options):
+    def check(self, model, temperature=1.0, **options):
         if options:
-            raise TypeError(f"the rfcm sampler takes no options, got {sorted(options)}")
+            raise UsageError(f"the rfcm sampler takes no options (got {', '.join(sorted(options))}); drop them")
         prior = model.prior
         if not hasattr(prior, "sample_rfcm"):
-            raise TypeError("the rfcm sampler needs a GLEM model (a MultiGaussianPrior with RFCM)")
+            raise UsageError("the rfcm sampler needs a GLEM model (a MultiGaussianPrior with RFCM); drop --sampler rfcm "
+                             "for other models")
+
+    @torch.no_grad()
+    def sample(self, model, n, y=None, temperature=1.0, generator=None, **options):
+        self.check(model, temperature, **options)
+        prior = model.prior
         ctx = model._context(y, n)
         z = prior.sample(n, ctx, temperature=temperature, generator=generator, rfcm=True)
         return model.decode(z.to(model.device), ctx)

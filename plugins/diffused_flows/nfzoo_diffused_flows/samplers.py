@@ -1,0 +1,57 @@
+"""Diffusion samplers (diffusers' schedulers): the reverse diffusion gives z0, then the flow's inverse
+gives the image. The flow's forward is never called."""
+from __future__ import annotations
+
+import torch
+
+from nfzoo.errors import UsageError
+from nfzoo.interfaces import Sampler
+
+NAMES = {"ddpm": "ddpm-ancestral", "ddim": "ddim", "dpm-solver++": "dpm-solver++"}
+
+
+class DiffusionSampler(Sampler):
+    """`kind`: ddpm (ancestral, as in DDPM and the thesis; all T steps by default, fewer are respaced),
+    ddim (eta = 0, deterministic for a seed) or dpm-solver++ (2nd-order multistep). Option `steps`
+    (1..T, default T)."""
+
+    def __init__(self, kind: str = "ddpm"):
+        if kind not in NAMES:
+            raise UsageError(f"unknown diffusion sampler {kind!r}; choose one of {', '.join(NAMES)}")
+        self.kind = kind
+        self.name = NAMES[kind]
+
+    def check(self, model, temperature=1.0, steps=None, **options):
+        from .diffusion import DiffusionPrior
+
+        if options:
+            raise UsageError(f"the {self.name} sampler takes the option steps only, got {sorted(options)}")
+        if not isinstance(model.prior, DiffusionPrior):
+            raise UsageError(f"the {self.name} sampler needs a model with a diffusion prior (ddpm, "
+                             f"diffused-flows); this {model.architecture or 'model'} has a "
+                             f"{type(model.prior).__name__}. Drop --sampler to use its own.")
+        if temperature != 1.0:
+            raise UsageError(f"the {self.name} sampler samples at temperature 1 only (got {temperature:g}); "
+                             "drop --temperature")
+        model.prior.check_steps(steps)
+
+    @torch.no_grad()
+    def sample(self, model, n, y=None, temperature=1.0, generator=None, steps=None, progress=None, **options):
+        self.check(model, temperature=temperature, steps=steps, **options)
+        if y is not None:
+            raise UsageError("diffusion models here are unconditional: drop the labels")
+        z0 = model.prior.reverse(n, self.kind, steps, generator, progress=progress)
+        v, _ = model.bijector.inverse(z0, None)
+        return model.from_flow(v)
+
+
+def ancestral() -> DiffusionSampler:
+    return DiffusionSampler("ddpm")
+
+
+def ddim() -> DiffusionSampler:
+    return DiffusionSampler("ddim")
+
+
+def dpm_solver_pp() -> DiffusionSampler:
+    return DiffusionSampler("dpm-solver++")

@@ -1,0 +1,317 @@
+"""Diffused-Flows and DDPM: the schedule, the bound, the samplers, the objectives, persistence, bad input."""
+import json
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+import nfzoo
+from nfzoo.api import create_model
+from nfzoo.errors import ConfigError, UsageError
+from nfzoo.testing import check_bijector
+from nfzoo_diffused_flows.diffusion import DiffusionPrior, NoiseSchedule, default_betas
+from nfzoo_diffused_flows.models import FixedScale
+from nfzoo_diffused_flows.samplers import DiffusionSampler
+
+TINY_UNET = {"unet_channels": [8, 16], "unet_groups": 8}
+TINY_FLOW = {"levels": 1, "steps": 1, "hidden": 8}
+
+
+def tiny(arch="diffused-flows", **kw):
+    torch.manual_seed(0)
+    cfg = {"image_shape": [1, 8, 8], "timesteps": 20, **TINY_UNET, **kw}
+    if arch == "diffused-flows":
+        cfg = {**TINY_FLOW, **cfg}
+    m = create_model(arch, **cfg)
+    x = torch.rand(16, 1, 8, 8)
+    m.initialize(x, generator=torch.Generator().manual_seed(0))
+    m.eval()
+    return m
+
+
+# ------------------------------------------------------------------ schedule
+def test_schedule_is_ddpms_product_and_matches_diffusers():
+    from diffusers import DDPMScheduler
+
+    s = NoiseSchedule(1000, *default_betas(1000))
+    assert default_betas(1000) == (1e-4, 0.02)
+    direct = torch.tensor([math.prod(1 - float(b) for b in s.betas[:i + 1]) for i in range(0, 1000, 97)],
+                          dtype=torch.float64)
+    assert torch.allclose(s.abar[::97], direct, rtol=1e-10)          # a product (not eq. 4.3's mean)
+    ref = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear").alphas_cumprod.double()
+    assert torch.allclose(s.abar, ref, rtol=1e-5)
+    assert default_betas(500) == pytest.approx((2e-4, 0.04))         # Ho's range, scaled by 1000 / T
+
+
+def test_noised_latent_uses_square_roots():
+    p = DiffusionPrior((1, 4, 4), timesteps=10, channels=[8], groups=8)
+    z0 = torch.full((1, 1, 4, 4), 3.0)
+    eps = torch.full((1, 1, 4, 4), -2.0)
+    i = torch.tensor([6])
+    ab = float(p.schedule.abar[6])
+    want = math.sqrt(ab) * 3.0 + math.sqrt(1 - ab) * -2.0            # eq. 4.5 with its square root
+    assert torch.allclose(p.noised(z0, i, eps), torch.full_like(z0, want), atol=1e-6)
+
+
+def test_bound_terms_match_a_direct_computation():
+    """Every term of the bound against torch.distributions on a tiny case (T = 5, float64)."""
+    torch.manual_seed(1)
+    p = DiffusionPrior((1, 4, 4), timesteps=5, channels=[8], groups=8).double()
+    sch = p.schedule
+    z0 = torch.randn(3, 1, 4, 4, dtype=torch.float64)
+    eps = torch.randn_like(z0)
+    total_mine = sch.prior_kl(z0).clone()
+    a_T = sch.abar[-1]
+    direct_LT = kl_divergence(Normal(a_T.sqrt() * z0, (1 - a_T).sqrt()), Normal(0.0, 1.0)).sum((1, 2, 3))
+    assert torch.allclose(sch.prior_kl(z0), direct_LT)
+    total_direct = direct_LT.clone()
+    for i in range(sch.T):
+        ii = torch.full((3,), i)
+        mine = p.terms(z0, ii, eps)["term"]
+        zt = p.noised(z0, ii, eps)
+        e = p.eps(zt, ii)
+        beta, alpha, ab = sch.betas[i], sch.alphas[i], sch.abar[i]
+        mu_theta = (zt - beta / (1 - ab).sqrt() * e) / alpha.sqrt()
+        if i == 0:
+            direct = -Normal(mu_theta, beta.sqrt()).log_prob(z0).sum((1, 2, 3))
+        else:
+            ab_prev = sch.abar[i - 1]
+            mu_q = (ab_prev.sqrt() * beta / (1 - ab)) * z0 + (alpha.sqrt() * (1 - ab_prev) / (1 - ab)) * zt
+            var = beta * (1 - ab_prev) / (1 - ab)
+            direct = kl_divergence(Normal(mu_q, var.sqrt()), Normal(mu_theta, var.sqrt())).sum((1, 2, 3))
+        assert torch.allclose(mine, direct, rtol=1e-8, atol=1e-8), i
+        total_mine = total_mine + mine
+        total_direct = total_direct + direct
+    assert torch.allclose(total_mine, total_direct)
+
+
+def test_one_sample_bound_is_unbiased():
+    torch.manual_seed(2)
+    p = DiffusionPrior((1, 4, 4), timesteps=8, channels=[8], groups=8).double()
+    z0 = torch.randn(1, 1, 4, 4, dtype=torch.float64).expand(4000, 1, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        est = p.nll_bound(z0, g)
+        full = p.full_bound(z0[:400], g)
+    se = est.std() / math.sqrt(len(est)) + full.std() / math.sqrt(len(full))
+    assert abs(est.mean() - full.mean()) < 4 * se
+
+
+def test_bound_is_an_upper_bound_that_tightens_with_T_for_the_exact_denoiser():
+    """Gaussian data N(0, s^2): the optimal noise predictor is linear in z_t. With it, DDPM's bound is
+    above the exact -log p(z0) at every T, and its gap (the fixed reverse variances) shrinks as T grows."""
+    s2 = 0.5 ** 2
+
+    class Exact(DiffusionPrior):
+        def eps(self, z, i):
+            ab = self.schedule.abar.to(z.dtype)[i].view(-1, 1, 1, 1)
+            return (1 - ab).sqrt() * z / (ab * s2 + 1 - ab)
+
+    gaps = []
+    for T in (50, 200, 1000):
+        p = Exact((1, 2, 2), timesteps=T, channels=[8], groups=8)
+        g = torch.Generator().manual_seed(0)
+        z0 = torch.randn(2000, 1, 2, 2, dtype=torch.float64, generator=g) * math.sqrt(s2)
+        with torch.no_grad():
+            bound = p.full_bound(z0, g).mean() / 4
+        exact = -Normal(0.0, math.sqrt(s2)).log_prob(z0).sum((1, 2, 3)).mean() / 4
+        gaps.append(float(bound - exact))
+    assert all(g > 0 for g in gaps), gaps
+    assert gaps[0] > gaps[1] > gaps[2], gaps      # measured: 2.01, 0.87, 0.47 nats per dimension
+
+
+# ---------------------------------------------------------------- samplers
+@pytest.mark.parametrize("kind,steps", [("ddim", 5), ("dpm-solver++", 4), ("ddpm", None), ("ddpm", 7)])
+def test_sampling_never_calls_the_flows_forward(kind, steps, monkeypatch):
+    m = tiny()
+    calls = {"inverse": 0}
+    inverse = m.bijector.inverse
+
+    def no_forward(*a, **k):
+        raise AssertionError("the flow's forward was called while sampling")
+
+    def counted_inverse(*a, **k):
+        calls["inverse"] += 1
+        return inverse(*a, **k)
+    monkeypatch.setattr(m.bijector, "forward", no_forward)
+    monkeypatch.setattr(m.bijector, "inverse", counted_inverse)
+    m.sampler = DiffusionSampler(kind)
+    x = m.sample(3, generator=torch.Generator().manual_seed(0), **({} if steps is None else {"steps": steps}))
+    assert x.shape == (3, 1, 8, 8) and torch.isfinite(x).all() and calls["inverse"] == 1
+    assert 0 <= float(x.min()) and float(x.max()) <= 1
+
+
+def test_ddim_eta0_is_deterministic_for_a_seed():
+    m = tiny()
+    m.sampler = DiffusionSampler("ddim")
+    a = m.sample(4, generator=torch.Generator().manual_seed(3), steps=6)
+    b = m.sample(4, generator=torch.Generator().manual_seed(3), steps=6)
+    c = m.sample(4, generator=torch.Generator().manual_seed(4), steps=6)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_saved_and_reloaded_model_samples_identically(tmp_path):
+    m = tiny(objective="two-stage")
+    with torch.no_grad():     # move the U-Net off its init so the weights matter
+        for prm in m.prior.parameters():
+            prm.add_(0.01 * torch.randn_like(prm))
+    m.save_pretrained(tmp_path / "m")
+    r = nfzoo.load(str(tmp_path / "m"))
+    assert r.objective == "two-stage"
+    for kind, steps in [("ddpm", None), ("ddim", 5), ("dpm-solver++", 5)]:
+        outs = []
+        for model in (m, r):
+            model.sampler = DiffusionSampler(kind)
+            outs.append(model.sample(3, generator=torch.Generator().manual_seed(1),
+                                     **({} if steps is None else {"steps": steps})))
+        assert torch.equal(*outs), kind
+    x = torch.rand(4, 1, 8, 8)
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    assert torch.equal(m.log_prob(x, generator=g()), r.log_prob(x, generator=g()))
+
+
+def test_ancestral_core_sampler_runs_the_prior_ddpm():
+    m = tiny("ddpm")
+    m.sampler = nfzoo.plugins.get_registry().get("samplers", "ancestral").load()()
+    x = m.sample(2, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (2, 1, 8, 8)
+    with pytest.raises(UsageError, match="temperature 1"):
+        m.sample(2, temperature=0.7)
+
+
+def test_sampler_rejects_bad_steps_and_models():
+    m = tiny("ddpm")
+    for bad in (0, 21, -3, 2.5):
+        with pytest.raises(UsageError, match="from 1 to the model's T = 20"):
+            DiffusionSampler("ddim").check(m, steps=bad)
+    glow = create_model("glow", image_shape=[1, 8, 8], levels=1, steps=1, hidden=8)
+    with pytest.raises(UsageError, match="needs a model with a diffusion prior"):
+        DiffusionSampler("ddim").check(glow, steps=5)
+
+
+# ---------------------------------------------------------------- bijectors
+def test_flow_part_passes_the_testing_kit():
+    for flow in ("glow", "nsf"):
+        m = create_model("diffused-flows", image_shape=[1, 4, 4], flow=flow, levels=1, steps=2, hidden=8,
+                         unet_channels=[8], timesteps=10)
+        check_bijector(m.bijector, (2, 1, 4, 4))
+    check_bijector(FixedScale(2.0), (2, 1, 3, 5))
+    assert isinstance(tiny("ddpm").bijector, FixedScale)
+
+
+# -------------------------------------------------------------- objectives
+def test_paper_objective_rewards_scaling_the_latent_up_and_the_bound_does_not():
+    """Eq. 4.6 as printed: scaling f by s adds D log s to log|det| and barely moves the eps MSE, so the
+    loss falls by about log2(s) bits per dimension without end. DDPM's bound grows instead."""
+    from nfzoo.interfaces import Composite
+
+    m = tiny(objective="paper", timesteps=1000)
+    base = m.bijector
+    x = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    paper, elbo = [], []
+    for s in (1.0, 10.0, 100.0, 1000.0):
+        m.bijector = Composite([base, FixedScale(s)])
+        with torch.no_grad():
+            m.objective = "paper"
+            paper.append(float(m.training_loss(x, None, "all", 0, 1, torch.Generator().manual_seed(1))[0]))
+            m.objective = "elbo"
+            elbo.append(float(m.training_loss(x, None, "all", 0, 1, torch.Generator().manual_seed(1))[0]))
+    drops = [a - b for a, b in zip(paper, paper[1:])]
+    assert all(d > 0.8 * math.log2(10) for d in drops), paper      # ~3.3 bits / dim per decade
+    assert elbo[-1] > elbo[0], elbo
+
+
+def test_two_stage_trains_the_flow_then_only_the_unet(tmp_path):
+    from nfzoo.training import TrainConfig, Trainer
+
+    cfg = TrainConfig(arch="diffused-flows", dataset="digits", epochs=2, batch_size=256, eval_batch=500,
+                      model={**TINY_FLOW, **TINY_UNET, "timesteps": 20, "objective": "two-stage",
+                             "stage1_epochs": 1})
+    t = Trainer(cfg, tmp_path / "run")
+    t._build()
+    assert [p for p, _ in t._plan(0)] == ["flow"] and [p for p, _ in t._plan(1)] == ["diffusion"]
+    snaps = []
+
+    class Snap(nfzoo.training.Callback):
+        def on_epoch_end(self, epoch, record):
+            snaps.append({k: v.clone() for k, v in t.model.state_dict().items()})
+    t.cb = Snap()
+    res = t.run()
+    init = snaps[0]
+    flow_keys = [k for k in init if k.startswith("bijector.") and "initialized" not in k]
+    unet_keys = [k for k in init if k.startswith("prior.unet.")]
+    assert all(torch.equal(snaps[0][k], snaps[1][k]) for k in flow_keys)       # stage 2: flow frozen
+    assert any(not torch.equal(snaps[0][k], snaps[1][k]) for k in unet_keys)   # ... U-Net trained
+    hist = res["history"]
+    assert all(math.isfinite(r["test_bpd"]) and r["test_bpd"] > 0 for r in hist)
+    assert all("latent_rms" in r and "logdet_per_dim" in r for r in hist)
+
+
+def test_init_flow_must_match_the_config(tmp_path):
+    glow = create_model("glow", image_shape=[1, 8, 8], levels=1, steps=1, hidden=8)
+    glow.save_pretrained(tmp_path / "g")
+    m = create_model("diffused-flows", image_shape=[1, 8, 8], **TINY_FLOW, **TINY_UNET,
+                     objective="two-stage", init_flow=str(tmp_path / "g"))
+    m.initialize(torch.rand(4, 1, 8, 8))
+    assert all(torch.equal(a, b) for a, b in zip(m.bijector.state_dict().values(),
+                                                 glow.bijector.state_dict().values()))
+    bad = create_model("diffused-flows", image_shape=[1, 8, 8], levels=1, steps=2, hidden=8, **TINY_UNET,
+                       objective="two-stage", init_flow=str(tmp_path / "g"))
+    with pytest.raises(ConfigError, match="steps=1 there, 2 here"):
+        bad.initialize(torch.rand(4, 1, 8, 8))
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="cannot take a 8x8 latent"):
+        create_model("diffused-flows", image_shape=[1, 8, 8], unet_channels=[8, 8, 8, 8, 8])
+    with pytest.raises(ConfigError, match="objective must be one of elbo, two-stage, paper"):
+        create_model("diffused-flows", image_shape=[1, 8, 8], objective="simple")
+    with pytest.raises(ConfigError, match="divisible by unet_groups"):
+        create_model("ddpm", image_shape=[1, 8, 8], unet_channels=[12, 16])
+
+
+# --------------------------------------------------------------------- CLI
+def test_cli_sample_with_a_diffusion_sampler(runner, app, tmp_path):
+    m = tiny()
+    m.save_pretrained(tmp_path / "m")
+    out = tmp_path / "s.png"
+    r = runner.invoke(app, ["sample", "--model", str(tmp_path / "m"), "--sampler", "ddim", "--steps", "4",
+                            "-n", "4", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.is_file()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--sampler", "ddmi"], "ddim"),                        # unknown sampler: suggests the close name
+    (["--sampler", "ddim", "--steps", "0"], "from 1 to the model's T = 20"),
+    (["--sampler", "ddim", "--steps", "21"], "from 1 to the model's T = 20"),
+    (["--sampler", "ddim", "--temperature", "0.7"], "temperature 1 only"),
+    (["--steps", "5", "--sampler", "ancestral"], "takes no options"),
+])
+def test_cli_bad_sampling_input_exits_2(runner, app, tmp_path, args, message):
+    m = tiny()
+    m.save_pretrained(tmp_path / "m")
+    out = tmp_path / "s.png"
+    r = runner.invoke(app, ["sample", "--model", str(tmp_path / "m"), "-n", "2", "--out", str(out), *args])
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert not out.exists()
+
+
+def test_cli_train_rejects_a_latent_the_unet_cannot_take(runner, app, tmp_path):
+    r = runner.invoke(app, ["train", "diffused-flows", "--dataset", "digits", "--out", str(tmp_path / "r"),
+                            "--set", "unet_channels=[8,8,8,8,8]"])
+    assert r.exit_code == 2, r.output
+    assert "cannot take a 8x8 latent" in r.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_registered():
+    reg = nfzoo.plugins.get_registry()
+    for kind, name in [("architectures", "ddpm"), ("architectures", "diffused-flows"),
+                       ("samplers", "ddim"), ("samplers", "dpm-solver++"), ("samplers", "ddpm-ancestral"),
+                       ("priors", "diffusion"), ("benchmarks", "diffusion")]:
+        assert name in reg.registry(kind)
+    doc = create_model("ddpm", image_shape=[1, 8, 8], **TINY_UNET).config
+    assert json.loads(json.dumps(doc))["timesteps"] == 1000
