@@ -315,3 +315,20 @@ def test_registered():
         assert name in reg.registry(kind)
     doc = create_model("ddpm", image_shape=[1, 8, 8], **TINY_UNET).config
     assert json.loads(json.dumps(doc))["timesteps"] == 1000
+
+
+def test_bench_diffusion_quick(tmp_path):
+    from nfzoo_diffused_flows.bench import bench_diffusion
+
+    doc = bench_diffusion(quick=True, log=lambda m: None, out_dir=str(tmp_path))
+    cases = [r["case"] for r in doc["rows"]]
+    assert cases[0] == "ddpm ancestral T=20" and "diffused-flows ddim 4" in cases and "glow T=0.7" in cases
+    base = doc["rows"][0]
+    assert base["ratio"] == pytest.approx(1.0) and base["fid_ratio"] == pytest.approx(1.0)
+    for r in doc["rows"]:
+        assert r["candidate_s"] > 0 and math.isfinite(r["fid_common"]) and r["n_common"] == 4
+    same = [r for r in doc["rows"] if r["case"] == "diffused-flows ddim 4"][0]
+    assert same["fid_common_ddpm_same_steps"] == [r for r in doc["rows"] if r["case"] == "ddpm ddim 4"][0][
+        "fid_common"]
+    assert (tmp_path / "bench-diffusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "bench-diffusion.json").read_text())["rows"] == doc["rows"]
