@@ -187,11 +187,10 @@ class DiffusionPrior(Prior):
         sch = self.schedule
         common = dict(num_train_timesteps=sch.T, beta_start=float(sch.betas[0]), beta_end=float(sch.betas[-1]),
                       beta_schedule="linear", prediction_type="epsilon")
-        clip = dict(clip_sample=self.clip is not None, clip_sample_range=float(self.clip or 1.0))
-        if kind == "ddpm":
-            return DDPMScheduler(variance_type="fixed_small", **clip, **common)
+        if kind == "ddpm":     # the clipping of the predicted z0 is done in `clipped_eps`, for every sampler
+            return DDPMScheduler(variance_type="fixed_small", clip_sample=False, **common)
         if kind == "ddim":
-            return DDIMScheduler(set_alpha_to_one=True, timestep_spacing="trailing", **clip, **common)
+            return DDIMScheduler(set_alpha_to_one=True, timestep_spacing="trailing", clip_sample=False, **common)
         if kind == "dpm-solver++":
             return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2,
                                                timestep_spacing="trailing", lower_order_final=True,
@@ -206,6 +205,20 @@ class DiffusionPrior(Prior):
                              f"{steps!r}")
         return steps
 
+    def clipped_eps(self, z: Tensor, i: Tensor) -> Tensor:
+        """The U-Net's noise prediction, made consistent with a predicted z0 clipped to [-clip, clip] (the
+        data's range: [-1, 1] for pixel DDPM, the training latents' for Diffused-Flows), as diffusers'
+        `clip_sample` does for DDPM and DDIM; done here so every scheduler gets it. Without it the
+        deterministic samplers (DDIM, DPM-Solver++) drift off the latent distribution of an imperfect
+        model (measured on a digits model: |z0| 90% quantile 10.8 with DDIM 50 vs 1.7 for the data and
+        for ancestral samples; 1.9 with the clip)."""
+        eps = self.eps(z, i)
+        if self.clip is None:
+            return eps
+        ab = self.schedule.abar.to(z.device)[i].to(z.dtype).view(-1, *([1] * (z.dim() - 1)))
+        z0 = ((z - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-self.clip, self.clip)
+        return (z - ab.sqrt() * z0) / (1 - ab).sqrt()
+
     @torch.no_grad()
     def reverse(self, n: int, kind: str = "ddpm", steps: Optional[int] = None,
                 generator: Optional[torch.Generator] = None, progress=None) -> Tensor:
@@ -219,7 +232,7 @@ class DiffusionPrior(Prior):
             kw["generator"] = generator
         for j, t in enumerate(sch.timesteps):
             i = torch.full((n,), int(t), dtype=torch.long, device=z.device)
-            z = sch.step(self.eps(z, i), t, z, **kw).prev_sample
+            z = sch.step(self.clipped_eps(z, i), t, z, **kw).prev_sample
             if progress:
                 progress(j + 1, len(sch.timesteps))
         return z

@@ -163,6 +163,13 @@ class DiffusionFlowModel(FlowModel):
         self._latent(x, generator)
         self.train(was)
 
+    def after_training(self, train_set) -> None:
+        """Diffused-Flows: set the samplers' clip of the predicted z0 to the training latents' range
+        (`latent_clip` in the config), unless the config fixed one."""
+        if self.flow_architecture is not None and self.config.get("latent_clip") is None:
+            self.prior.clip = fit_latent_clip(self, train_set)
+            self.config["latent_clip"] = self.prior.clip
+
     def _load_flow(self, name: str) -> None:
         from nfzoo.api import load
 
@@ -176,6 +183,21 @@ class DiffusionFlowModel(FlowModel):
                               + ", ".join(f"{k}={a!r} there, {b!r} here" for k, (a, b) in mismatch.items())
                               + ". Set the same flow keys (e.g. --set levels=..., steps=..., hidden=...).")
         self.bijector.load_state_dict(src.bijector.state_dict())
+
+
+@torch.no_grad()
+def fit_latent_clip(model: DiffusionFlowModel, dataset, batch_size: int = 500) -> float:
+    """max |z0| over the encoded training split (bin centres, eval mode), rounded up to 3 decimals: the
+    range the samplers clip the predicted z0 to (as pixel DDPM clips to [-1, 1])."""
+    from nfzoo.training import iterate
+
+    was = model.training
+    model.eval()
+    top = 0.0
+    for x, _ in iterate(dataset, batch_size, shuffle=False):
+        top = max(top, float(model.encode(x.to(model.device)).abs().max()))
+    model.train(was)
+    return math.ceil(top * 1000) / 1000
 
 
 def _check_objective(objective: str, allowed: Sequence[str]) -> None:
@@ -213,12 +235,14 @@ def diffused_flows(image_shape=(1, 28, 28), flow: str = "glow", levels: int = 2,
                    stage1_epochs: Optional[int] = None, init_flow: Optional[str] = None,
                    timesteps: int = 500, beta_start: Optional[float] = None, beta_end: Optional[float] = None,
                    unet_channels: List[int] = (16, 32, 64), unet_layers: int = 1, unet_attention: bool = False,
-                   unet_groups: int = 8) -> DiffusionFlowModel:
+                   unet_groups: int = 8, latent_clip: Optional[float] = None) -> DiffusionFlowModel:
     """Diffused-Flows: the flow `flow` (an architecture of the registry, glow or nsf; `levels`, `steps`,
     `hidden`, `blocks`, `preprocess` and any `flow_options` go to its builder) with a diffusion prior on
     its image-shaped latent (T = `timesteps`, the thesis's 500). objective: elbo (default), two-stage or
     paper (see the module's docstring); two-stage trains the flow for `stage1_epochs` (default: half the
-    epochs, or none when `init_flow` names a trained flow of the same config to start from)."""
+    epochs, or none when `init_flow` names a trained flow of the same config to start from).
+    `latent_clip`: the samplers clip the predicted z0 to [-latent_clip, latent_clip]; set after training
+    to the training latents' max |z0| (None: no clip)."""
     from nfzoo.api import create_model
 
     _check_objective(objective, DIFFUSED_OBJECTIVES)
@@ -231,8 +255,10 @@ def diffused_flows(image_shape=(1, 28, 28), flow: str = "glow", levels: int = 2,
     if flow_model.num_classes is not None or tuple(flow_model.prior.event_shape) != shape:
         raise ConfigError(f"flow={flow!r} does not give an unconditional latent shaped like the image "
                           f"{list(shape)}; use glow or nsf")
+    if latent_clip is not None and not latent_clip > 0:
+        raise ConfigError(f"latent_clip must be positive (or null for no clip), got {latent_clip}")
     prior = _prior(shape, timesteps, beta_start, beta_end, unet_channels, unet_layers, unet_attention,
-                   unet_groups, clip=None)
+                   unet_groups, clip=latent_clip)
     return DiffusionFlowModel(flow_model.bijector, prior, shape, objective=objective, preprocess=preprocess,
                               stage1_epochs=stage1_epochs, init_flow=init_flow, flow_architecture=flow,
                               flow_config={k: v for k, v in fcfg.items() if k != "image_shape"})

@@ -243,6 +243,9 @@ def test_two_stage_trains_the_flow_then_only_the_unet(tmp_path):
     unet_keys = [k for k in init if k.startswith("prior.unet.")]
     assert all(torch.equal(snaps[0][k], snaps[1][k]) for k in flow_keys)       # stage 2: flow frozen
     assert any(not torch.equal(snaps[0][k], snaps[1][k]) for k in unet_keys)   # ... U-Net trained
+    clip = t.model.config["latent_clip"]           # fitted on the training split at the end
+    assert clip == t.model.prior.clip and clip > 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["latent_clip"] == clip
     hist = res["history"]
     assert all(math.isfinite(r["test_bpd"]) and r["test_bpd"] > 0 for r in hist)
     assert all("latent_rms" in r and "logdet_per_dim" in r for r in hist)
@@ -332,3 +335,20 @@ def test_bench_diffusion_quick(tmp_path):
         "fid_common"]
     assert (tmp_path / "bench-diffusion.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "bench-diffusion.json").read_text())["rows"] == doc["rows"]
+
+
+def test_clipped_eps_keeps_the_predicted_z0_in_range():
+    m = tiny(latent_clip=0.5)
+    p = m.prior
+    with torch.no_grad():
+        for prm in p.unet.parameters():        # a U-Net that predicts large noise
+            prm.add_(0.2 * torch.randn_like(prm))
+        z = 3 * torch.randn(4, 1, 8, 8)
+        for t in (0, 7, 19):
+            i = torch.full((4,), t)
+            ab = float(p.schedule.abar[t])
+            z0 = (z - math.sqrt(1 - ab) * p.clipped_eps(z, i)) / math.sqrt(ab)
+            assert float(z0.abs().max()) <= 0.5 * (1 + 1e-2)   # float32 round-off at abar ~ 1e-4
+        p.clip = None
+        assert torch.equal(p.clipped_eps(z, i), p.eps(z, i))
+    assert tiny("ddpm").prior.clip == 1.0
