@@ -337,7 +337,7 @@ def test_bench_diffusion_quick(tmp_path):
     assert json.loads((tmp_path / "bench-diffusion.json").read_text())["rows"] == doc["rows"]
 
 
-def test_clipped_eps_keeps_the_predicted_z0_in_range():
+def test_samplers_clip_the_predicted_z0():
     m = tiny(latent_clip=0.5)
     p = m.prior
     with torch.no_grad():
@@ -345,10 +345,12 @@ def test_clipped_eps_keeps_the_predicted_z0_in_range():
             prm.add_(0.2 * torch.randn_like(prm))
         z = 3 * torch.randn(4, 1, 8, 8)
         for t in (0, 7, 19):
-            i = torch.full((4,), t)
-            ab = float(p.schedule.abar[t])
-            z0 = (z - math.sqrt(1 - ab) * p.clipped_eps(z, i)) / math.sqrt(ab)
-            assert float(z0.abs().max()) <= 0.5 * (1 + 1e-2)   # float32 round-off at abar ~ 1e-4
-        p.clip = None
-        assert torch.equal(p.clipped_eps(z, i), p.eps(z, i))
+            assert float(p.clipped_z0(z, torch.full((4,), t)).abs().max()) <= 0.5
+    for kind in ("ddpm", "ddim"):
+        cfg = p.scheduler(kind).config
+        assert cfg.clip_sample and cfg.clip_sample_range == 0.5
+    assert p.scheduler("dpm-solver++").config.prediction_type == "sample"
+    p.clip = None
+    assert not p.scheduler("ddim").config.clip_sample
+    assert p.scheduler("dpm-solver++").config.prediction_type == "epsilon"
     assert tiny("ddpm").prior.clip == 1.0
