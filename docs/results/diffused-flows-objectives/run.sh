@@ -2,6 +2,7 @@
 # The three diffused-flows objectives on one budget (digits, 40 epochs each); see README.md beside this script
 cd "$(dirname "$0")/../../.."   # the repository root
 NF=.venv/bin/nfzoo
+mkdir -p runs/objectives
 export OMP_NUM_THREADS=1
 [ -f runs/objectives/oracle-digits/config.json ] || $NF train-oracle --dataset digits --epochs 20 --out runs/objectives/oracle-digits --json > runs/objectives/oracle.json
 for obj in elbo two-stage paper; do
