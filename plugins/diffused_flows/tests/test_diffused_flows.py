@@ -354,3 +354,12 @@ def test_samplers_clip_the_predicted_z0():
     assert not p.scheduler("ddim").config.clip_sample
     assert p.scheduler("dpm-solver++").config.prediction_type == "epsilon"
     assert tiny("ddpm").prior.clip == 1.0
+
+
+def test_cli_eval_checks_the_sampler_options_before_any_work(runner, app, tmp_path):
+    m = tiny()
+    m.save_pretrained(tmp_path / "m")
+    r = runner.invoke(app, ["eval", str(tmp_path / "m"), "--dataset", "digits", "--samples", "10",
+                            "--oracle", str(tmp_path / "no-oracle"), "--sampler", "ddim", "--steps", "999"])
+    assert r.exit_code == 2, r.output
+    assert "from 1 to the model's T = 20" in r.output
