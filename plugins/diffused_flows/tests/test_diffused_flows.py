@@ -363,3 +363,20 @@ def test_cli_eval_checks_the_sampler_options_before_any_work(runner, app, tmp_pa
                             "--oracle", str(tmp_path / "no-oracle"), "--sampler", "ddim", "--steps", "999"])
     assert r.exit_code == 2, r.output
     assert "from 1 to the model's T = 20" in r.output
+
+
+@pytest.mark.parametrize("name", ["ddpm-mnist5k", "diffused-flows-mnist5k"])
+def test_zoo_models_load_offline_and_reproduce_their_cards_bound(name, monkeypatch, tmp_path):
+    from nfzoo.data import load_dataset
+    from nfzoo.training import evaluate_bpd
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    entry = nfzoo.plugins.get_registry().get("pretrained", name)
+    m = nfzoo.load(name)
+    assert m.architecture == entry.metadata["architecture"] and m.sampler.name == "ddpm-ancestral"
+    got = evaluate_bpd(m, load_dataset("mnist5k", "test"))["bpd"]   # seed 0, as the card's
+    assert abs(got - entry.metadata["metrics"]["test_bpd_bound"]) < 1e-3
+    m.sampler = DiffusionSampler("ddim")
+    x = m.sample(2, generator=torch.Generator().manual_seed(0), steps=5)
+    assert x.shape == (2, 1, 28, 28) and torch.isfinite(x).all()
