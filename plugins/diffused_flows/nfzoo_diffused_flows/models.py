@@ -246,8 +246,8 @@ def diffused_flows(image_shape=(1, 28, 28), flow: str = "glow", levels: int = 2,
     from nfzoo.api import create_model
 
     _check_objective(objective, DIFFUSED_OBJECTIVES)
-    if init_flow is not None and objective != "two-stage" and stage1_epochs is not None:
-        raise ConfigError("stage1_epochs is for objective=two-stage")
+    if stage1_epochs is not None and objective != "two-stage":
+        raise ConfigError(f"stage1_epochs is for objective=two-stage (this one is {objective}); drop it")
     shape = tuple(int(s) for s in image_shape)
     fcfg = {"image_shape": list(shape), "levels": levels, "steps": steps, "hidden": hidden, "blocks": blocks,
             "preprocess": preprocess, **(flow_options or {})}

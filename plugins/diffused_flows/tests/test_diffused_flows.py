@@ -270,6 +270,8 @@ def test_config_errors():
         create_model("diffused-flows", image_shape=[1, 8, 8], unet_channels=[8, 8, 8, 8, 8])
     with pytest.raises(ConfigError, match="objective must be one of elbo, two-stage, paper"):
         create_model("diffused-flows", image_shape=[1, 8, 8], objective="simple")
+    with pytest.raises(ConfigError, match="stage1_epochs is for objective=two-stage"):
+        create_model("diffused-flows", image_shape=[1, 8, 8], stage1_epochs=3)
     with pytest.raises(ConfigError, match="divisible by unet_groups"):
         create_model("ddpm", image_shape=[1, 8, 8], unet_channels=[12, 16])
 
