@@ -128,6 +128,9 @@ def plugins_cmd(json_: bool = typer.Option(False, "--json", help="print JSON")):
     from nfzoo.api import list_plugins
 
     plugins = list_plugins()
+    heads = _reg().list("heads")
+    for p in plugins:
+        p["heads"] = [e.name for e in heads if e.plugin == p["name"]]
     if json_:
         print_json(plugins)
         return
@@ -141,6 +144,14 @@ def plugins_cmd(json_: bool = typer.Option(False, "--json", help="print JSON")):
             "built-in" if p["builtin"] else "ok")
         table.add_row(p["name"], p["version"] or "", ", ".join(p["hooks"]), status)
     out.print(table)
+    if heads:
+        table = Table(title="heads (application tools on any model)", title_justify="left")
+        for col in ("name", "plugin", "command", "eval tasks", "description"):
+            table.add_column(col)
+        for e in heads:
+            table.add_row(e.name, e.plugin, "nfzoo " + e.metadata["command"] if e.metadata.get("command") else "",
+                          ", ".join(e.metadata.get("eval_tasks") or {}), e.description)
+        out.print(table)
 
 
 # ------------------------------------------------------------------ sample
@@ -367,7 +378,7 @@ def train_cmd(arch: str = typer.Argument(..., help="architecture (see `nfzoo lis
 
 
 # -------------------------------------------------------------------- eval
-EVAL_TASKS = ("bpd", "classify")
+EVAL_TASKS = ("bpd", "classify")   # plus the tasks heads add (metadata eval_tasks of register_heads)
 FEATURE_EXTRACTORS = ("oracle", "inception")
 
 
@@ -375,7 +386,10 @@ FEATURE_EXTRACTORS = ("oracle", "inception")
 @handle_errors
 def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model directory"),
              dataset: str = typer.Option(..., "--dataset", "-d", help="data set (its test split)"),
-             task: str = typer.Option("bpd", "--task", help="bpd | classify"),
+             task: str = typer.Option("bpd", "--task", help="bpd | classify, or a task a head adds (`nfzoo "
+                                      "plugins` lists them: cnn-a, augment, anonymize, ood with nfzoo-heads)"),
+             sets: List[str] = typer.Option([], "--set", help="KEY=VALUE options of a head's task, e.g. "
+                                            "--set epochs=4 --set box=8,8,20,20"),
              split: str = typer.Option("test", "--split", help="test or train"),
              batch_size: int = typer.Option(500, "--batch-size"),
              seed: int = typer.Option(0, "--seed", help="seed of the dequantization noise and the samples"),
@@ -398,8 +412,15 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
     and with --samples N the FID, Coverage and Density of N samples against that split."""
     from nfzoo.errors import UnknownNameError, UsageError
 
-    if task not in EVAL_TASKS:
-        raise UnknownNameError("eval task", task, EVAL_TASKS)
+    head_tasks = _head_eval_tasks()
+    if task not in EVAL_TASKS and task not in head_tasks:
+        raise UnknownNameError("eval task", task, [*EVAL_TASKS, *head_tasks])
+    if task in head_tasks:
+        return _head_eval(head_tasks[task], task, model, dataset, sets, samples, temperature, sampler, steps,
+                          oracle, seed, data_root, device, json_)
+    if sets:
+        raise UsageError(f"--set is for the tasks heads add ({', '.join(head_tasks) or 'none installed'}), "
+                         f"not for --task {task}")
     if features not in FEATURE_EXTRACTORS:
         raise UnknownNameError("feature extractor", features, FEATURE_EXTRACTORS)
     if samples < 0 or samples == 1:
@@ -489,6 +510,67 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
         if "label_reliability" in sres:
             line += f", label reliability = {sres['label_reliability']:.4f}"
         out.print(line, highlight=False)
+
+
+def _head_eval_tasks() -> dict:
+    """{task name: (head entry, lazy target)} from the heads' `eval_tasks` metadata."""
+    tasks = {}
+    for e in _reg().list("heads"):
+        for name, target in (e.metadata.get("eval_tasks") or {}).items():
+            tasks[name] = (e, target)
+    return tasks
+
+
+def _head_eval(found, task, model, dataset, sets, samples, temperature, sampler, steps, oracle, seed,
+               data_root, device, json_):
+    """Run a head's evaluation: fn(model, dataset, seed=, data_root=, device=, progress=, model_name=,
+    **options); options come from --set, and --samples (n), --temperature, --steps, --oracle when given."""
+    import inspect
+
+    from nfzoo.errors import UsageError
+    from nfzoo.plugins import Entry
+
+    entry, target = found
+    fn = Entry("heads", task, target, entry.plugin).load()
+    options = parse_sets(sets)
+    for key, value, default in (("n", samples, 0), ("temperature", temperature, 1.0), ("steps", steps, None),
+                                ("oracle", oracle, None)):
+        if value != default:
+            options[key] = value
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    fixed = ("model", "dataset", "seed", "data_root", "device", "progress", "model_name")
+    own = [p for p in params if p not in fixed and params[p].kind != params[p].VAR_KEYWORD]
+    unknown = [k for k in options if k not in params or k in fixed]
+    if unknown and not takes_any:
+        raise UsageError(f"--task {task} has no option(s) {', '.join(unknown)}; its options: {', '.join(own)} "
+                         "(--samples sets n)")
+    dev = _parse_device(device)
+    import nfzoo
+
+    m = nfzoo.load(model, device=dev)
+    if sampler is not None:
+        from nfzoo.plugins import get_registry
+
+        m.sampler = get_registry().get("samplers", sampler).load()()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as prog:
+        bar = prog.add_task(task, total=None)
+
+        def progress(stage, done, total):
+            prog.update(bar, description=stage, completed=done, total=total)
+        doc = fn(m, dataset, seed=seed, data_root=data_root, device=dev, progress=progress, model_name=model,
+                 **options)
+    doc = {"model": model, "dataset": dataset, **doc}
+    summary = doc.pop("summary", [])
+    if json_:
+        print_json(doc)
+        return
+    out.print(f"{model}, --task {task} on {dataset}:", highlight=False)
+    for line in summary:
+        out.print("  " + line, highlight=False)
 
 
 # ------------------------------------------------------------ train-oracle

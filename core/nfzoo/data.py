@@ -156,11 +156,30 @@ def _folder(path: str):
     if not p.is_dir():
         raise DatasetUnavailableError(f"image folder {p} does not exist. Pass folder:DIR with one "
                                       "sub-folder of images per class (torchvision ImageFolder layout).")
-    ds = tvd.ImageFolder(str(p), transform=T.ToTensor())
+    try:
+        # allow_empty: a class folder with no images keeps its label (the labels follow the sorted names)
+        ds = tvd.ImageFolder(str(p), transform=T.ToTensor(), loader=_load_image, allow_empty=True)
+    except FileNotFoundError as exc:   # no class sub-folders, or none with an image
+        raise DatasetUnavailableError(f"image folder {p}: {exc}") from None
     if len(ds) == 0:
         raise DatasetUnavailableError(f"image folder {p} holds no images.")
     x, _ = ds[0]
     return _Labelled(ds, len(ds.classes), f"folder:{p}", tuple(x.shape))
+
+
+def _load_image(path: str):
+    """Grayscale files stay 1-channel (torchvision's default loader makes everything RGB)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("L" if im.mode in ("1", "L", "LA", "I", "I;16", "P") and _gray(im) else "RGB")
+
+
+def _gray(im) -> bool:
+    if im.mode != "P":
+        return True
+    pal = im.getpalette() or []
+    return all(pal[i] == pal[i + 1] == pal[i + 2] for i in range(0, len(pal) - 2, 3))
 
 
 def dataset_names() -> List[str]:

@@ -151,6 +151,28 @@ def test_ddim_eta0_is_deterministic_for_a_seed():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_ddim_step_rederives_the_noise_from_the_clipped_prediction(monkeypatch):
+    """One DDIM step with an over-range prediction: z_s = sqrt(ab_s) clip(z0) + sqrt(1 - ab_s) eps', with
+    eps' = (z_t - sqrt(ab_t) clip(z0)) / sqrt(1 - ab_t) (GLIDE; diffusers' default keeps the raw eps)."""
+    m = tiny("ddpm")
+    p = m.prior
+    eps = torch.full((2, 1, 8, 8), -3.0)                        # predicts z0 far above the clip of 1
+    monkeypatch.setattr(p, "eps", lambda z, i: eps)
+    z = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    sch = p.scheduler("ddim")
+    sch.set_timesteps(2)
+    t, s = int(sch.timesteps[0]), int(sch.timesteps[1])
+    ab_t, ab_s = p.schedule.abar[t].float(), p.schedule.abar[s].float()
+    monkeypatch.setattr("nfzoo_diffused_flows.diffusion._randn", lambda shape, like, gen: z)
+    monkeypatch.setattr(type(sch), "set_timesteps", lambda self, n, device=None: setattr(
+        self, "timesteps", torch.tensor([t])))
+    monkeypatch.setattr(p, "scheduler", lambda kind, _s=sch: _s)
+    out = p.reverse(2, "ddim", 2)
+    z0 = ((z - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()).clamp(-1, 1)
+    e2 = (z - ab_t.sqrt() * z0) / (1 - ab_t).sqrt()
+    assert torch.allclose(out, ab_s.sqrt() * z0 + (1 - ab_s).sqrt() * e2, atol=1e-5)
+
+
 def test_saved_and_reloaded_model_samples_identically(tmp_path):
     m = tiny(objective="two-stage")
     with torch.no_grad():     # move the U-Net off its init so the weights matter

@@ -1,0 +1,31 @@
+"""nfzoo-heads: the applications of the papers as tools that work on any model in the registry.
+
+Every head uses only the public FlowModel API (encode, decode, log_prob / bpd, sample, and the diffusion
+prior's schedule where a model has one), so a third party's model gets them too:
+
+    import nfzoo, nfzoo_heads
+    model = nfzoo.load("glow-mnist5k")
+    filled = nfzoo_heads.inpaint(model, x, mask)          # x (B, C, H, W) in [0, 1]; mask 1 = fill
+    records = nfzoo_heads.score(model, x)                 # per-image bpd and typicality
+    data = nfzoo_heads.synthesize(nfzoo.load("glem-mnist5k"), 5000, "synth/")   # labelled PNG folder
+
+Importing this package imports no torch; the heads load on first use.
+"""
+import importlib
+
+_LAZY = {
+    "synthesize": "synth", "sample_labelled": "synth",
+    "latent_mixup": "augment", "principal_jitter": "augment", "LatentAugment": "augment",
+    "interpolate": "augment", "augment_folder": "augment",
+    "inpaint": "inpainting", "box_mask": "inpainting", "anonymize_study": "inpainting",
+    "score": "scoring", "typicality_reference": "scoring", "ood_auroc": "scoring",
+    "resnet18_for": "classifier", "train_classifier": "classifier",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

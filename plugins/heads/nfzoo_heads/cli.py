@@ -1,0 +1,233 @@
+"""The heads' CLI commands (added through register_commands): they parse, call the heads, and render.
+Bad input exits 2 with a message, before anything is written."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from nfzoo_cli.app import _parse_device, handle_errors, parse_sets
+from nfzoo_cli.render import err, out, print_json
+
+
+def _progress(description: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=True)
+
+
+def _bar(prog, description: str):
+    t = prog.add_task(description, total=None)
+    return lambda done, total: prog.update(t, completed=done, total=total)
+
+
+def _load(model: str, device: Optional[str], sampler: Optional[str] = None):
+    import nfzoo
+
+    m = nfzoo.load(model, device=_parse_device(device))
+    if sampler is not None:
+        from nfzoo.plugins import get_registry
+
+        m.sampler = get_registry().get("samplers", sampler).load()()
+    return m
+
+
+def synth_cmd(model: str = typer.Option(..., "--model", "-m", help="a class-conditional model (e.g. glem-mnist5k)"),
+              n: int = typer.Option(..., "--n", "-n", help="number of images (classes balanced)"),
+              out_dir: Path = typer.Option(..., "--out", "-o", help="a new folder (ImageFolder layout)"),
+              temperature: float = typer.Option(1.0, "--temperature", "-t", help="prior temperature"),
+              sampler: Optional[str] = typer.Option(None, "--sampler", help="a registered sampler (e.g. rfcm)"),
+              steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (diffusion)"),
+              seed: int = typer.Option(0, "--seed", help="random seed"),
+              device: Optional[str] = typer.Option(None, "--device"),
+              json_: bool = typer.Option(False, "--json", help="print the manifest as JSON")):
+    """Write a labelled data set sampled from a class-conditional model: OUT/<class>/NNNNNN.png and
+    OUT/manifest.json (counts per class). OUT appears only when complete; read it as --dataset folder:OUT."""
+    from nfzoo.errors import UsageError
+
+    from .images import check_new_output
+    from .synth import check_conditional, synthesize
+
+    if n < 1:
+        raise UsageError(f"--n must be >= 1, got {n}")
+    check_new_output(out_dir)
+    m = _load(model, device, sampler)
+    check_conditional(m, model)
+    opts = {} if steps is None else {"steps": steps}
+    m.sampler.check(m, temperature=temperature, **opts)
+    with _progress("sampling") as prog:
+        manifest = synthesize(m, n, out_dir, temperature, seed, progress=_bar(prog, f"sampling {n} images"),
+                              model_name=model, **opts)
+    if json_:
+        print_json(manifest)
+        return
+    err.print(f"wrote {out_dir}/ ({n} PNGs in {len(manifest['classes'])} class folders, manifest.json; "
+              f"{manifest['redrawn_nonfinite']} non-finite samples redrawn)", highlight=False)
+
+
+def augment_cmd(model: str = typer.Option(..., "--model", "-m", help="a flow (its encode / decode)"),
+                dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="labelled data set whose "
+                                                      "training split is augmented"),
+                n: int = typer.Option(1000, "--n", "-n", help="number of augmented images"),
+                out_path: Path = typer.Option(..., "--out", "-o", help="a new folder (or FILE.png with "
+                                              "--interpolate)"),
+                mode: str = typer.Option("mixup", "--mode", help="mixup (same class) | pca (principal "
+                                         "directions)"),
+                strength: float = typer.Option(0.5, "--strength", help="pca: scale of the move, in standard "
+                                               "deviations of each direction"),
+                interpolate: Optional[List[Path]] = typer.Option(None, "--interpolate", help="two images: "
+                                                                 "write an interpolation grid instead"),
+                steps: int = typer.Option(8, "--steps", help="images in the interpolation"),
+                seed: int = typer.Option(0, "--seed"),
+                data_root: Optional[str] = typer.Option(None, "--data-root"),
+                device: Optional[str] = typer.Option(None, "--device"),
+                json_: bool = typer.Option(False, "--json")):
+    """Latent augmentation: write N augmented images of a data set's training split (ImageFolder, with a
+    manifest), or with --interpolate A.png --interpolate B.png a PNG of the path between two images."""
+    from nfzoo.errors import UsageError
+
+    from .augment import MODES, augment_folder
+    from .augment import interpolate as interp
+    from .images import check_new_output, read_image, save_png
+
+    if interpolate:
+        if len(interpolate) != 2:
+            raise UsageError(f"--interpolate takes exactly two images, got {len(interpolate)}")
+        if out_path.suffix.lower() != ".png":
+            raise UsageError(f"with --interpolate, --out must be a .png file, got {out_path}")
+        if steps < 2:
+            raise UsageError(f"--steps must be >= 2, got {steps}")
+        m = _load(model, device)
+        a, b = (read_image(p, m.image_shape[0]) for p in interpolate)
+        grid = interp(m, a, b, steps)
+        save_png(grid, out_path, nrow=steps)
+        doc = {"interpolation": str(out_path), "steps": steps, "images": [str(p) for p in interpolate]}
+        print_json(doc) if json_ else err.print(f"wrote {out_path}", highlight=False)
+        return
+    if dataset is None:
+        raise UsageError("pass --dataset DS (a labelled data set to augment) or --interpolate A.png B.png")
+    if mode not in MODES:
+        raise UsageError(f"unknown --mode {mode!r}; choose one of {', '.join(MODES)}")
+    if n < 1:
+        raise UsageError(f"--n must be >= 1, got {n}")
+    check_new_output(out_path)
+    m = _load(model, device)
+    with _progress("augmenting") as prog:
+        manifest = augment_folder(m, dataset, n, out_path, mode, strength, seed, model, data_root,
+                                  _bar(prog, f"latent {mode} of {dataset}"))
+    if json_:
+        print_json(manifest)
+        return
+    err.print(f"wrote {out_path}/ ({n} PNGs, manifest.json)", highlight=False)
+
+
+def inpaint_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"),
+                image: Path = typer.Option(..., "--image", "-i", help="the image (PNG, ...)"),
+                mask: Optional[Path] = typer.Option(None, "--mask", help="mask image: white is filled, black kept"),
+                box: Optional[str] = typer.Option(None, "--box", help="x0,y0,x1,y1: fill this box (x1, y1 excluded)"),
+                out_path: Path = typer.Option(..., "--out", "-o", help="output PNG"),
+                seed: int = typer.Option(0, "--seed"),
+                label: Optional[int] = typer.Option(None, "--label", help="class (class-conditional flows)"),
+                sets: List[str] = typer.Option([], "--set", help="method options, e.g. --set iters=500 "
+                                               "--set langevin=50 (flows) or --set steps=100 (diffusion)"),
+                device: Optional[str] = typer.Option(None, "--device"),
+                json_: bool = typer.Option(False, "--json")):
+    """Fill the masked pixels of an image under a model's prior; the other pixels come back unchanged."""
+    import torch
+
+    from nfzoo.errors import UsageError
+
+    from .images import read_image, read_mask, save_single
+    from .inpainting import box_mask, inpaint, parse_box
+
+    if (mask is None) == (box is None):
+        raise UsageError("pass exactly one of --mask M.png and --box x0,y0,x1,y1")
+    if out_path.suffix.lower() != ".png":
+        raise UsageError(f"--out must be a .png file, got {out_path}")
+    options = parse_sets(sets)
+    bx = parse_box(box) if box is not None else None
+    m = _load(model, device)
+    x = read_image(image, m.image_shape[0])
+    if tuple(x.shape) != tuple(m.image_shape):
+        raise UsageError(f"{image} is {x.shape[2]}x{x.shape[1]} with {x.shape[0]} channel(s) but {model} "
+                         f"takes {m.image_shape[2]}x{m.image_shape[1]} with {m.image_shape[0]}")
+    mk = read_mask(mask, x.shape) if mask is not None else box_mask(x.shape, bx)
+    y = None if label is None else torch.tensor([label])
+    gen = torch.Generator().manual_seed(seed)
+    with _progress("inpainting") as prog:
+        filled = inpaint(m, x.unsqueeze(0), mk, gen, y=y, progress=_bar(prog, "inpainting"), **options)
+    save_single(filled[0], out_path)
+    doc = {"image": str(image), "out": str(out_path), "filled_pixels": int(mk.sum()), "seed": seed}
+    print_json(doc) if json_ else err.print(f"wrote {out_path} ({doc['filled_pixels']} pixels filled)",
+                                            highlight=False)
+
+
+def score_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"),
+              images: Path = typer.Option(..., "--images", help="a folder of images (searched recursively)"),
+              reference: Optional[str] = typer.Option(None, "--reference", help="data set whose training split "
+                                                      "gives the typicality reference [the model's own]"),
+              seed: int = typer.Option(0, "--seed"),
+              data_root: Optional[str] = typer.Option(None, "--data-root"),
+              device: Optional[str] = typer.Option(None, "--device"),
+              json_: bool = typer.Option(False, "--json", help="print one JSON record per file")):
+    """Per-image bits per dimension and typicality (|bpd - the training split's mean bpd|): higher is more
+    anomalous for both."""
+    import torch
+
+    from nfzoo.errors import UsageError
+
+    from .images import list_images, read_image
+    from .scoring import score, typicality_reference
+
+    files = list_images(images)
+    m = _load(model, device)
+    xs = []
+    for f in files:                    # every file is read (and checked) before any scoring
+        x = read_image(f, m.image_shape[0])
+        if tuple(x.shape) != tuple(m.image_shape):
+            raise UsageError(f"{f} is {x.shape[2]}x{x.shape[1]} with {x.shape[0]} channel(s) but {model} "
+                             f"takes {m.image_shape[2]}x{m.image_shape[1]} with {m.image_shape[0]}")
+        xs.append(x)
+    ref_ds = reference or _model_dataset(model)
+    with _progress("scoring") as prog:
+        ref = typicality_reference(m, ref_ds, data_root, seed, _bar(prog, f"bpd of {ref_ds}/train"))
+        recs = score(m, torch.stack(xs), ref["mean_bpd"], seed, _bar(prog, f"bpd of {len(files)} images"))
+    recs = [{"path": str(f), **r} for f, r in zip(files, recs)]
+    if json_:
+        for r in recs:
+            typer.echo(json.dumps(r))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{model}: typicality reference {ref['mean_bpd']:.4f} bpd ({ref_ds}/train)",
+                  title_justify="left")
+    for c in ("path", "bpd", "typicality"):
+        table.add_column(c)
+    for r in recs:
+        table.add_row(r["path"], f"{r['bpd']:.4f}", f"{r['typicality']:.4f}")
+    out.print(table)
+
+
+def _model_dataset(model: str) -> str:
+    from nfzoo.errors import UsageError
+
+    try:
+        from nfzoo.api import resolve_pretrained
+
+        ds = resolve_pretrained(model).metadata.get("dataset")
+    except Exception:
+        ds = None
+    if not ds:
+        raise UsageError(f"cannot tell which data set {model} was trained on: pass --reference DS (its "
+                         "training data set, e.g. mnist5k)")
+    return ds
+
+
+def add_commands(app: typer.Typer) -> None:
+    app.command("synth")(handle_errors(synth_cmd))
+    app.command("augment")(handle_errors(augment_cmd))
+    app.command("inpaint")(handle_errors(inpaint_cmd))
+    app.command("score")(handle_errors(score_cmd))

@@ -1,0 +1,102 @@
+"""`synthesize`: a labelled data set drawn from a class-conditional model (torchvision ImageFolder layout,
+PNG, with a manifest), and the in-memory draw that CNN-A trains on."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from nfzoo.errors import NfzooError, UsageError
+
+MANIFEST = "manifest.json"
+
+
+def class_counts(n: int, num_classes: int) -> List[int]:
+    """n images spread over the classes as evenly as possible (the first n % C classes get one more)."""
+    return [n // num_classes + (1 if c < n % num_classes else 0) for c in range(num_classes)]
+
+
+def check_conditional(model, name: str = "this model") -> int:
+    if getattr(model, "num_classes", None) is None:
+        raise UsageError(f"{name} is unconditional: a labelled data set needs a class-conditional model "
+                         "(one with num_classes, e.g. glem-mnist5k)")
+    return int(model.num_classes)
+
+
+@torch.no_grad()
+def sample_labelled(model, n: int, temperature: float = 1.0, seed: int = 0, batch_size: int = 100,
+                    progress: Optional[Callable[[int, int], None]] = None, max_rounds: int = 20,
+                    **sample_options) -> Tuple[Tensor, Tensor, int]:
+    """n samples with their labels, classes balanced, in class order: (images (n, C, H, W) in [0, 1] on
+    the CPU, labels (n,), number of non-finite samples that were drawn again). A sample whose pixels are
+    not finite (a flow's inverse can overflow far from the data) is redrawn, up to `max_rounds` times."""
+    k = check_conditional(model)
+    if n < 1:
+        raise UsageError(f"--n must be >= 1, got {n}")
+    model.sampler.check(model, temperature=temperature, **sample_options)
+    gen = torch.Generator().manual_seed(seed)
+    todo = torch.arange(k).repeat_interleave(torch.tensor(class_counts(n, k)))
+    images: List[Tensor] = []
+    labels: List[Tensor] = []
+    rejected = done = 0
+    for _ in range(max_rounds):
+        if todo.numel() == 0:
+            break
+        retry = []
+        for i in range(0, todo.numel(), batch_size):
+            y = todo[i:i + batch_size]
+            x = model.sample(y.numel(), y=y.to(model.device), temperature=temperature, generator=gen,
+                             **sample_options).float().cpu()
+            ok = torch.isfinite(x.flatten(1)).all(1)
+            images.append(x[ok].clamp(0, 1))
+            labels.append(y[ok])
+            retry.append(y[~ok])
+            rejected += int((~ok).sum())
+            done += int(ok.sum())
+            if progress:
+                progress(done, n)
+        todo = torch.cat(retry)
+    if todo.numel():
+        raise NfzooError(f"the sampler still gave non-finite images for {todo.numel()} of {n} draws after "
+                         f"{max_rounds} rounds; try a lower --temperature or another --sampler")
+    x, y = torch.cat(images), torch.cat(labels)
+    order = torch.argsort(y, stable=True)
+    return x[order], y[order], rejected
+
+
+def class_folder_names(num_classes: int) -> List[str]:
+    """Zero-padded so that ImageFolder's sorted class order is the label order."""
+    width = len(str(num_classes - 1))
+    return [f"{c:0{width}d}" for c in range(num_classes)]
+
+
+def synthesize(model, n: int, out: os.PathLike, temperature: float = 1.0, seed: int = 0,
+               batch_size: int = 100, progress: Optional[Callable[[int, int], None]] = None,
+               model_name: Optional[str] = None, **sample_options) -> Dict:
+    """Write n samples of a class-conditional model to `out` as a labelled data set: out/<class>/NNNNNN.png
+    (torchvision ImageFolder layout; class folders zero-padded so their order is the label order) and
+    out/manifest.json (model, sampler, temperature, seed, counts per class). The folder appears only when
+    complete. Returns the manifest. Read it back with nfzoo's `folder:OUT` data set."""
+    from .images import atomic_folder, check_new_output, single_png_bytes
+
+    k = check_conditional(model, model_name or "this model")
+    check_new_output(out)
+    x, y, rejected = sample_labelled(model, n, temperature, seed, batch_size, progress, **sample_options)
+    names = class_folder_names(k)
+    counts = {names[c]: int((y == c).sum()) for c in range(k)}
+    manifest = {"format": "ImageFolder (one folder per class, PNG)", "model": model_name,
+                "architecture": getattr(model, "architecture", None), "sampler": model.sampler.name,
+                "sampler_options": sample_options, "temperature": temperature, "seed": seed, "n": n,
+                "image_shape": list(x.shape[1:]), "classes": names, "counts": counts,
+                "redrawn_nonfinite": rejected}
+    with atomic_folder(out) as tmp:
+        for name in names:
+            (tmp / name).mkdir()
+        for i in range(n):
+            (tmp / names[int(y[i])] / f"{i:06d}.png").write_bytes(single_png_bytes(x[i]))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
