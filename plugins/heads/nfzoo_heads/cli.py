@@ -169,6 +169,9 @@ def score_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"),
               images: Path = typer.Option(..., "--images", help="a folder of images (searched recursively)"),
               reference: Optional[str] = typer.Option(None, "--reference", help="data set whose training split "
                                                       "gives the typicality reference [the model's own]"),
+              repeats: Optional[int] = typer.Option(None, "--repeats", help="average this many bpd estimates "
+                                                    "per image [1; 8 for diffusion models, whose bpd is a "
+                                                    "one-sample estimate of a bound]"),
               seed: int = typer.Option(0, "--seed"),
               data_root: Optional[str] = typer.Option(None, "--data-root"),
               device: Optional[str] = typer.Option(None, "--device"),
@@ -182,6 +185,8 @@ def score_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"),
     from .images import list_images, read_image
     from .scoring import score, typicality_reference
 
+    if repeats is not None and repeats < 1:
+        raise UsageError(f"--repeats must be >= 1, got {repeats}")
     files = list_images(images)
     m = _load(model, device)
     xs = []
@@ -193,8 +198,9 @@ def score_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"),
         xs.append(x)
     ref_ds = reference or _model_dataset(model)
     with _progress("scoring") as prog:
-        ref = typicality_reference(m, ref_ds, data_root, seed, _bar(prog, f"bpd of {ref_ds}/train"))
-        recs = score(m, torch.stack(xs), ref["mean_bpd"], seed, _bar(prog, f"bpd of {len(files)} images"))
+        ref = typicality_reference(m, ref_ds, data_root, seed, _bar(prog, f"bpd of {ref_ds}/train"), repeats)
+        recs = score(m, torch.stack(xs), ref["mean_bpd"], seed, _bar(prog, f"bpd of {len(files)} images"),
+                     repeats)
     recs = [{"path": str(f), **r} for f, r in zip(files, recs)]
     if json_:
         for r in recs:

@@ -8,7 +8,11 @@ its mask: both start from `x * (1 - mask)`.
   prior: minimise ||(decode(z) - x) * keep||^2 / (2 sigma^2) - log p(z) with Adam (Asim et al. 2020's
   penalised latent fit), from the latent of the image with its hole set to the kept pixels' mean plus
   seeded noise; optional Langevin steps on the same energy then sample around the fit. The result is
-  decode(z) under the mask and x elsewhere.
+  decode(z) under the mask and x elsewhere. `objective="likelihood"` instead maximises the model's
+  log p of the completed image itself. On 100 mnist5k test images with glow-mnist5k (central 12x12 box,
+  300 steps) the default (latent-prior, sigma 0.1) kept oracle accuracy 58% and 7.53 dB PSNR in the box;
+  sigma 0.02 (200 steps): 50%, 6.83 dB; likelihood (200 steps): 45%, 5.57 dB (it fills towards the
+  flat, high-density background).
 - Diffusion models (`method="repaint"`, ddpm and diffused-flows): a RePaint-style reverse diffusion
   (Lugmayr et al. 2022) on a respaced schedule. At every step the predicted clean image decode(z0_hat) is
   given the kept pixels, encoded again, and the next latent is drawn from the posterior q(z_s | z_t, z0);
@@ -83,8 +87,8 @@ def inpaint(model, x: Tensor, mask: Tensor, generator: Optional[torch.Generator]
             **options) -> Tensor:
     """Fill x (B, C, H, W) in [0, 1] where mask is 1; pixels where it is 0 come back unchanged.
     method "auto": repaint for models with a diffusion prior, latent otherwise. Options: latent: iters
-    (300), lr (0.05), sigma (0.02), langevin (0 steps), step_size (1e-3), noise (0.3); repaint: steps (50),
-    resample (3)."""
+    (300), lr (0.05), sigma (0.1), langevin (0 steps), step_size (1e-3), noise (0.3), objective
+    (latent-prior | likelihood); repaint: steps (50), resample (3)."""
     if method not in METHODS:
         raise UsageError(f"unknown inpainting method {method!r}; choose one of {', '.join(METHODS)}")
     x, mask = _check(model, x, mask)
@@ -122,8 +126,8 @@ def _energy(model, z: Tensor, known: Tensor, keep: Tensor, sigma: float, y, obje
 
 
 def _latent_fit(model, known: Tensor, mask: Tensor, gen: torch.Generator, y, progress, iters: int = 300,
-                lr: float = 0.05, sigma: float = 0.02, langevin: int = 0, step_size: float = 1e-3,
-                noise: float = 0.3, objective: str = "likelihood") -> Tensor:
+                lr: float = 0.05, sigma: float = 0.1, langevin: int = 0, step_size: float = 1e-3,
+                noise: float = 0.3, objective: str = "latent-prior") -> Tensor:
     for name, v in (("iters", iters), ("langevin", langevin)):
         if int(v) != v or v < 0:
             raise UsageError(f"{name} must be an integer >= 0, got {v}")
@@ -228,13 +232,17 @@ def psnr_in_mask(a: Tensor, b: Tensor, mask: Tensor) -> Tensor:
 
 
 def anonymize_study(model, dataset: str = "mnist5k", box: Sequence[int] = (8, 8, 20, 20), n: int = 0,
-                    seed: int = 0, blur_sigma: float = 3.0, batch_size: int = 100, out: Optional[str] = None,
+                    seed: int = 0, blur_sigma: float = 3.0, average: int = 1, batch_size: int = 100,
+                    out: Optional[str] = None,
                     oracle: Optional[str] = None, data_root: Optional[str] = None, device: str = "cpu",
                     progress: Optional[Callable[[str, int, int], None]] = None, model_name: Optional[str] = None,
                     **inpaint_options) -> Dict:
     """Hide a box on every test image and fill it by inpainting, by Gaussian blur and by a constant (black,
     and mid-gray); report the oracle's accuracy on each version (how much utility is kept), the PSNR inside
-    the box against the original, and (with out=PATH.png) a grid: rows original, constant, blur, inpainted."""
+    the box against the original, and (with out=PATH.png) a grid: rows original, constant, blur, inpainted.
+    average=K > 1 also reports the mean of K inpaintings of each image ("inpaint-mean-K"): an estimate of
+    the posterior mean, the fill that minimises the expected squared error (so the best PSNR), at the
+    price of a blurrier fill; the "inpaint" row is the first of the K."""
     from nfzoo.data import load_dataset
     from nfzoo.oracle import find_oracle
 
@@ -255,15 +263,23 @@ def anonymize_study(model, dataset: str = "mnist5k", box: Sequence[int] = (8, 8,
         idx = torch.randperm(len(x), generator=g)[:n].sort().values
         x, y = x[idx], y[idx]
     mask = m1.expand(len(x), *x.shape[1:])
+    if int(average) != average or average < 1:
+        raise UsageError(f"average must be an integer >= 1, got {average}")
     gen = torch.Generator().manual_seed(seed)
-    filled = []
-    for i in range(0, len(x), batch_size):
-        cb = (lambda d, t, i=i: progress(f"inpainting images {i + 1}-{min(i + batch_size, len(x))} of "
-                                         f"{len(x)}", d, t)) if progress else None
-        filled.append(inpaint(model, x[i:i + batch_size], mask[i:i + batch_size], gen, progress=cb,
-                              **inpaint_options))
+    draws = []
+    for k in range(int(average)):
+        filled = []
+        for i in range(0, len(x), batch_size):
+            cb = (lambda d, t, i=i, k=k: progress(
+                f"inpainting images {i + 1}-{min(i + batch_size, len(x))} of {len(x)}"
+                + (f" (draw {k + 1} of {average})" if average > 1 else ""), d, t)) if progress else None
+            filled.append(inpaint(model, x[i:i + batch_size], mask[i:i + batch_size], gen, progress=cb,
+                                  **inpaint_options))
+        draws.append(torch.cat(filled))
     versions = {"original": x, "constant-black": x * (1 - mask), "constant-gray": x * (1 - mask) + 0.5 * mask,
-                "blur": blur_fill(x, mask, blur_sigma), "inpaint": torch.cat(filled)}
+                "blur": blur_fill(x, mask, blur_sigma), "inpaint": draws[0]}
+    if average > 1:
+        versions[f"inpaint-mean-{average}"] = torch.stack(draws).mean(0)
     rows = {}
     for name, v in versions.items():
         acc = float((net.predict(v).cpu() == y).float().mean())
@@ -274,11 +290,13 @@ def anonymize_study(model, dataset: str = "mnist5k", box: Sequence[int] = (8, 8,
         rows[name] = r
     method = "repaint" if is_diffusion(model) else "latent"
     doc = {"task": "anonymize", "dataset": dataset, "split": "test", "images": len(x), "box": list(box),
-           "blur_sigma": blur_sigma, "inpaint_method": method, "inpaint_options": inpaint_options,
+           "blur_sigma": blur_sigma, "average": average, "inpaint_method": method, "inpaint_options": inpaint_options,
            "oracle": oracle_from, "seed": seed, "rows": rows}
     if out:
         k = min(8, len(x))
-        grid = torch.cat([versions[v][:k] for v in ("original", "constant-gray", "blur", "inpaint")])
+        rows_shown = ("original", "constant-gray", "blur", "inpaint") + ((f"inpaint-mean-{average}",)
+                                                                         if average > 1 else ())
+        grid = torch.cat([versions[v][:k] for v in rows_shown])
         save_png(grid, out, nrow=k)
         doc["grid"] = str(out)
     doc["summary"] = [f"{name:15s} oracle accuracy {r['oracle_accuracy']:.4f}" + (

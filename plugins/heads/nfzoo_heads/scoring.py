@@ -6,7 +6,9 @@ Raw likelihood is known to rank some out-of-distribution data above the training
 -log p(x) is close to the model's entropy, estimated on the training data. Per image, typicality is
 |bpd(x) - mean bpd of the training split| (0 = most typical; higher = more anomalous), beside bpd itself
 (higher = more anomalous). For models with a diffusion prior, bpd is their variational bound, estimated
-with seeded random timesteps.
+with seeded random timesteps and averaged over `repeats` estimates (default 8; ddpm-mnist5k with one
+estimate per image: AUROC 0.61 / 0.75 / 0.68 against upscaled digits / inverted / noise, the estimate's
+spread swamping the gap).
 """
 from __future__ import annotations
 
@@ -18,10 +20,20 @@ from torch import Tensor
 from nfzoo.errors import UsageError
 
 
+def default_repeats(model) -> int:
+    """1 for models whose bpd is exact and deterministic; 8 for a diffusion prior, whose bpd is a one-sample
+    estimate of its bound (one random timestep per image: its spread across timesteps is large)."""
+    return 8 if hasattr(model.prior, "schedule") else 1
+
+
 @torch.no_grad()
 def bpd_of(model, x: Tensor, batch_size: int = 250, seed: int = 0,
-           progress: Optional[Callable[[int, int], None]] = None) -> Tensor:
-    """Per-image bits per dimension (8-bit term included; dequantized at the bin centres; (N,) on CPU)."""
+           progress: Optional[Callable[[int, int], None]] = None, repeats: Optional[int] = None) -> Tensor:
+    """Per-image bits per dimension (8-bit term included; dequantized at the bin centres; (N,) on CPU),
+    averaged over `repeats` estimates (default: default_repeats(model))."""
+    repeats = default_repeats(model) if repeats is None else int(repeats)
+    if repeats < 1:
+        raise UsageError(f"repeats must be >= 1, got {repeats}")
     if tuple(x.shape[1:]) != tuple(model.image_shape):
         raise UsageError(f"the images are {list(x.shape[1:])} (C, H, W) but the model takes "
                          f"{list(model.image_shape)}")
@@ -32,15 +44,18 @@ def bpd_of(model, x: Tensor, batch_size: int = 250, seed: int = 0,
     try:
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size].to(model.device)
-            if getattr(model, "num_classes", None) is not None:     # class-conditional: p(x) = mixture
-                k = model.num_classes
-                lp = torch.stack([model.log_prob(xb, torch.full((len(xb),), c, device=model.device),
-                                                 generator=gen, noise=False) for c in range(k)], 1)
-                lp = torch.logsumexp(lp, 1) - torch.log(torch.tensor(float(k)))
-                b = -lp / (model.dim * torch.log(torch.tensor(2.0)))
-            else:
-                b = model.bpd(xb, generator=gen, noise=False)
-            out.append(b.float().cpu())
+            total = 0.0
+            for _ in range(repeats):
+                if getattr(model, "num_classes", None) is not None:     # class-conditional: p(x) = mixture
+                    k = model.num_classes
+                    lp = torch.stack([model.log_prob(xb, torch.full((len(xb),), c, device=model.device),
+                                                     generator=gen, noise=False) for c in range(k)], 1)
+                    lp = torch.logsumexp(lp, 1) - torch.log(torch.tensor(float(k)))
+                    b = -lp / (model.dim * torch.log(torch.tensor(2.0)))
+                else:
+                    b = model.bpd(xb, generator=gen, noise=False)
+                total = total + b.double()
+            out.append((total / repeats).float().cpu())
             if progress:
                 progress(min(i + batch_size, len(x)), len(x))
     finally:
@@ -49,7 +64,7 @@ def bpd_of(model, x: Tensor, batch_size: int = 250, seed: int = 0,
 
 
 def typicality_reference(model, dataset: str, data_root: Optional[str] = None, seed: int = 0,
-                         progress=None) -> Dict:
+                         progress=None, repeats: Optional[int] = None) -> Dict:
     """Mean bpd of the model on a data set's training split (the entropy estimate typicality uses)."""
     from nfzoo.data import load_dataset
 
@@ -57,16 +72,16 @@ def typicality_reference(model, dataset: str, data_root: Optional[str] = None, s
 
     ds = load_dataset(dataset, "train", data_root)
     x, _ = as_tensors(ds)
-    b = bpd_of(model, x, seed=seed, progress=progress)
+    b = bpd_of(model, x, seed=seed, progress=progress, repeats=repeats)
     finite = b[torch.isfinite(b)]
     return {"dataset": dataset, "split": "train", "images": len(b), "mean_bpd": float(finite.mean()),
             "std_bpd": float(finite.std())}
 
 
 def score(model, x: Tensor, reference_bpd: Optional[float] = None, seed: int = 0,
-          progress=None) -> List[Dict]:
+          progress=None, repeats: Optional[int] = None) -> List[Dict]:
     """One record per image: {"bpd", "typicality"} (typicality only when reference_bpd is given)."""
-    b = bpd_of(model, x, seed=seed, progress=progress)
+    b = bpd_of(model, x, seed=seed, progress=progress, repeats=repeats)
     return [{"bpd": float(v), **({"typicality": abs(float(v) - reference_bpd)} if reference_bpd is not None
                                  else {})} for v in b]
 
@@ -119,22 +134,25 @@ def auroc(scores_in: Tensor, scores_out: Tensor) -> float:
 
 def ood_auroc(model, dataset: str = "mnist5k", n: int = 1000, seed: int = 0, data_root: Optional[str] = None,
               progress: Optional[Callable[[str, int, int], None]] = None, device: str = "cpu",
-              model_name: Optional[str] = None) -> Dict:
+              model_name: Optional[str] = None, repeats: Optional[int] = None) -> Dict:
     """AUROC of bpd and of typicality as detectors of each out-of-distribution set against the test split."""
     def stage(name):
         return (lambda d, t: progress(name, d, t)) if progress else None
 
-    ref = typicality_reference(model, dataset, data_root, seed, stage("bpd of the training split"))
+    repeats = default_repeats(model) if repeats is None else repeats
+    ref = typicality_reference(model, dataset, data_root, seed, stage("bpd of the training split"), repeats)
     data = ood_sets(dataset, n, seed, data_root)
-    b_in = bpd_of(model, data["in_distribution"], seed=seed, progress=stage(f"bpd of {dataset}/test"))
+    b_in = bpd_of(model, data["in_distribution"], seed=seed, progress=stage(f"bpd of {dataset}/test"),
+                  repeats=repeats)
     rows = {}
     for name, xs in data["sets"].items():
-        b = bpd_of(model, xs, seed=seed, progress=stage(f"bpd of {name}"))
+        b = bpd_of(model, xs, seed=seed, progress=stage(f"bpd of {name}"), repeats=repeats)
         a_bpd = auroc(b_in, b)
         a_typ = auroc((b_in - ref["mean_bpd"]).abs(), (b - ref["mean_bpd"]).abs())
         rows[name] = {"images": len(xs), "mean_bpd": float(b[torch.isfinite(b)].mean()) if torch.isfinite(b).any()
                       else None, "auroc_bpd": a_bpd, "auroc_typicality": a_typ, "auroc_best": max(a_bpd, a_typ)}
     doc = {"task": "ood", "dataset": dataset, "in_distribution": f"{dataset}/test", "images": len(b_in),
+           "repeats": repeats,
            "mean_bpd_test": float(b_in.mean()), "reference": ref, "rows": rows, "missing": data["missing"]}
     doc["summary"] = [f"{name:16s} AUROC bpd {r['auroc_bpd']:.4f}  typicality {r['auroc_typicality']:.4f}  "
                       f"(mean bpd {r['mean_bpd'] if r['mean_bpd'] is None else round(r['mean_bpd'], 3)})"

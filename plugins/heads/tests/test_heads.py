@@ -310,8 +310,9 @@ def test_anonymize_study_on_digits(glow, tmp_path, monkeypatch):
 
     oracle = oracle_mod.OracleNet((1, 8, 8), 10)
     monkeypatch.setattr(oracle_mod, "find_oracle", lambda *a, **k: (oracle, "a random oracle"))
-    doc = anonymize_study(glow, "digits", box=(2, 2, 6, 6), n=12, out=str(tmp_path / "g.png"), iters=3)
-    assert set(doc["rows"]) == {"original", "constant-black", "constant-gray", "blur", "inpaint"}
+    doc = anonymize_study(glow, "digits", box=(2, 2, 6, 6), n=12, out=str(tmp_path / "g.png"), iters=3,
+                          average=2)
+    assert set(doc["rows"]) == {"original", "constant-black", "constant-gray", "blur", "inpaint", "inpaint-mean-2"}
     assert all(r["kept_pixels_unchanged"] for k, r in doc["rows"].items() if k != "original")
     assert doc["rows"]["constant-black"]["psnr_box_db"] < 99 and (tmp_path / "g.png").exists()
 
@@ -378,3 +379,16 @@ def test_the_readme_example_runs():
     exec(compile(block, "README.md heads example", "exec"), scope)
     assert scope["path"].shape == (6, 1, 28, 28) and len(scope["records"]) == 8
     assert scope["images"].shape == (20, 1, 28, 28) and scope["classes"].tolist() == sorted(scope["classes"].tolist())
+
+
+def test_bpd_of_averages_repeated_estimates_of_a_diffusion_bound():
+    m = tiny("ddpm")
+    x, _ = digits(4)
+    one = bpd_of(m, x, seed=0, repeats=1)
+    assert not torch.equal(one, bpd_of(m, x, seed=1, repeats=1))          # a stochastic estimate
+    g = torch.Generator().manual_seed(0)
+    want = sum(m.bpd(x, generator=g, noise=False).double() for _ in range(3)) / 3
+    assert torch.allclose(bpd_of(m, x, seed=0, repeats=3), want.float(), atol=1e-5)
+    assert nfzoo_heads.scoring.default_repeats(m) == 8
+    with pytest.raises(UsageError, match="repeats"):
+        bpd_of(m, x, repeats=0)
