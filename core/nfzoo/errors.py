@@ -61,6 +61,13 @@ class TrainingDivergedError(NfzooError):
     exit_code = 1
 
 
+class PreemptedError(NfzooError):
+    """Training got SIGTERM (a scheduler's preemption): a checkpoint of the exact position was written and
+    the run stopped; `--resume` continues it. Exit code 143 (128 + SIGTERM), as a killed process's."""
+
+    exit_code = 143
+
+
 class HubError(NfzooError):
     """A failure while getting or publishing weights through the Hugging Face Hub (exit code 1)."""
 

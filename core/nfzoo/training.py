@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from .errors import ConfigError, CorruptFileError, TrainingDivergedError, UsageError
+from .errors import ConfigError, CorruptFileError, PreemptedError, TrainingDivergedError, UsageError
 from .safeio import atomic_write_json, load_tensors, read_json, save_tensors, sha256_file
 
 CHECKPOINT_DIR = "checkpoints"
@@ -312,6 +312,30 @@ class Trainer:
 
     # -- the loop
     def run(self) -> Dict[str, Any]:
+        """Train to the last epoch. SIGTERM (in the main thread) finishes the step under way, writes a
+        checkpoint of the exact position and raises PreemptedError; `resume=True` continues from it."""
+        import signal
+        import threading
+
+        self._sigterm = False
+        if threading.current_thread() is not threading.main_thread():
+            return self._run()
+
+        def on_sigterm(signum, frame):
+            self._sigterm = True
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            return self._run()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _preempted(self) -> PreemptedError:
+        path = self.save_checkpoint()
+        return PreemptedError(f"SIGTERM at step {self.step} (epoch {self.epoch + 1}, batch {self.pos}): wrote "
+                              f"the checkpoint {path.name} in {self.out}; continue with `nfzoo train ... "
+                              f"--out {self.out} --resume`")
+
+    def _run(self) -> Dict[str, Any]:
         self._build()  # a config that cannot build a model fails here, before anything is written
         self._prepare_out()
         resumed_from = None
@@ -367,6 +391,8 @@ class Trainer:
                 self.cb.on_step(self.step, loss.item(), bpd.mean().item(), seen / (time.perf_counter() - t0))
                 if self.step % ck_every == 0 and self.pos < spe:
                     self.save_checkpoint()
+                if self._sigterm:
+                    raise self._preempted()
             record: Dict[str, Any] = {"epoch": self.epoch + 1, "step": self.step,
                                       "train_bpd": bpd_sum / max(n_sum, 1),
                                       "seconds": time.perf_counter() - t0}
@@ -384,6 +410,8 @@ class Trainer:
             self.save_checkpoint()
             self._write_history()
             self.cb.on_epoch_end(self.epoch, record)
+            if self._sigterm and self.epoch < self.cfg.epochs:
+                raise self._preempted()
         last = self.history[-1] if self.history else {}
         return {"out": str(self.out), "arch": self.cfg.arch, "dataset": self.cfg.dataset,
                 "epochs": self.epoch, "steps": self.step, "train_bpd": last.get("train_bpd"),
