@@ -27,6 +27,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
@@ -47,6 +48,7 @@ class HubServer:
         self.requests: List[Tuple[str, str]] = []
         self.fail_status: Optional[int] = None     # answer every request with this status
         self.corrupted: Set[Tuple[str, str]] = set()  # (repo_id, path) served with a flipped byte
+        self.throttle: Optional[float] = None       # seconds of sleep per 1 KiB of a file body (slow links)
         self._lock = threading.Lock()
         self._counter = 0
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -315,5 +317,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        if not head:
+        if head:
+            return
+        delay = self.server.hub.throttle  # type: ignore[attr-defined]
+        if not delay or headers.get("Content-Type") == "application/json":
             self.wfile.write(data)
+            return
+        for i in range(0, len(data), 1024):
+            self.wfile.write(data[i:i + 1024])
+            self.wfile.flush()
+            time.sleep(delay)
