@@ -115,3 +115,30 @@ def test_glow_with_per_position_split_offsets_is_an_exact_bijection():
     splits = [mod for mod in m.modules() if type(mod).__name__ == "GaussianSplit"]
     assert splits and all(s.position is not None and tuple(s.position.shape) == (1, 4, 4, 2) for s in splits)
     check_bijector(m.bijector, (2, 1, 8, 4))
+
+
+def test_checkerboard_coupling_refuses_a_one_pixel_image():
+    """Found by tests/test_fuzz.py: on a 1x1 image a checkerboard mask keeps every pixel or none, so the
+    coupling net reads nothing (its weights got no gradient); it is now a clear error."""
+    from nfzoo.bijectors import AffineCoupling
+    from nfzoo.errors import UsageError
+
+    for parity in (0, 1):
+        bij = AffineCoupling(3, hidden=8, mask="checkerboard", parity=parity)
+        with pytest.raises(UsageError, match="at least 2 pixels"):
+            bij(torch.randn(2, 3, 1, 1))
+    check_bijector(AffineCoupling(3, hidden=8, mask="checkerboard", parity=1), (1, 3, 1, 2))
+
+
+def test_a_flow_given_images_of_another_size_says_so():
+    """Found by tests/test_fuzz.py: a multi-scale flow built for 8x4 images given 4x4 ones failed with a
+    tensor-size RuntimeError deep inside; its learned top prior now names the shapes."""
+    from nfzoo.errors import UsageError
+    from nfzoo.testing import tiny_multiscale
+
+    bij = tiny_multiscale(channels=2, height=8, width=4)
+    with pytest.raises(UsageError, match="image_shape"):
+        bij(torch.randn(1, 2, 4, 4))
+    m = nfzoo.create_model("glow", image_shape=(1, 8, 8), levels=2, steps=1, hidden=8)
+    with pytest.raises(UsageError, match="shape"):
+        m.log_prob(torch.rand(2, 1, 16, 16))

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UsageError
 from ..interfaces import Bijector
 
 
@@ -94,7 +95,8 @@ class Squeeze(Bijector):
     def forward(self, x, context=None):
         b, c, h, w = x.shape
         if h % 2 or w % 2:
-            raise ValueError(f"Squeeze needs even height and width, got {h}x{w}")
+            raise UsageError(f"Squeeze needs an even height and width, got shape {list(x.shape)} ({h}x{w}): "
+                             "use image sizes divisible by 2 ** levels")
         x = x.view(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
         return x.reshape(b, c * 4, h // 2, w // 2), x.new_zeros(b)
 

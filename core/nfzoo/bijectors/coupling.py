@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UsageError
 from ..interfaces import Bijector
 from .splines import rational_quadratic_spline
 
@@ -123,6 +124,9 @@ class _Coupling(Bijector):
             p = p.view(x.shape[0], self.params_per_element, -1, *x.shape[2:])
             yb, ld = self._transform(xb, p, inverse)
             return self._merge(xa, yb), ld.reshape(x.shape[0], -1).sum(1)
+        if x.shape[2] * x.shape[3] < 2:    # found by tests/test_fuzz.py: one pixel is all kept or all changed
+            raise UsageError(f"a checkerboard-mask coupling needs images of at least 2 pixels, got shape "
+                             f"{list(x.shape)} (1x1); use mask='channel'")
         m = checkerboard(x.shape[2], x.shape[3], self.parity, x)
         keep = x * m
         p = self.net(torch.cat([keep, m.expand(x.shape[0], 1, *x.shape[2:])], 1))

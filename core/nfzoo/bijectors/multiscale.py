@@ -16,6 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..errors import UsageError
 from ..interfaces import Bijector, Composite
 from .basic import squeeze, unsqueeze
 
@@ -39,6 +40,9 @@ class GaussianSplit(Bijector):
     def _params(self, za):
         h = self.conv(za)
         if self.position is not None:
+            if tuple(h.shape[2:]) != tuple(self.position.shape[2:]):
+                raise UsageError(f"this split prior was built for {list(self.position.shape[2:])} positions but "
+                                 f"got shape {list(za.shape)}: its image size is fixed by its config")
             h = h + self.position
         return h[:, 0::2], h[:, 1::2]
 
@@ -66,8 +70,11 @@ class TopGaussian(Bijector):
             self.class_embed = nn.Embedding(num_classes, 2 * c)
             nn.init.zeros_(self.class_embed.weight)
 
-    def _params(self, n, y):
+    def _params(self, n, y, x=None):
         mu, ls = self.mean, self.log_scale
+        if x is not None and tuple(x.shape[1:]) != tuple(mu.shape[1:]):   # found by tests/test_fuzz.py
+            raise UsageError(f"this flow was built for a top latent of shape {list(mu.shape[1:])} but got shape "
+                             f"{list(x.shape[1:])}: its image size is fixed by its config (image_shape)")
         if self.num_classes:
             if y is None:
                 raise ValueError("this model is class-conditional: pass labels y of shape (B,)")
@@ -76,11 +83,11 @@ class TopGaussian(Bijector):
         return mu, ls
 
     def forward(self, x, context=None):
-        mu, ls = self._params(x.shape[0], context)
+        mu, ls = self._params(x.shape[0], context, x)
         return (x - mu) * torch.exp(-ls), (-ls.reshape(ls.shape[0], -1).sum(1)).expand(x.shape[0])
 
     def inverse(self, z, context=None):
-        mu, ls = self._params(z.shape[0], context)
+        mu, ls = self._params(z.shape[0], context, z)
         return mu + z * torch.exp(ls), ls.reshape(ls.shape[0], -1).sum(1).expand(z.shape[0])
 
 
