@@ -52,3 +52,16 @@ def test_image_folder(tmp_path):
     assert load_dataset(f"folder:{tmp_path}")[4][0].shape == (3, 8, 8)
     with pytest.raises(DatasetUnavailableError):
         load_dataset(f"folder:{tmp_path / 'nope'}")
+
+
+def test_a_config_json_with_a_bad_image_shape_is_a_config_error(tmp_path):
+    """Found by tests/test_fuzz.py: image_shape None or ':' raised TypeError / ValueError."""
+    import json
+
+    from nfzoo.api import load_directory
+    from nfzoo.errors import ConfigError
+
+    for shape in (None, ":", [1, 8], [0, 8, 8], [1, 8, 8.5], [True, 8, 8]):
+        (tmp_path / "config.json").write_text(json.dumps({"architecture": "nice", "config": {"image_shape": shape}}))
+        with pytest.raises(ConfigError, match="image_shape"):
+            load_directory(tmp_path)

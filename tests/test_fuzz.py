@@ -75,3 +75,86 @@ def test_bijector_keeps_float32(entry, b, data):
     assert z.dtype == x2.dtype == ld.dtype == torch.float32 and ld.shape == (b,)
     assert torch.allclose(x2, x, atol=1e-4, rtol=1e-4)
     assert torch.allclose(ld, -ld2, atol=1e-3, rtol=1e-4)
+
+
+# ------------------------------------------------------------------ config.json
+ARCHS = ["nice", "realnvp", "glow", "nsf", "cinc-flow", "quad-flow", "inverse-flow", "glem", "ddpm"]
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 40), st.floats(allow_nan=True, width=32),
+                     st.text(max_size=6))
+_values = st.one_of(_scalars, st.lists(_scalars, max_size=4))
+
+
+@st.composite
+def _configs(draw):
+    from nfzoo.api import architecture_config
+
+    arch = draw(st.sampled_from(ARCHS))
+    keys = sorted(architecture_config(arch))
+    cfg = {"image_shape": draw(st.one_of(st.just([1, 8, 8]), st.lists(st.integers(-1, 9), max_size=4), _values))}
+    for k in draw(st.lists(st.sampled_from(keys + ["no_such_key"]), max_size=3, unique=True)):
+        cfg[k] = draw(_values)
+    return draw(st.one_of(st.just({"architecture": arch, "config": cfg}),
+                          st.fixed_dictionaries({"architecture": _values, "config": _values}),
+                          _values))
+
+
+@settings(FUZZ, max_examples=80)
+@given(doc=_configs())
+def test_any_config_json_loads_or_is_refused_clearly(doc, tmp_path_factory):
+    """A config.json, whatever it holds, builds a model or raises one of nfzoo's errors (exit 2 on the CLI):
+    never a TypeError, a torch RuntimeError or a hang. No weights file: a config that builds is then
+    refused for the missing weights."""
+    import json
+
+    from nfzoo.api import load_directory
+    from nfzoo.errors import UsageError
+
+    d = tmp_path_factory.mktemp("cfg")
+    (d / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(UsageError):
+        load_directory(d)
+
+
+# ------------------------------------------------------------------ CLI arguments
+_words = st.one_of(st.sampled_from(["glow-mnist5k", "glow", "nope", "mnist5k", "digits", "-1", "0", "2", "nan",
+                                    "inf", "1e9", "abc", "", "x=y", "levels=0", "rfcm", "ddim", "a.png",
+                                    "8,8,20,20", "0,0,99,1", "--", "-"]),
+                   st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=5))
+_options = {
+    "list": ["--pretrained", "--json"], "info": ["--json"], "plugins": ["--json"],
+    "sample": ["--model", "-n", "--temperature", "--label", "--sampler", "--steps", "--seed", "--out", "--device",
+               "--per-class"],
+    "eval": ["--dataset", "--task", "--samples", "--temperature", "--sampler", "--steps", "--k", "--set",
+             "--split", "--features"],
+    "pull": ["--revision", "--json"], "cache": ["--json"],
+    "inpaint": ["--model", "--image", "--mask", "--box", "--out", "--seed", "--set"],
+    "score": ["--model", "--images", "--reference", "--repeats"],
+    "synth": ["--model", "--n", "--out", "--temperature", "--sampler"],
+    "augment": ["--model", "--dataset", "--n", "--out", "--mode", "--interpolate", "--steps"],
+}
+
+
+@st.composite
+def _argv(draw):
+    cmd = draw(st.sampled_from(sorted(_options)))
+    argv = [cmd] + ([draw(st.sampled_from(["ls", "verify", "rm", "nope"]))] if cmd == "cache" else [])
+    if cmd in ("info", "pull", "eval"):
+        argv.append(draw(_words))
+    for opt in draw(st.lists(st.sampled_from(_options[cmd]), max_size=4)):
+        argv.append(opt)
+        if opt not in ("--json", "--pretrained", "--per-class"):
+            argv.append(draw(_words))
+    return argv
+
+
+@settings(FUZZ, max_examples=50)
+@given(argv=_argv())
+def test_cli_arguments_never_end_in_a_traceback(argv, runner, app, tmp_path_factory, monkeypatch):
+    """Any argument list ends with exit 0, 1 or 2 (typer's own usage errors are 2), never an uncaught
+    exception. Offline (HF_HUB_OFFLINE=1), in an empty folder."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path_factory.mktemp("cli"))
+    res = runner.invoke(app, argv)
+    assert res.exception is None or isinstance(res.exception, SystemExit), (argv, res.output)
+    assert res.exit_code in (0, 1, 2), (argv, res.exit_code, res.output)
+    assert "Traceback" not in res.output, (argv, res.output)

@@ -65,12 +65,24 @@ def architecture_preset(arch: str, preset: str) -> Dict[str, Dict[str, Any]]:
     return {"model": dict(doc.get("model", {})), "train": dict(doc.get("train", {}))}
 
 
+def _image_shape(arch: str, shape: Any) -> List[int]:
+    """image_shape as [C, H, W] of positive integers (found by tests/test_fuzz.py: anything else used to
+    fail with a TypeError or a torch error deep in the builder)."""
+    ok = isinstance(shape, (list, tuple)) and len(shape) == 3 and all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 1 or isinstance(s, float) and s.is_integer()
+        and s >= 1 for s in shape)
+    if not ok:
+        raise ConfigError(f"image_shape of {arch} must be [channels, height, width], three integers >= 1; got "
+                          f"{shape!r}")
+    return [int(s) for s in shape]
+
+
 def create_model(arch: str, **config: Any):
     """Build a fresh model of architecture `arch`, e.g. create_model("glow", image_shape=(1, 8, 8))."""
     builder = get_registry().get("architectures", arch).load()
     full = architecture_config(arch, **config)
     if "image_shape" in full:
-        full["image_shape"] = [int(s) for s in full["image_shape"]]
+        full["image_shape"] = _image_shape(arch, full["image_shape"])
     kwargs = dict(full)
     if "image_shape" in kwargs:
         kwargs["image_shape"] = tuple(kwargs["image_shape"])
