@@ -158,3 +158,49 @@ def test_cli_arguments_never_end_in_a_traceback(argv, runner, app, tmp_path_fact
     assert res.exception is None or isinstance(res.exception, SystemExit), (argv, res.output)
     assert res.exit_code in (0, 1, 2), (argv, res.exit_code, res.output)
     assert "Traceback" not in res.output, (argv, res.output)
+
+
+# ------------------------------------------------------------------ model cards
+_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=12)
+
+
+@settings(FUZZ, max_examples=60)
+@given(arch=_text, ds=st.one_of(st.none(), _text), lic=st.one_of(st.none(), _text),
+       metrics=st.dictionaries(_text, st.one_of(st.floats(allow_nan=False, width=32), st.integers()), max_size=3))
+def test_model_card_front_matter_parses_back(arch, ds, lic, metrics):
+    """The YAML front matter nfzoo writes for the Hub parses (huggingface_hub's RepoCard) to the same fields,
+    whatever the names hold (quotes, colons, '#', unicode)."""
+    from huggingface_hub import RepoCard
+
+    from nfzoo.hub import model_card
+
+    info = {"architecture": arch, "dataset": ds, "license": lic, "metrics": metrics, "config": {"k": arch}}
+    data = RepoCard(model_card("m", info)).data.to_dict()
+    assert data["library_name"] == "nfzoo" and data["license"] == (lic or "mit")
+    assert data["tags"][-1] == arch
+    if ds:
+        assert data["datasets"] == [ds]
+    want = sorted({"bpd" if "bpd" in k else k for k in metrics if k != "epochs"})
+    assert sorted(data.get("metrics") or []) == want
+
+
+@settings(FUZZ, max_examples=60)
+@given(train=_values, history=st.one_of(_values, st.lists(st.dictionaries(
+    st.sampled_from(["test_bpd", "epoch", "x"]), _values, max_size=3), max_size=3)))
+def test_run_info_reads_any_run_files_or_refuses_them(train, history, tmp_path_factory):
+    """`nfzoo push` reads a run's train.json and history.json for the card: whatever they hold, the result is
+    the card's info or one of nfzoo's errors."""
+    import json
+
+    from nfzoo.errors import NfzooError
+    from nfzoo.hub import run_info
+
+    d = tmp_path_factory.mktemp("run")
+    (d / "config.json").write_text(json.dumps({"architecture": "glow", "config": {}}))
+    (d / "train.json").write_text(json.dumps(train))
+    (d / "history.json").write_text(json.dumps(history))
+    try:
+        info = run_info(d)
+    except NfzooError:
+        return
+    assert info["architecture"] == "glow"

@@ -412,3 +412,23 @@ def test_glow_mnist5k_reproduces_its_card_bpd():
     card = get_registry().get("pretrained", "glow-mnist5k").metadata["metrics"]["test_bpd"]
     got = evaluate_bpd(nfzoo.load("glow-mnist5k"), load_dataset("mnist5k", "test"))["bpd"]
     assert abs(got - card) < 0.01
+
+
+def test_model_card_names_that_yaml_would_retype_stay_strings(tmp_path):
+    """Found by tests/test_fuzz.py: a dataset or license named "0" or "true" read back as a number or a
+    boolean, and a character beyond U+FFFF as two; a run's history.json that is not a list was a TypeError."""
+    import json
+
+    from huggingface_hub import RepoCard
+
+    from nfzoo.errors import ConfigError
+
+    for name in ("0", "true", "null", "1e5", "a: b", "\U00010000", "#x"):
+        data = RepoCard(nfhub.model_card("m", {"architecture": "glow", "dataset": name, "license": name})).data
+        assert data.datasets == [name] and data.license == name, name
+    (tmp_path / "config.json").write_text(json.dumps({"architecture": "glow", "config": {}}))
+    (tmp_path / "history.json").write_text("null")
+    with pytest.raises(ConfigError, match="history.json"):
+        nfhub.run_info(tmp_path)
+    (tmp_path / "history.json").write_text(json.dumps([{"test_bpd": "abc"}, {"test_bpd": 1.5, "epoch": 2}]))
+    assert nfhub.run_info(tmp_path)["metrics"] == {"test_bpd": 1.5, "epochs": 2}

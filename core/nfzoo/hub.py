@@ -19,6 +19,7 @@ Nothing here imports torch.
 """
 from __future__ import annotations
 
+import math
 import hashlib
 import json
 import os
@@ -471,10 +472,15 @@ def run_info(directory: os.PathLike) -> Dict[str, Any]:
         info["metrics"] = {"test_accuracy": doc["test_accuracy"]}
     if (d / "train.json").is_file():
         train = read_json(d / "train.json", "training settings")
-        info["dataset"] = (train.get("train") or {}).get("dataset") if isinstance(train, dict) else None
+        settings = train.get("train") if isinstance(train, dict) else None
+        info["dataset"] = settings.get("dataset") if isinstance(settings, dict) else None
     if (d / "history.json").is_file():
         history = read_json(d / "history.json", "training history")
-        tested = [r for r in history if isinstance(r, dict) and r.get("test_bpd") is not None]
+        if not isinstance(history, list):     # found by tests/test_fuzz.py (a TypeError before)
+            raise ConfigError(f"{d / 'history.json'} is not a list of epoch records (as `nfzoo train` writes "
+                              "it); fix or remove it")
+        tested = [r for r in history if isinstance(r, dict) and isinstance(r.get("test_bpd"), (int, float))
+                  and not isinstance(r.get("test_bpd"), bool) and math.isfinite(r["test_bpd"])]
         if tested:
             last = tested[-1]
             info["metrics"] = {"test_bpd": round(float(last["test_bpd"]), 4), "epochs": last.get("epoch")}
@@ -495,9 +501,22 @@ def check_safetensors(path: Path) -> None:
         raise ConfigError(f"{path} is not a valid safetensors file ({exc}); it was not uploaded.") from exc
 
 
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
+
+
 def _yaml_scalar(v: Any) -> str:
+    """A YAML scalar that reads back as the string str(v): plain only for names that YAML cannot take for
+    a number, a boolean or null (found by tests/test_fuzz.py: "0" read back as the integer 0), else a
+    double-quoted JSON string (valid YAML)."""
     s = str(v)
-    return s if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*", s) else json.dumps(s)
+    plain = re.fullmatch(r"[A-Za-z][A-Za-z0-9_.:/-]*", s) and s.lower() not in _YAML_WORDS and ":" not in s
+    if plain:
+        return s
+    # JSON writes a character beyond U+FFFF as a surrogate pair, which YAML reads as two characters:
+    # write it as YAML's 8-digit \U escape instead (the fuzzer found it too)
+    return re.sub(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})",
+                  lambda m: "\\U%08x" % (0x10000 + ((int(m.group(1), 16) - 0xD800) << 10)
+                                          + int(m.group(2), 16) - 0xDC00), json.dumps(s))
 
 
 def model_card(name: str, info: Dict[str, Any], repo_id: Optional[str] = None,
