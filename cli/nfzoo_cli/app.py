@@ -169,18 +169,6 @@ def _parse_device(device: Optional[str]) -> str:
     return device
 
 
-def _save_png(images, path: Path, nrow: int) -> None:
-    import io
-
-    from torchvision.utils import save_image
-
-    from nfzoo.safeio import atomic_write_bytes
-
-    buf = io.BytesIO()
-    save_image(images, buf, format="png", nrow=nrow, padding=2, pad_value=1.0)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 @app.command("sample")
 @handle_errors
 def sample_cmd(model: str = typer.Option(..., "--model", "-m", help="pretrained name, family name or "
@@ -232,14 +220,16 @@ def sample_cmd(model: str = typer.Option(..., "--model", "-m", help="pretrained 
     total = y.numel() if y is not None else k
     with err.status(f"sampling {total} images from {model}"):
         x = m.sample(total, y=y, temperature=temperature, generator=gen, **options).cpu()
+    from nfzoo.imageio import save_grid_png, save_single_png
+
     if out_path.suffix.lower() == ".png":
-        _save_png(x, out_path, nrow)
+        save_grid_png(x, out_path, nrow)
         written = str(out_path)
     else:
         out_path.mkdir(parents=True, exist_ok=True)
         for i in range(total):
-            _save_png(x[i:i + 1], out_path / f"{i:06d}.png", 1)
-        _save_png(x, out_path / "grid.png", nrow)
+            save_single_png(x[i], out_path / f"{i:06d}.png")     # its own size; grayscale stays gray
+        save_grid_png(x, out_path / "grid.png", nrow)
         written = f"{out_path}/ ({total} PNGs and grid.png)"
     err.print(f"wrote {written}")
 

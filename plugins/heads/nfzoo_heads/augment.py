@@ -167,11 +167,9 @@ def augment_folder(model, dataset, n: int, out, mode: str = "mixup", strength: f
                    progress: Optional[Callable[[int, int], None]] = None) -> Dict:
     """Write n latent augmentations of a labelled data set's training split to `out` (ImageFolder PNG,
     manifest.json), atomically."""
-    import json
-
     from nfzoo.data import load_dataset
 
-    from .images import atomic_folder, check_new_output, single_png_bytes
+    from .images import check_new_output, write_image_folder
     from .synth import class_folder_names
 
     if n < 1:
@@ -199,12 +197,7 @@ def augment_folder(model, dataset, n: int, out, mode: str = "mixup", strength: f
         getattr(ds, "name", dataset)), "split": "train", "mode": mode, "strength": strength if mode == "pca"
         else None, "seed": seed, "n": n, "classes": names,
         "counts": {names[c]: int((y == c).sum()) for c in range(k)}}
-    with atomic_folder(out) as tmp:
-        for name in names:
-            (tmp / name).mkdir()
-        for i in range(n):
-            (tmp / names[int(y[i])] / f"{i:06d}.png").write_bytes(single_png_bytes(x[i]))
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_image_folder(out, x, y, names, manifest)
     return manifest
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 import uuid
@@ -14,7 +13,6 @@ import torch
 from torch import Tensor
 
 from nfzoo.errors import UsageError
-from nfzoo.safeio import atomic_write_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -61,32 +59,10 @@ def list_images(directory: os.PathLike) -> List[Path]:
     return files
 
 
-def png_bytes(images: Tensor, nrow: int = 8, padding: int = 2) -> bytes:
-    from torchvision.utils import save_image
-
-    buf = io.BytesIO()
-    save_image(images.detach().cpu().float(), buf, format="png", nrow=nrow, padding=padding, pad_value=1.0)
-    return buf.getvalue()
-
-
-def save_png(images: Tensor, path: os.PathLike, nrow: int = 8, padding: int = 2) -> None:
-    """A grid (or one image, with padding 0) written atomically as PNG."""
-    atomic_write_bytes(Path(path), png_bytes(images, nrow, padding))
-
-
-def single_png_bytes(image: Tensor) -> bytes:
-    """One image (C, H, W) in [0, 1] as PNG bytes of exactly its size and channels (1: grayscale)."""
-    from PIL import Image
-
-    u8 = (image.detach().cpu().float().clamp(0, 1) * 255 + 0.5).floor().to(torch.uint8)
-    arr = u8[0].numpy() if u8.shape[0] == 1 else u8.permute(1, 2, 0).numpy()
-    buf = io.BytesIO()
-    Image.fromarray(arr, mode="L" if u8.shape[0] == 1 else "RGB").save(buf, format="png")
-    return buf.getvalue()
-
-
-def save_single(image: Tensor, path: os.PathLike) -> None:
-    atomic_write_bytes(Path(path), single_png_bytes(image))
+# PNG writing is the core's (nfzoo.imageio); the names here are the heads' own
+from nfzoo.imageio import save_grid_png as save_png  # noqa: E402,F401
+from nfzoo.imageio import save_single_png as save_single  # noqa: E402,F401
+from nfzoo.imageio import single_png_bytes  # noqa: E402
 
 
 def check_new_output(out: os.PathLike, what: str = "--out") -> Path:
@@ -114,3 +90,16 @@ def atomic_folder(out: os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_image_folder(out: os.PathLike, x: Tensor, y: Tensor, names: Sequence[str], manifest: dict) -> None:
+    """A labelled data set in torchvision's ImageFolder layout, atomically: out/<names[y]>/NNNNNN.png (one
+    grayscale or RGB PNG per image) and out/manifest.json."""
+    import json
+
+    with atomic_folder(out) as tmp:
+        for name in names:
+            (tmp / name).mkdir()
+        for i in range(len(x)):
+            (tmp / names[int(y[i])] / f"{i:06d}.png").write_bytes(single_png_bytes(x[i]))
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -27,7 +27,6 @@ import math
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from nfzoo.errors import UsageError

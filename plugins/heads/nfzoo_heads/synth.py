@@ -2,9 +2,7 @@
 PNG, with a manifest), and the in-memory draw that CNN-A trains on."""
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -81,7 +79,7 @@ def synthesize(model, n: int, out: os.PathLike, temperature: float = 1.0, seed: 
     (torchvision ImageFolder layout; class folders zero-padded so their order is the label order) and
     out/manifest.json (model, sampler, temperature, seed, counts per class). The folder appears only when
     complete. Returns the manifest. Read it back with nfzoo's `folder:OUT` data set."""
-    from .images import atomic_folder, check_new_output, single_png_bytes
+    from .images import check_new_output, write_image_folder
 
     k = check_conditional(model, model_name or "this model")
     check_new_output(out)
@@ -93,10 +91,5 @@ def synthesize(model, n: int, out: os.PathLike, temperature: float = 1.0, seed: 
                 "sampler_options": sample_options, "temperature": temperature, "seed": seed, "n": n,
                 "image_shape": list(x.shape[1:]), "classes": names, "counts": counts,
                 "redrawn_nonfinite": rejected}
-    with atomic_folder(out) as tmp:
-        for name in names:
-            (tmp / name).mkdir()
-        for i in range(n):
-            (tmp / names[int(y[i])] / f"{i:06d}.png").write_bytes(single_png_bytes(x[i]))
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_image_folder(out, x, y, names, manifest)
     return manifest
