@@ -612,6 +612,7 @@ def train_oracle_cmd(dataset: str = typer.Option("mnist5k", "--dataset", "-d", h
 @handle_errors
 def bench_cmd(what: Optional[str] = typer.Argument(None, help="benchmark name (none: list them)"),
               quick: bool = typer.Option(False, "--quick", help="a short run (smoke test)"),
+              device: str = typer.Option("cpu", "--device", help="cpu or cuda (benchmarks that take it)"),
               json_: bool = typer.Option(False, "--json", help="print JSON")):
     """Run a benchmark: timings against a baseline measured in the same run, as ratios."""
     reg = _reg()
@@ -624,7 +625,23 @@ def bench_cmd(what: Optional[str] = typer.Argument(None, help="benchmark name (n
                 out.print(f"[bold]{e.name}[/]  {e.description}")
         return
     fn = reg.get("benchmarks", what).load()
-    doc = fn(quick=quick, log=lambda msg: err.print(msg, highlight=False))
+    kwargs = {}
+    if device != "cpu":
+        import inspect
+
+        import torch
+
+        from nfzoo.errors import UsageError
+
+        if not device.startswith("cuda"):
+            raise UsageError(f"unknown --device {device!r}: use cpu or cuda")
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: torch sees no CUDA device here; run on a GPU machine or drop "
+                             "--device")
+        if "device" not in inspect.signature(fn).parameters:
+            raise UsageError(f"bench {what} runs on the CPU only: drop --device")
+        kwargs["device"] = device
+    doc = fn(quick=quick, log=lambda msg: err.print(msg, highlight=False), **kwargs)
     if json_:
         print_json(doc)
         return

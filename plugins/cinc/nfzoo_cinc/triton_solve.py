@@ -5,7 +5,10 @@ One program per image sweeps the H + W - 1 anti-diagonals in order; inside a dia
 
     x[:, d] = (U^-1 y)[:, d] - sum over taps t != own, input channels c' of (U^-1 R)[:, c', t] x[c', d - t]
 
-then stored, and a barrier makes them visible to the next diagonal. With REVERSE the image is read and
+then stored, and a barrier makes them visible to the next diagonal. The sum over input channels is either
+one tl.dot per tap ((C_out, C_in) tap matrix times the (C_in, pixels) shifted tile; float32, IEEE
+precision, no TF32) or, for float64, a loop of outer products over input channels ("fma"). On an H100
+the dot form was the faster one at C=48 (docs/results/gpu/). With REVERSE the image is read and
 written rotated by 180 degrees: that is the transposed solve (a wavefront from the bottom-right), used by
 the adjoint of Inverse-Flow. Any H, W >= 1, float32 or float64.
 
@@ -32,7 +35,7 @@ if triton is not None:
     @triton.jit
     def _wavefront_kernel(yt_ptr, a_ptr, x_ptr, C, H, W, DIL,
                           K: tl.constexpr, REVERSE: tl.constexpr,
-                          BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+                          BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, USE_DOT: tl.constexpr):
         b = tl.program_id(0)
         cs = tl.arange(0, BLOCK_C)
         cmask = cs < C
@@ -59,18 +62,32 @@ if triton is not None:
                     npix = (H - 1 - nh) * W + (W - 1 - nw)
                 else:
                     npix = nh * W + nw
-                for ci in range(0, C):
-                    xv = tl.load(x_ptr + img + ci * H * W + npix, mask=nmask, other=0.0)
-                    av = tl.load(a_ptr + (cs * C + ci) * (K * K) + t, mask=cmask, other=0.0)
-                    acc -= av[:, None] * xv[None, :]
+                if USE_DOT:
+                    xt = tl.load(x_ptr + img + cs[:, None] * H * W + npix[None, :],
+                                 mask=cmask[:, None] & nmask[None, :], other=0.0)
+                    at = tl.load(a_ptr + (cs[:, None] * C + cs[None, :]) * (K * K) + t,
+                                 mask=cmask[:, None] & cmask[None, :], other=0.0)
+                    acc -= tl.dot(at, xt, input_precision="ieee")
+                else:
+                    for ci in range(0, C):
+                        xv = tl.load(x_ptr + img + ci * H * W + npix, mask=nmask, other=0.0)
+                        av = tl.load(a_ptr + (cs * C + ci) * (K * K) + t, mask=cmask, other=0.0)
+                        acc -= av[:, None] * xv[None, :]
             tl.store(x_ptr + img + cs[:, None] * H * W + pix[None, :], acc, mask=mask2)
             tl.debug_barrier()
 
 
-def triton_solve(y: Tensor, weight: Tensor, dilation: int = 1, transpose: bool = False) -> Tensor:
-    """M^-1 y (or M^-T y with transpose=True) with the Triton kernel. No autograd."""
+def triton_solve(y: Tensor, weight: Tensor, dilation: int = 1, transpose: bool = False,
+                 kernel: str = "auto") -> Tensor:
+    """M^-1 y (or M^-T y with transpose=True) with the Triton kernel. No autograd. kernel: "dot" (float32
+    only), "fma", or "auto" (dot for float32, fma for float64)."""
     if triton is None:
         raise RuntimeError("triton is not installed: use backend='torch' (pip install triton)")
+    if kernel not in ("auto", "dot", "fma"):
+        raise ValueError(f"unknown kernel {kernel!r}: use auto, dot or fma")
+    use_dot = y.dtype == torch.float32 if kernel == "auto" else kernel == "dot"
+    if use_dot and y.dtype != torch.float32:
+        raise ValueError(f"the dot kernel is float32 only, got {y.dtype}: use kernel='fma'")
     from .solve import factors
 
     w = weight.transpose(0, 1) if transpose else weight
@@ -83,6 +100,8 @@ def triton_solve(y: Tensor, weight: Tensor, dilation: int = 1, transpose: bool =
     k = weight.shape[-1]
     block_c = triton.next_power_of_2(c)
     block_p = triton.next_power_of_2(min(h, wd))
+    if use_dot:  # tl.dot tiles are at least 16 x 16
+        block_c, block_p = max(block_c, 16), max(block_p, 16)
     _wavefront_kernel[(b,)](yt, a, x, c, h, wd, dilation, K=k, REVERSE=bool(transpose),
-                            BLOCK_C=block_c, BLOCK_P=block_p, num_warps=4)
+                            BLOCK_C=block_c, BLOCK_P=block_p, USE_DOT=use_dot, num_warps=4)
     return x

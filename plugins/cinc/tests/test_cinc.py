@@ -137,8 +137,9 @@ for shape, dtype, k, dil, transpose in [((3, 4, 5, 7), torch.float32, 3, 1, Fals
     w = random_weight(shape[1], k, dtype=dtype, std=0.05)
     y = torch.randn(shape, dtype=dtype)
     ref = sequential_solve(y.double(), w.double(), dil, transpose)
-    got = triton_solve(y, w, dil, transpose)
-    out.append([list(shape), str(dtype), transpose, (got.double() - ref).abs().max().item()])
+    for kernel in (["dot", "fma"] if dtype == torch.float32 else ["fma"]):
+        got = triton_solve(y, w, dil, transpose, kernel=kernel)
+        out.append([list(shape), str(dtype) + kernel, transpose, (got.double() - ref).abs().max().item()])
 print(json.dumps(out))
 """
 
@@ -219,3 +220,45 @@ def test_uninstalling_the_plugin_removes_its_models_and_breaks_nothing_else(tmp_
                              capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
     assert "cinc-flow" in {e["name"] for e in _nfzoo_json("list")}
+
+
+# ----------------------------------------------------------------------------- on a GPU (skipped elsewhere)
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the compiled Triton kernel)")
+
+
+@cuda
+@pytest.mark.parametrize("shape", [(3, 4, 5, 7), (1, 4, 5, 7), (3, 3, 1, 9), (2, 2, 9, 1), (2, 12, 32, 32),
+                                   (4, 48, 16, 16), (2, 5, 33, 17)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("dilation,k", [(1, 3), (2, 3), (1, 2)])
+def test_compiled_triton_kernel_matches_the_oracle_on_cuda(shape, dtype, transpose, dilation, k):
+    pytest.importorskip("triton")
+    from nfzoo_cinc.triton_solve import triton_solve
+
+    w = random_weight(shape[1], k, dtype=dtype, std=0.05)
+    y = torch.randn(shape, dtype=dtype)
+    ref = wavefront_solve(y.double(), w.double(), dilation, transpose)
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    for kernel in (("dot", "fma") if dtype == torch.float32 else ("fma",)):
+        got = triton_solve(y.cuda(), w.cuda(), dilation, transpose, kernel=kernel)
+        assert got.is_cuda and got.dtype == dtype
+        torch.testing.assert_close(got.cpu().double(), ref, atol=tol, rtol=tol)
+
+
+@cuda
+def test_auto_backend_picks_triton_on_cuda_and_cinc_flow_matches_the_cpu():
+    import nfzoo
+
+    m = nfzoo.create_model("cinc-flow", image_shape=(1, 12, 12), levels=2, steps=2, hidden=16,
+                           coupling="affine").double()
+    x = torch.rand(4, 1, 12, 12, dtype=torch.float64)
+    with torch.no_grad():
+        m.initialize(x)
+        lp_cpu = m.log_prob(x, generator=torch.Generator().manual_seed(1))
+        s_cpu = m.bijector.inverse(m.bijector.forward(x)[0])[0]
+        m.cuda()
+        lp_gpu = m.log_prob(x.cuda(), generator=torch.Generator().manual_seed(1))
+        s_gpu = m.bijector.inverse(m.bijector.forward(x.cuda())[0])[0]
+    torch.testing.assert_close(lp_gpu.cpu(), lp_cpu, atol=1e-8, rtol=1e-8)
+    torch.testing.assert_close(s_gpu.cpu(), s_cpu, atol=1e-8, rtol=1e-8)

@@ -8,6 +8,10 @@ difference is the 3x3 conv), random init, in one run:
 - time of one training step (forward, backward, Adam update) at batch 64.
 
 Ratios are baseline_s / candidate_s, so > 1 means the candidate is faster.
+
+With device="cuda" (`nfzoo bench sampling --device cuda`) the models run on the GPU, the solves in the
+Triton kernel (cinc-flow and inverse-flow's training step), with cinc-flow's torch wavefront beside it;
+the sequential baseline is left out there (it would be minutes of tiny launches).
 """
 from __future__ import annotations
 
@@ -19,55 +23,62 @@ SHAPES = {"28x28x1": dict(image_shape=(1, 28, 28), levels=2, steps=4, hidden=64)
           "32x32x3": dict(image_shape=(3, 32, 32), levels=3, steps=4, hidden=64)}
 
 
-def _models(cfg):
+def _models(cfg, cuda: bool):
     import nfzoo
 
+    second = ("cinc-flow (torch wavefront)", "torch") if cuda else ("cinc-flow (sequential)", "sequential")
     return {"glow": nfzoo.create_model("glow", **cfg),
             "cinc-flow": nfzoo.create_model("cinc-flow", coupling="affine", backend="auto", **cfg),
-            "cinc-flow (sequential)": nfzoo.create_model("cinc-flow", coupling="affine",
-                                                         backend="sequential", **cfg),
+            second[0]: nfzoo.create_model("cinc-flow", coupling="affine", backend=second[1], **cfg),
             "inverse-flow": nfzoo.create_model("inverse-flow", coupling="affine", **cfg)}
 
 
-def _init(model, shape, torch):
+def _init(model, shape, torch, device):
     with torch.no_grad():
-        model.initialize(torch.rand(64, *shape, generator=torch.Generator().manual_seed(2)))
+        model.initialize(torch.rand(64, *shape, generator=torch.Generator().manual_seed(2)).to(device))
 
 
-def bench_sampling(quick: bool = False, log=print) -> Dict:
+def bench_sampling(quick: bool = False, log=print, device: str = "cpu") -> Dict:
     import torch
 
+    cuda = str(device).startswith("cuda")
     n, batch = (10, 16) if quick else (100, 64)
     rows: List[Dict] = []
     for label, cfg in SHAPES.items():
         if quick:
             cfg = dict(cfg, steps=1, hidden=16)
         torch.manual_seed(0)
-        models = _models(cfg)
+        models = _models(cfg, cuda)
+        second = "cinc-flow (torch wavefront)" if cuda else "cinc-flow (sequential)"
         # the same weights for both cinc-flows: only the inverse's back-end differs
-        models["cinc-flow (sequential)"].load_state_dict(models["cinc-flow"].state_dict())
+        models[second].load_state_dict(models["cinc-flow"].state_dict())
         shape = cfg["image_shape"]
         for m in models.values():
-            _init(m, shape, torch)
+            m.to(device)
+            _init(m, shape, torch, device)
             m.eval()
         gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
         sampler = lambda m: (lambda: m.sample(n, generator=gen()))  # noqa: E731
         with torch.no_grad():
             times = race({name: sampler(m) for name, m in models.items() if "sequential" not in name},
-                         repeat=2 if quick else 5)
-            seq = models["cinc-flow (sequential)"]
-            times["cinc-flow (sequential)"] = best_time(sampler(seq), repeat=1, warmup=0)
+                         repeat=2 if quick else 5, device=device)
+            if not cuda:
+                seq = models["cinc-flow (sequential)"]
+                times["cinc-flow (sequential)"] = best_time(sampler(seq), repeat=1, warmup=0)
         for name, t in times.items():
             log(f"{label}: sample {n} with {name}: {t:.4f} s")
         case = f"sample {n} images {label}, L={cfg['levels']} K={cfg['steps']} H={cfg['hidden']}"
+        wave = "cinc-flow (triton)" if cuda else "cinc-flow (wavefront)"
         rows.append(row(case, "glow", "inverse-flow", times["glow"], times["inverse-flow"]))
-        rows.append(row(case, "cinc-flow (wavefront)", "inverse-flow", times["cinc-flow"],
-                        times["inverse-flow"]))
-        rows.append(row(case, "cinc-flow (sequential, published)", "inverse-flow",
-                        times["cinc-flow (sequential)"], times["inverse-flow"]))
-        rows.append(row(case, "glow", "cinc-flow (wavefront)", times["glow"], times["cinc-flow"]))
+        rows.append(row(case, wave, "inverse-flow", times["cinc-flow"], times["inverse-flow"]))
+        if cuda:
+            rows.append(row(case, second, "cinc-flow (triton)", times[second], times["cinc-flow"]))
+        else:
+            rows.append(row(case, "cinc-flow (sequential, published)", "inverse-flow",
+                            times["cinc-flow (sequential)"], times["inverse-flow"]))
+        rows.append(row(case, "glow", wave, times["glow"], times["cinc-flow"]))
 
-        x = torch.rand(batch, *shape, generator=torch.Generator().manual_seed(1))
+        x = torch.rand(batch, *shape, generator=torch.Generator().manual_seed(1)).to(device)
 
         def trainer(m):
             m.train()
@@ -81,7 +92,7 @@ def bench_sampling(quick: bool = False, log=print) -> Dict:
             return step
 
         train_t = race({name: trainer(models[name]) for name in ("glow", "cinc-flow", "inverse-flow")},
-                       repeat=2 if quick else 5, warmup=2)
+                       repeat=2 if quick else 5, warmup=2, device=device)
         for name, t in train_t.items():
             log(f"{label}: training step (batch {batch}) {name}: {t:.4f} s")
         case = f"train step batch {batch} {label}"
@@ -89,4 +100,4 @@ def bench_sampling(quick: bool = False, log=print) -> Dict:
         rows.append(row(case, "glow", "cinc-flow", train_t["glow"], train_t["cinc-flow"]))
     notes = ["ratio = baseline_s / candidate_s (> 1: candidate faster)",
              "all models: same levels/steps/hidden, affine coupling, LU 1x1 conv; random init"]
-    return {"bench": "sampling", "device": device_name(), "rows": rows, "notes": notes}
+    return {"bench": "sampling", "device": device_name(device), "rows": rows, "notes": notes}

@@ -114,3 +114,25 @@ def test_the_main_job_samples_the_embedded_default_offline(tmp_path):
     from nfzoo.api import resolve_pretrained
 
     assert resolve_pretrained("inverse-flow").name == "inverse-flow-mnist5k"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the compiled Triton kernel)")
+def test_triton_solve_and_its_adjoint_on_cuda_match_the_torch_path():
+    from nfzoo_inverse_flow.conv import inverse_conv_solve
+
+    torch.manual_seed(0)
+    c = 6
+    w = torch.randn(c, c, 3, 3, dtype=torch.float64) * 0.05
+    u = torch.triu(w[:, :, -1, -1])
+    u.diagonal().copy_(1 + torch.rand(c, dtype=torch.float64))
+    w[:, :, -1, -1] = u
+    y = torch.randn(3, c, 9, 13, dtype=torch.float64)
+    outs = {}
+    for dev, backend in (("cpu", "torch"), ("cuda", "triton")):
+        wd = w.clone().to(dev).requires_grad_(True)
+        yd = y.clone().to(dev).requires_grad_(True)
+        z = inverse_conv_solve(yd, wd, 1, backend)
+        (z * torch.linspace(-1, 1, z.numel(), dtype=z.dtype, device=dev).view_as(z)).sum().backward()
+        outs[dev] = (z.detach().cpu(), yd.grad.cpu(), wd.grad.cpu())
+    for a, b in zip(outs["cpu"], outs["cuda"]):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9)
