@@ -171,7 +171,7 @@ def _parse_device(device: Optional[str]) -> str:
 
 @app.command("sample")
 @handle_errors
-def sample_cmd(model: str = typer.Option(..., "--model", "-m", help="pretrained name, family name or "
+def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m", help="pretrained name, family name or "
                                          "model directory"),
                n: Optional[int] = typer.Option(None, "-n", help="number of samples (per class with "
                                                "--per-class) [default: 64, or 8 per class]"),
@@ -182,14 +182,26 @@ def sample_cmd(model: str = typer.Option(..., "--model", "-m", help="pretrained 
                steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (diffusion)"),
                seed: int = typer.Option(0, "--seed", help="random seed"),
                out_path: Path = typer.Option(Path("samples.png"), "--out", "-o",
-                                             help="FILE.png for a grid, or DIR for one PNG per sample"),
-               device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ...")):
-    """Sample images from a model and write them as a PNG grid (or a folder of PNGs)."""
+                                             help="FILE.png for a grid, or DIR for one PNG per sample "
+                                             "(and grid.png of the first 1024)"),
+               device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ..."),
+               nproc: int = typer.Option(1, "--nproc", help="processes on this host (launches torchrun); "
+                                         "the images do not depend on it")):
+    """Sample images from a model and write them as a PNG grid (or a folder of PNGs). Samples come in
+    seeded chunks of 250, so under torchrun (or with --nproc N) the ranks share the work and the images
+    are the same as on one process."""
     if n is not None and n < 1:
         fail("-n must be >= 1")
     if not (temperature >= 0 and math.isfinite(temperature)):
         fail(f"--temperature must be a finite number >= 0, got {temperature}")
-    dev = _parse_device(device)
+    if nproc != 1:
+        _parse_device(device)
+        return _launch_ranks(nproc, _command_argv(ctx))
+    from nfzoo.distributed import context, env_world
+
+    dev = _rank_device(device)
+    dist = context("cuda" if dev.startswith("cuda") else "cpu") if env_world() > 1 else None
+    main_rank = dist is None or dist.is_main
     import torch
 
     import nfzoo
@@ -200,7 +212,6 @@ def sample_cmd(model: str = typer.Option(..., "--model", "-m", help="pretrained 
         m.sampler = get_registry().get("samplers", sampler).load()()
     options = {} if steps is None else {"steps": steps}
     m.sampler.check(m, temperature=temperature, **options)
-    gen = torch.Generator().manual_seed(seed)
     if (label is not None or per_class) and m.num_classes is None:
         fail(f"{model} is unconditional: --label and --per-class need a class-conditional model")
     if label is not None and not 0 <= label < m.num_classes:
@@ -218,20 +229,36 @@ def sample_cmd(model: str = typer.Option(..., "--model", "-m", help="pretrained 
                       "(--label L for one class, --per-class for a row per class)", highlight=False)
         nrow = max(1, int(math.ceil(math.sqrt(k))))
     total = y.numel() if y is not None else k
-    with err.status(f"sampling {total} images from {model}"):
-        x = m.sample(total, y=y, temperature=temperature, generator=gen, **options).cpu()
+    from contextlib import nullcontext
+
+    from nfzoo.generation import generate, generate_all
     from nfzoo.imageio import save_grid_png, save_single_png
 
+    status = err.status(f"sampling {total} images from {model}") if main_rank else nullcontext()
     if out_path.suffix.lower() == ".png":
-        save_grid_png(x, out_path, nrow)
+        with status:
+            x = generate_all(m, total, y, temperature, seed, options, dist)
+        if main_rank:
+            save_grid_png(x, out_path, nrow)
         written = str(out_path)
     else:
+        grid_max = 1024
         out_path.mkdir(parents=True, exist_ok=True)
-        for i in range(total):
-            save_single_png(x[i], out_path / f"{i:06d}.png")     # its own size; grayscale stays gray
-        save_grid_png(x, out_path / "grid.png", nrow)
+        first = []
+        with status:
+            for start, x, _ in generate(m, total, y, temperature, seed, options, dist):
+                for j in range(x.shape[0]):   # each at its own size; grayscale stays gray
+                    save_single_png(x[j], out_path / f"{start + j:06d}.png")
+                first.append(x[:max(0, grid_max - start)])
+        first = torch.cat(first) if first else torch.empty(0, *m.image_shape)
+        first = dist.gather_tensor(first) if dist is not None else first
+        if main_rank:
+            save_grid_png(first, out_path / "grid.png", nrow if total <= grid_max else 32)
         written = f"{out_path}/ ({total} PNGs and grid.png)"
-    err.print(f"wrote {written}")
+    if dist is not None:
+        dist.barrier()
+    if main_rank:
+        err.print(f"wrote {written}")
 
 
 # ------------------------------------------------------------------- train
@@ -285,9 +312,66 @@ class _RichTrainCallback:
         self.progress.stop()
 
 
+def _command_argv(ctx, drop=("nproc",), extra=None) -> List[str]:
+    """The running command's arguments, rebuilt from click's parsed parameters (for torchrun to start
+    the same command on N processes): those given on the command line, less `drop`, with `extra` values."""
+
+    argv: List[str] = [ctx.info_name]
+    extra = extra or {}
+    for p in ctx.command.params:
+        if p.name in drop:
+            continue
+        v = extra.get(p.name, ctx.params.get(p.name))
+        src = ctx.get_parameter_source(p.name)
+        if p.name not in extra and src is not None and src.name == "DEFAULT":
+            continue
+        if p.param_type_name == "argument":
+            argv.append(str(v))
+        elif getattr(p, "is_flag", False):
+            if v:
+                argv.append(p.opts[0])
+        elif isinstance(v, (list, tuple)):
+            for item in v:
+                argv += [p.opts[0], str(item)]
+        elif v is not None:
+            argv += [p.opts[0], str(v)]
+    return argv
+
+
+def _launch_ranks(nproc: int, argv: List[str]) -> None:
+    """`--nproc N`: run the same command on N processes of this host through torchrun."""
+    from nfzoo.distributed import env_world, launch
+
+    if nproc < 1:
+        fail(f"--nproc must be >= 1, got {nproc}")
+    if env_world() > 1:
+        fail("--nproc launches torchrun: do not pass it to a process torchrun started")
+    err.print(f"launching {nproc} processes with torchrun", highlight=False)
+    rc = launch(argv, nproc)
+    if rc != 0:
+        fail(f"torchrun exited with status {rc} (the processes' messages are above)", 1)
+
+
+def _rank_device(device: Optional[str]) -> str:
+    """The device of this process: under torchrun with CUDA, the GPU of its LOCAL_RANK."""
+    import os
+
+    dev = _parse_device(device)
+    if dev == "cuda" and os.environ.get("LOCAL_RANK") is not None:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return dev
+
+
+class _SilentCallback:
+    """Ranks other than 0 report nothing."""
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
 @app.command("train")
 @handle_errors
-def train_cmd(arch: str = typer.Argument(..., help="architecture (see `nfzoo list`)"),
+def train_cmd(ctx: typer.Context, arch: str = typer.Argument(..., help="architecture (see `nfzoo list`)"),
               dataset: str = typer.Option(..., "--dataset", "-d", help="digits, mnist5k, mnist, cifar10, "
                                           "..., or folder:DIR"),
               epochs: Optional[int] = typer.Option(None, "--epochs", help="epochs [default: 10]"),
@@ -310,18 +394,24 @@ def train_cmd(arch: str = typer.Argument(..., help="architecture (see `nfzoo lis
               seed: Optional[int] = typer.Option(None, "--seed", help="random seed [0]"),
               data_root: Optional[str] = typer.Option(None, "--data-root", help="torchvision data folder"),
               download: bool = typer.Option(False, "--download", help="let torchvision download data"),
+              device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto [cpu]"),
+              precision: Optional[str] = typer.Option(None, "--precision",
+                                                      help="fp32 or bf16 (CUDA autocast of the nets) [fp32]"),
+              nproc: int = typer.Option(1, "--nproc", help="processes on this host (launches torchrun; "
+                                        "--batch-size stays the global batch)"),
               json_: bool = typer.Option(False, "--json", help="print the result document as JSON")):
-    """Train ARCH on a data set; writes a loadable model directory, checkpoints and a bpd curve."""
+    """Train ARCH on a data set; writes a loadable model directory, checkpoints and a bpd curve.
+    Under torchrun (or with --nproc N) it trains with DistributedDataParallel."""
     import time as _time
     from dataclasses import asdict
 
-    import torch
-
     from nfzoo.training import TrainConfig, Trainer, load_train_config
+
+    from nfzoo.distributed import env_world
 
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
              "warmup_steps": warmup, "lr_schedule": lr_schedule, "grad_clip": grad_clip, "checkpoint_every": checkpoint_every,
-             "seed": seed, "data_root": data_root}
+             "seed": seed, "data_root": data_root, "device": device, "precision": precision}
     given = {k: v for k, v in given.items() if v is not None}
     model_cfg = parse_sets(sets)
     if preset is not None:
@@ -350,15 +440,29 @@ def train_cmd(arch: str = typer.Argument(..., help="architecture (see `nfzoo lis
 
         architecture_config(arch, **model_cfg)
         cfg = TrainConfig(arch=arch, dataset=dataset, model=model_cfg, download=download, **given)
+        cfg.validate()
         if out_dir is None:
+            if env_world() > 1:
+                fail("under torchrun, pass --out DIR: every process must write to the same run")
             out_dir = Path("runs") / f"{arch}-{dataset.replace(':', '_').replace('/', '_')}-" \
                                      f"{_time.strftime('%Y%m%d-%H%M%S')}"
-    cb = _RichTrainCallback(cfg.epochs)
+    if nproc != 1:
+        if not resume and out_dir.exists() and any(out_dir.iterdir()):
+            fail(f"{out_dir} already holds files (a previous run?). Pass --resume to continue it, or "
+                 "choose another --out; nothing was overwritten.")
+        err.print(f"global batch {cfg.batch_size}, split across {nproc} processes", highlight=False)
+        return _launch_ranks(nproc, _command_argv(ctx, extra={"out_dir": str(out_dir)}))
+    import os
+
+    main_rank = os.environ.get("RANK", "0") == "0"
+    cb = _RichTrainCallback(cfg.epochs) if main_rank else _SilentCallback()
     try:
         trainer = Trainer(cfg, out_dir, cb, resume=resume)
         result = trainer.run()
     finally:
         cb.close()
+    if not main_rank:
+        return
     result["train_config"] = asdict(cfg)
     if json_:
         print_json(result)
@@ -374,7 +478,7 @@ FEATURE_EXTRACTORS = ("oracle", "inception")
 
 @app.command("eval")
 @handle_errors
-def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model directory"),
+def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrained name or model directory"),
              dataset: str = typer.Option(..., "--dataset", "-d", help="data set (its test split)"),
              task: str = typer.Option("bpd", "--task", help="bpd | classify, or a task a head adds (`nfzoo "
                                       "plugins` lists them: cnn-a, augment, anonymize, ood with nfzoo-heads)"),
@@ -397,10 +501,21 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
              k: int = typer.Option(5, "--k", help="nearest neighbours for Coverage and Density"),
              data_root: Optional[str] = typer.Option(None, "--data-root"),
              device: Optional[str] = typer.Option(None, "--device"),
+             nproc: int = typer.Option(1, "--nproc", help="processes on this host (launches torchrun): "
+                                       "the test set and the samples are split across them"),
              json_: bool = typer.Option(False, "--json", help="print JSON")):
     """Evaluate a model on a data set's test split: exact bpd (or likelihood classification accuracy),
-    and with --samples N the FID, Coverage and Density of N samples against that split."""
+    and with --samples N the FID, Coverage and Density of N samples against that split. Under torchrun
+    (or with --nproc N) the bpd and the samples are computed in shards, and rank 0 reports."""
+    from nfzoo.distributed import context, env_world
     from nfzoo.errors import UnknownNameError, UsageError
+
+    if nproc != 1:
+        _parse_device(device)
+        return _launch_ranks(nproc, _command_argv(ctx))
+    if env_world() > 1 and task not in ("bpd",):
+        raise UsageError(f"--task {task} runs on one process; only --task bpd (with --samples) is sharded "
+                         "across processes: drop --nproc / torchrun")
 
     head_tasks = _head_eval_tasks()
     if task not in EVAL_TASKS and task not in head_tasks:
@@ -419,7 +534,9 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
         raise UsageError(f"--temperature must be a finite number >= 0, got {temperature}")
     if k < 1:
         raise UsageError(f"--k must be >= 1, got {k}")
-    dev = _parse_device(device)
+    dev = _rank_device(device)
+    dist = context("cuda" if dev.startswith("cuda") else "cpu") if env_world() > 1 else None
+    main_rank = dist is None or dist.is_main
     import nfzoo
     from nfzoo.data import load_dataset
     from nfzoo.errors import ConfigError
@@ -457,7 +574,7 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
                                   f"but {model} makes {list(m.image_shape)}")
     from rich.progress import Progress
 
-    with Progress(console=err, transient=True) as prog:
+    with Progress(console=err, transient=True, disable=not main_rank) as prog:
         t = prog.add_task(f"{task} on {dataset}/{split}", total=len(ds))
 
         def progress(done, total):
@@ -465,7 +582,7 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
         if task == "bpd":
             from nfzoo.training import evaluate_bpd
 
-            res = evaluate_bpd(m, ds, batch_size, seed=seed, progress=progress)
+            res = evaluate_bpd(m, ds, batch_size, seed=seed, progress=progress, dist=dist)
         else:
             from nfzoo.evaluation import evaluate_classification
 
@@ -476,7 +593,9 @@ def eval_cmd(model: str = typer.Argument(..., help="pretrained name or model dir
             prog.update(t, description=f"{samples} samples vs {dataset}/{split}", completed=0)
             sres = evaluate_samples(m, ds, samples, oracle=net, seed=seed, temperature=temperature,
                                     feature_extractor=features, k=k, progress=progress,
-                                    sample_options=None if steps is None else {"steps": steps})
+                                    sample_options=None if steps is None else {"steps": steps}, dist=dist)
+    if not main_rank:
+        return
     doc = {"model": model, "dataset": dataset, "split": split, "task": task, **res}
     if samples:
         doc.update({"oracle": oracle_from, "sampler": m.sampler.name, **sres})

@@ -281,10 +281,19 @@ def get_feature_extractor(feature_extractor: str = "oracle", oracle=None, device
     return _as_oracle(oracle, device).features, "oracle"
 
 
+def described_dims(extractor, model, fake) -> range:
+    """The feature width (from a featurised batch, or by featurising one blank image)."""
+    import torch
+
+    if fake:
+        return range(fake[0].shape[1])
+    return range(compute_features(extractor, torch.zeros(1, *model.image_shape, device=model.device)).shape[1])
+
+
 def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int = 0,
                      temperature: float = 1.0, batch_size: int = 250, feature_extractor: str = "oracle",
                      k: int = 5, progress: Optional[Callable[[int, int], None]] = None,
-                     sample_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                     sample_options: Optional[Dict[str, Any]] = None, dist=None) -> Optional[Dict[str, Any]]:
     """Draw `n_samples` images from a FlowModel (seeded, in batches) and compare them with every image of
     `dataset_test` (the held-out split) through the oracle's features (or Inception's):
     {"fid", "coverage", "density", "n_samples", "nonfinite_samples", "n_real", "k", "temperature",
@@ -294,7 +303,11 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
     feature_extractor="inception" it is optional and only used for the label reliability.
     A class-conditional model is sampled with balanced labels (0, 1, ..., C-1, 0, ...), and when there
     is an oracle, its accuracy on those labels is added as "label_reliability". `sample_options` go to
-    the sampler (e.g. {"steps": 20} for a diffusion sampler)."""
+    the sampler (e.g. {"steps": 20} for a diffusion sampler).
+
+    Samples are drawn in seeded chunks (nfzoo.generation), so sample i is the same whatever the number of
+    processes: with a distributed context `dist` each rank draws and featurises its chunks, rank 0
+    gathers the features and returns the document; the other ranks return None."""
     import torch
 
     if n_samples < 2:
@@ -307,19 +320,20 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
     device = str(next(model.parameters()).device)
     net = None if oracle is None else _as_oracle(oracle, device)
     extractor, described = get_feature_extractor(feature_extractor, net, device)
+    from .generation import generate
+
+    dist = dist if dist is not None and dist.enabled else None
+    main = dist is None or dist.is_main
     total = n_samples + len(dataset_test)
-    real = dataset_features(extractor, dataset_test)
+    real = dataset_features(extractor, dataset_test) if main else None
     if progress:
         progress(len(dataset_test), total)
-    model.eval()
-    gen = torch.Generator().manual_seed(seed)
     num_classes = getattr(model, "num_classes", None)
     labels = None if num_classes is None else torch.arange(n_samples) % num_classes
-    fake, correct, nonfinite = [], 0, 0
-    for i in range(0, n_samples, batch_size):
-        b = min(batch_size, n_samples - i)
-        y = None if labels is None else labels[i:i + b].to(model.device)
-        x = model.sample(b, y=y, temperature=temperature, generator=gen, **(sample_options or {}))
+    fake, correct, nonfinite, done = [], 0, 0, 0
+    for _, x, y in generate(model, n_samples, labels, temperature, seed, sample_options, dist):
+        b = x.shape[0]
+        x = x.to(model.device)
         ok = torch.isfinite(x.flatten(1)).all(1)
         if not bool(ok.all()):    # a numerically broken sample (overflow in the inverse) is left out
             nonfinite += int((~ok).sum())
@@ -329,8 +343,17 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
             fake.append(compute_features(extractor, x))
             if y is not None and net is not None:
                 correct += round(label_reliability(net, x, y) * x.shape[0])
+        done += b
         if progress:
-            progress(len(dataset_test) + i + b, total)
+            progress(len(dataset_test) + done, total)
+    if dist is not None:
+        width = len(described_dims(extractor, model, fake))
+        local = torch.from_numpy(np.concatenate(fake)) if fake else torch.zeros(0, width, dtype=torch.float64)
+        gathered = dist.gather_tensor(local.double())
+        nonfinite, correct = (int(v) for v in dist.all_reduce_sum([nonfinite, correct]))
+        if not main:
+            return None
+        fake = [gathered.numpy()]
     kept = n_samples - nonfinite
     if kept < 2:
         raise NfzooError(f"the model produced non-finite images for {nonfinite} of {n_samples} samples at "

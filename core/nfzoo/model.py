@@ -171,6 +171,14 @@ class FlowModel(nn.Module):
         bpd = self.bpd(x, y, generator=generator)
         return bpd.mean(), bpd.detach()
 
+    @property
+    def training_draws_per_image(self) -> Optional[int]:
+        """How many uniform float32 numbers training_loss and bpd draw from their generator per image:
+        the dequantization noise, one per dimension. A model whose loss draws other numbers too returns
+        None. Distributed training and evaluation use it to give each image the noise it would get on
+        one process (nfzoo.distributed)."""
+        return self.dim
+
     def phase_parameters(self, phase: str) -> Optional[set]:
         """ids of the parameters that take a step in `phase` (None: all of them)."""
         return None

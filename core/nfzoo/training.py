@@ -10,10 +10,14 @@ manifest holds the sha256 of each file, so a torn or corrupt checkpoint is detec
 
 Randomness comes only from explicit generators seeded from `seed` (model init, the per-epoch shuffle,
 the dequantization noise), and their states are checkpointed, so `--resume` continues the same run.
+
+Under torchrun (several processes) the model is wrapped in DistributedDataParallel, each global batch is
+split across the ranks, the data-dependent initialisation runs on rank 0 and is broadcast, and only rank 0
+writes files; nfzoo.distributed says how the work and the random numbers are split. `batch_size` is the
+global batch, whatever the number of processes.
 """
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -49,6 +53,8 @@ class TrainConfig:
     eval_every: int = 1              # epochs between test-bpd evaluations (the last epoch always)
     data_root: Optional[str] = None
     download: bool = False
+    device: str = "cpu"              # cpu | cuda | auto (one GPU per process under torchrun)
+    precision: str = "fp32"          # fp32 | bf16 (CUDA: the coupling nets under bf16 autocast)
     model: Dict[str, Any] = field(default_factory=dict)  # architecture config (`--set KEY=VALUE`)
 
     def validate(self) -> None:
@@ -60,6 +66,12 @@ class TrainConfig:
             raise UsageError(f"--lr-schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.optimizer not in ("adam", "adamax"):
             raise UsageError(f"--optimizer must be 'adam' or 'adamax', got {self.optimizer!r}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise UsageError(f"--device must be cpu, cuda or auto, got {self.device!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise UsageError(f"--precision must be fp32 or bf16, got {self.precision!r}")
+        if self.precision == "bf16" and self.device == "cpu":
+            raise UsageError("--precision bf16 is for CUDA (autocast on a GPU): add --device cuda, or drop it")
 
 
 class Callback:
@@ -75,11 +87,25 @@ class Callback:
 # ---------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate_bpd(model, dataset, batch_size: int = 500, seed: int = 0,
-                 progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Any]:
+                 progress: Optional[Callable[[int, int], None]] = None, dist=None) -> Dict[str, Any]:
     """Exact test bpd: every image, eval mode, uniform dequantization noise from a seeded generator
-    (the standard dequantized bound, the same number on every run)."""
+    (the standard dequantized bound, the same number on every run). With a distributed context `dist`,
+    each rank scores a contiguous shard and the sums are all-reduced; where the model declares its draws
+    per image, each image gets the noise it gets on one process, so the result does not depend on the
+    number of ranks."""
+    from .distributed import mix_seed, skip_uniform
+
     model.eval()
     gen = torch.Generator().manual_seed(seed)
+    order = None
+    if dist is not None and dist.enabled:
+        a, b = dist.shard(len(dataset))
+        order = torch.arange(a, b)
+        draws = model.training_draws_per_image
+        if draws is not None:
+            skip_uniform(gen, a * draws)
+        else:
+            gen = torch.Generator().manual_seed(mix_seed(seed, dist.rank))
     total, n, total_marginal = 0.0, 0, 0.0
     conditional = model.num_classes is not None
     # a class-conditional model that scores every class at once (GLEM's class_log_likelihoods) also
@@ -87,7 +113,7 @@ def evaluate_bpd(model, dataset, batch_size: int = 500, seed: int = 0,
     # from the same pass (and so the same noise)
     mixture = conditional and hasattr(model, "class_log_likelihoods")
     bits = model.dim * math.log(2.0)
-    for x, y in iterate(dataset, batch_size, shuffle=False):
+    for x, y in iterate(dataset, batch_size, shuffle=False, order=order):
         x, y = x.to(model.device), y.to(model.device)
         if mixture:
             ll = model.class_log_likelihoods(x, generator=gen, noise=True)
@@ -102,6 +128,9 @@ def evaluate_bpd(model, dataset, batch_size: int = 500, seed: int = 0,
         n += x.shape[0]
         if progress:
             progress(n, len(dataset))
+    if dist is not None and dist.enabled:
+        total, n, total_marginal = dist.all_reduce_sum([total, n, total_marginal])
+        n = int(n)
     out = {"bpd": total / n, "images": n}
     if mixture:
         out["bpd_marginal"] = total_marginal / n
@@ -112,21 +141,28 @@ def iterate(dataset, batch_size: int, shuffle: bool, generator: Optional[torch.G
             start: int = 0, order: Optional[torch.Tensor] = None):
     """Batches (images in [0, 1], labels) from batch `start` of a (possibly shuffled) epoch; `order`
     (dataset indices) replaces the epoch's order."""
-    from .data import ArrayDataset
-
     n = len(dataset)
     if order is None:
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     n = len(order)
+    yield from load_batches(dataset, [order[i:i + batch_size] for i in range(start * batch_size, n, batch_size)])
+
+
+def load_batches(dataset, index_lists):
+    """(images, labels) for each list of dataset indices, in order (a DataLoader with 2 workers for
+    datasets read from files)."""
+    from .data import ArrayDataset
+
     if isinstance(dataset, ArrayDataset):
-        for i in range(start * batch_size, n, batch_size):
-            yield dataset.batch(order[i:i + batch_size])
+        for idx in index_lists:
+            yield dataset.batch(idx)
         return
     from torch.utils.data import DataLoader
 
-    idx = order[start * batch_size:].tolist()
-    loader = DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size, num_workers=2)
-    for x, y in loader:
+    lists = [idx.tolist() if torch.is_tensor(idx) else list(idx) for idx in index_lists]
+    if not lists:
+        return
+    for x, y in DataLoader(dataset, batch_sampler=lists, num_workers=2):
         yield x, torch.as_tensor(y)
 
 
@@ -190,6 +226,9 @@ class Trainer:
         if mc.get("num_classes") is not None and getattr(self.train_set, "num_classes", None) is None:
             raise ConfigError(f"num_classes is set but {cfg.dataset!r} has no class labels")
         self.model_config = mc
+        from .distributed import context
+
+        self.dist = context(cfg.device)   # one process, or torchrun's process group
         self.step = 0
         self.epoch = 0          # epochs completed
         self.pos = 0            # batches done in the current epoch
@@ -200,21 +239,27 @@ class Trainer:
         from .api import create_model
 
         torch.manual_seed(self.cfg.seed)
-        self.model = create_model(self.cfg.arch, **self.model_config)
+        self.model = create_model(self.cfg.arch, **self.model_config).to(self.dist.device)
+        if self.cfg.precision == "bf16":
+            enable_bf16(self.model)
         self.conditional = self.model.num_classes is not None
         groups = [dict(g) for g in self.model.optimizer_groups()]
         opt_cls = torch.optim.Adam if self.cfg.optimizer == "adam" else torch.optim.Adamax
         self.opt = opt_cls(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.noise = torch.Generator().manual_seed(self.cfg.seed + 1)
+        if self.dist.enabled:
+            torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank)   # per-rank seed of the global RNG
 
     def _prepare_out(self) -> None:
         out = self.out
         if self.resume:
             return
-        if out.exists() and any(out.iterdir()):
+        # every rank looks before rank 0 writes (a collective), so all of them stop alike
+        if self.dist.any(out.exists() and any(out.iterdir())):
             raise UsageError(f"{out} already holds files (a previous run?). Pass --resume to continue "
                              "it, or choose another --out; nothing was overwritten.")
-        out.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            out.mkdir(parents=True, exist_ok=True)
 
     def _lr(self, step: int) -> float:
         """Linear warm-up over warmup_steps, then constant or a cosine decay to 0 at the last step.
@@ -232,9 +277,17 @@ class Trainer:
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         return self.model.training_plan(len(self.train_set), epoch, self.cfg.epochs, gen)
 
+    def _n_batches(self, n: int) -> int:
+        """Global batches in a phase of n images. With several processes a last batch smaller than the
+        number of processes is dropped (every rank must get at least one image)."""
+        bs, w = self.cfg.batch_size, self.dist.world
+        nb = math.ceil(n / bs)
+        if w > 1 and 0 < n % bs < w:
+            nb -= 1
+        return nb
+
     def steps_per_epoch(self, epoch: Optional[int] = None) -> int:
-        bs = self.cfg.batch_size
-        return sum(math.ceil(len(idx) / bs) for _, idx in self._plan(self.epoch if epoch is None else epoch))
+        return sum(self._n_batches(len(idx)) for _, idx in self._plan(self.epoch if epoch is None else epoch))
 
     def total_steps(self) -> int:
         if getattr(self, "_total", None) is None:
@@ -242,20 +295,30 @@ class Trainer:
         return self._total
 
     def _batches(self, plan, start: int):
-        """(phase, x, y) for the epoch's batches from batch `start` on."""
-        bs = self.cfg.batch_size
+        """(phase, x, y, global batch size, offset of this rank's piece in it) for the epoch's batches
+        from batch `start` on; x, y are this rank's contiguous piece of the global batch."""
+        from .distributed import shard
+
+        bs, w, r = self.cfg.batch_size, self.dist.world, self.dist.rank
         for phase, order in plan:
-            nb = math.ceil(len(order) / bs)
+            nb = self._n_batches(len(order))
             if start >= nb:
                 start -= nb
                 continue
-            for x, y in iterate(self.train_set, bs, False, start=start, order=order):
-                yield phase, x, y
+            groups = [order[i * bs:(i + 1) * bs] for i in range(start, nb)]
+            cuts = [shard(len(g), w, r) for g in groups]
+            pieces = [g[a:b] for g, (a, b) in zip(groups, cuts)]
+            for (x, y), g, (a, _) in zip(load_batches(self.train_set, pieces), groups, cuts):
+                yield phase, x, y, len(g), a
             start = 0
 
     # -- checkpoints
     def save_checkpoint(self) -> Path:
+        """Write a checkpoint (rank 0 only: the ranks hold the same state; the shared noise generator's
+        too, and the per-rank streams are derived from the step)."""
         ckdir = self.out / CHECKPOINT_DIR
+        if not self.dist.is_main:
+            return ckdir / f"step-{self.step:08d}"
         ckdir.mkdir(parents=True, exist_ok=True)
         final = ckdir / f"step-{self.step:08d}"
         if final.exists():
@@ -331,6 +394,7 @@ class Trainer:
 
     def _preempted(self) -> PreemptedError:
         path = self.save_checkpoint()
+        self.dist.barrier()
         return PreemptedError(f"SIGTERM at step {self.step} (epoch {self.epoch + 1}, batch {self.pos}): wrote "
                               f"the checkpoint {path.name} in {self.out}; continue with `nfzoo train ... "
                               f"--out {self.out} --resume`")
@@ -350,9 +414,11 @@ class Trainer:
                                  + (f" ({'; '.join(self.skipped)})" if self.skipped else "")
                                  + ". Start again without --resume in a new --out.")
         else:
-            atomic_write_json(self.out / "train.json", {"train": asdict(self.cfg),
-                                                        "model_config": self.model_config})
+            if self.dist.is_main:
+                atomic_write_json(self.out / "train.json", {"train": asdict(self.cfg),
+                                                            "model_config": self.model_config})
             self._initialize()
+        self._wrap()
         self.cb.on_start(self)
         self._total = None
         while self.epoch < self.cfg.epochs:
@@ -363,16 +429,13 @@ class Trainer:
             shuffle = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.epoch)
             plan = self._plan(self.epoch, shuffle)
             t0, seen, bpd_sum, n_sum = time.perf_counter(), 0, 0.0, 0
-            for phase, x, y in self._batches(plan, self.pos):
+            for phase, x, y, n_global, offset in self._batches(plan, self.pos):
                 for g in self.opt.param_groups:
                     g["lr"] = self._lr(self.step) * g.get("lr_scale", 1.0)
-                loss, bpd = self.model.training_loss(x, y if self.conditional else None, phase=phase,
-                                                     epoch=self.epoch, epochs=self.cfg.epochs,
-                                                     generator=self.noise)
-                if not torch.isfinite(loss):
-                    raise self._diverged(f"the loss became {loss.item()}")
+                x, y = x.to(self.dist.device), y.to(self.dist.device)
+                loss, bpd, scaled, stop = self._forward(phase, x, y, n_global, offset)
                 self.opt.zero_grad(set_to_none=True)
-                loss.backward()
+                scaled.backward()
                 keep = self.model.phase_parameters(phase)
                 if keep is not None:   # parameters fixed in this phase take no step
                     for p in self.model.parameters():
@@ -391,11 +454,14 @@ class Trainer:
                 self.cb.on_step(self.step, loss.item(), bpd.mean().item(), seen / (time.perf_counter() - t0))
                 if self.step % ck_every == 0 and self.pos < spe:
                     self.save_checkpoint()
-                if self._sigterm:
+                if stop:
                     raise self._preempted()
+            bpd_sum, n_sum = self.dist.all_reduce_sum([bpd_sum, n_sum])
             record: Dict[str, Any] = {"epoch": self.epoch + 1, "step": self.step,
                                       "train_bpd": bpd_sum / max(n_sum, 1),
                                       "seconds": time.perf_counter() - t0}
+            if self.dist.enabled:
+                record["processes"] = self.dist.world
             record.update(self.model.epoch_metrics())
             self.epoch += 1
             self.pos = 0
@@ -403,32 +469,140 @@ class Trainer:
                 self.model.after_training(self.train_set)   # e.g. statistics fitted on the training split
             if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
                 record["test_bpd"] = evaluate_bpd(self.model, self.test_set, self.cfg.eval_batch,
-                                                  seed=self.cfg.seed,
-                                                  progress=self.cb.on_eval_progress)["bpd"]
+                                                  seed=self.cfg.seed, progress=self.cb.on_eval_progress,
+                                                  dist=self.dist)["bpd"]
             self.history.append(record)
-            self.model.save_pretrained(self.out)
-            self.save_checkpoint()
-            self._write_history()
+            if self.dist.is_main:
+                self.model.save_pretrained(self.out)
+                self.save_checkpoint()
+                self._write_history()
             self.cb.on_epoch_end(self.epoch, record)
-            if self._sigterm and self.epoch < self.cfg.epochs:
+            if self.dist.any(self._sigterm) and self.epoch < self.cfg.epochs:
                 raise self._preempted()
+        self.dist.barrier()   # the files are written before any rank reports the run done
         last = self.history[-1] if self.history else {}
         return {"out": str(self.out), "arch": self.cfg.arch, "dataset": self.cfg.dataset,
                 "epochs": self.epoch, "steps": self.step, "train_bpd": last.get("train_bpd"),
                 "test_bpd": last.get("test_bpd"), "history": self.history,
                 "resumed_from": resumed_from.name if resumed_from else None,
+                "processes": self.dist.world, "global_batch_size": self.cfg.batch_size,
                 "parameters": sum(p.numel() for p in self.model.parameters())}
 
     def _initialize(self) -> None:
+        """Data-dependent initialisation (ActNorm) on rank 0; _wrap broadcasts the result."""
+        if not self.dist.is_main:
+            return
         n = min(self.cfg.init_batch, len(self.train_set))
         gen = torch.Generator().manual_seed(self.cfg.seed + 2)
         x, y = next(iterate(self.train_set, n, True, gen))
-        self.model.initialize(x, y if self.conditional else None, generator=gen)
+        self.model.initialize(x.to(self.dist.device), y.to(self.dist.device) if self.conditional else None,
+                              generator=gen)
+
+    def _wrap(self) -> None:
+        """With several processes: rank 0's parameters and buffers to every rank, then DDP."""
+        self.ddp = None
+        if not self.dist.enabled:
+            return
+        import torch.distributed as tdist
+        from torch.nn.parallel import DistributedDataParallel
+
+        with torch.no_grad():
+            for t in list(self.model.parameters()) + list(self.model.buffers()):
+                tdist.broadcast(t.data, src=0)
+        import inspect
+
+        from .model import FlowModel
+
+        ids = [self.dist.local_rank] if self.dist.device.type == "cuda" else None
+        # phased models (GLEM, Diffused-Flows' two-stage) leave parameters out of some steps' graphs
+        unused = type(self.model).training_plan is not FlowModel.training_plan
+        # buffers were broadcast above; they change only at initialisation, so no sync per forward
+        sync = ({"forward_sync_buffers": False}
+                if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                else {"broadcast_buffers": False})
+        self.ddp = DistributedDataParallel(_TrainingLoss(self.model), device_ids=ids,
+                                           find_unused_parameters=unused, **sync)
+
+    def _forward(self, phase, x, y, n_global: int, offset: int):
+        """(loss, per-image bpd, the loss to differentiate, stop after this step) of this rank's piece.
+        Every rank agrees on divergence and on SIGTERM (one small all-reduce per step)."""
+        from .distributed import mix_seed, skip_uniform
+
+        yy = y if self.conditional else None
+        kw = dict(phase=phase, epoch=self.epoch, epochs=self.cfg.epochs)
+        if not self.dist.enabled:
+            loss, bpd = self.model.training_loss(x, yy, generator=self.noise, **kw)
+            if not torch.isfinite(loss):
+                raise self._diverged(f"the loss became {loss.item()}")
+            return loss, bpd, loss, self._sigterm
+        draws = self.model.training_draws_per_image
+        if draws is not None:   # this piece's images get the noise they get on one process
+            state = self.noise.get_state()
+            skip_uniform(self.noise, offset * draws)
+            gen = self.noise
+        else:
+            gen = torch.Generator().manual_seed(mix_seed(self.cfg.seed, self.step, self.dist.rank))
+        loss, bpd = self.ddp(x, yy, generator=gen, **kw)
+        if draws is not None:   # every rank leaves the step where one process would
+            self.noise.set_state(state)
+            skip_uniform(self.noise, n_global * draws)
+        bad, stop = self.dist.all_reduce_sum([0.0 if torch.isfinite(loss) else 1.0, float(self._sigterm)])
+        if bad:
+            raise self._diverged(f"the loss became non-finite (on {int(bad)} of {self.dist.world} ranks)")
+        # DDP averages the ranks' gradients: weight each by its share of the global batch
+        return loss, bpd, loss * (x.shape[0] * self.dist.world / n_global), bool(stop)
 
     def _write_history(self) -> None:
         atomic_write_json(self.out / "history.json", self.history)
         write_curve(self.history, self.out / "curve.png",
                     title=f"{self.cfg.arch} on {self.cfg.dataset}")
+
+
+class _TrainingLoss(torch.nn.Module):
+    """The model's training_loss as a module's forward, for DistributedDataParallel."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y, generator=None, **kw):
+        return self.model.training_loss(x, y, generator=generator, **kw)
+
+
+def enable_bf16(model) -> None:
+    """Run the model's networks (modules with `mixed_precision = True`, e.g. the coupling nets) under
+    bf16 autocast, their outputs cast back to float32: the flow's own transforms, log-determinants,
+    priors and the loss stay in float32. The state dict is unchanged."""
+    import functools
+
+    if next(model.parameters()).device.type != "cuda":
+        raise UsageError("bf16 autocast is for CUDA: move the model to a GPU (--device cuda)")
+
+    def wrap(forward):
+        @functools.wraps(forward)
+        def run(*args, **kwargs):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = forward(*args, **kwargs)
+            return out.float() if torch.is_tensor(out) else out
+        return run
+
+    done = set()
+    for m in model.modules():
+        if getattr(m, "mixed_precision", False) and not any(id(a) in done for a in _ancestors(model, m)):
+            m.forward = wrap(m.forward)
+            done.add(id(m))
+
+
+def _ancestors(root, target):
+    out = []
+
+    def walk(m, path):
+        if m is target:
+            out.extend(path)
+            return True
+        return any(walk(c, path + [m]) for c in m.children())
+    walk(root, [])
+    return out
 
 
 def write_curve(history: List[Dict[str, Any]], path: Path, title: str = "") -> None:

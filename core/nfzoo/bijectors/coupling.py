@@ -66,6 +66,8 @@ class CouplingNet(nn.Module):
     """Glow's coupling net: conv3x3 - ActNorm - ReLU - [blocks x residual block] - conv1x1 - ActNorm -
     ReLU - ZeroConv2d (zero-initialised, so the coupling starts as the identity)."""
 
+    mixed_precision = True   # `--precision bf16` runs it under autocast (the flow's own maths stays float32)
+
     def __init__(self, in_channels: int, out_channels: int, hidden: int, blocks: int = 0):
         super().__init__()
         layers = [nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False), NetActNorm(hidden), nn.ReLU()]

@@ -87,6 +87,10 @@ class DiffusionFlowModel(FlowModel):
         z, ld = self.bijector(v, None)
         return z, ld + ld0
 
+    # draws more than the dequantization noise (class codes / diffusion times and noise): distributed
+    # runs give each rank its own stream (nfzoo.distributed)
+    training_draws_per_image = None
+
     def log_prob(self, x, y=None, generator=None, noise=True):
         """Minus the bound on -log P(8-bit image), nats (B,): log|det| - bound(z0) - D log 256."""
         z, ld = self._latent(x, generator, noise)

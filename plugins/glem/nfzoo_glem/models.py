@@ -102,6 +102,10 @@ class GLEMFlow(FlowModel):
         z, ld = self.bijector(v, None)
         return z, ld + ld0
 
+    # draws more than the dequantization noise (class codes / diffusion times and noise): distributed
+    # runs give each rank its own stream (nfzoo.distributed)
+    training_draws_per_image = None
+
     def log_prob(self, x, y=None, generator=None, noise=True):
         ctx = self._context(y, x.shape[0])
         z, ld = self._latent(x, ctx, generator, noise)

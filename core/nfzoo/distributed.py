@@ -1,0 +1,216 @@
+"""Running on several processes with torch.distributed (launched by torchrun, or by `nfzoo train --nproc N`
+and `nfzoo sample --nproc N`, which launch torchrun on this host).
+
+The process group is read from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, ...):
+gloo on CPU, nccl on CUDA (one GPU per process, by LOCAL_RANK). Without that environment everything runs
+as one process and nothing here touches torch.distributed.
+
+How work is split, so that results do not depend on the number of processes:
+- training: each global batch (the trainer's plan, reshuffled every epoch from the seed and the epoch,
+  as DistributedSampler.set_epoch does) is cut into WORLD_SIZE contiguous pieces, one per rank; each rank
+  scales its loss by n_rank * world / n_batch so that DDP's gradient average is the global batch's mean;
+- evaluation: the test set is cut into WORLD_SIZE contiguous shards and the sums are all-reduced;
+- random numbers: where a model declares how many uniform numbers it draws per image
+  (FlowModel.training_draws_per_image: the dequantization noise), a rank skips the numbers of the images
+  before its piece, so each image gets the noise it gets on one process; otherwise each rank draws from
+  its own stream, seeded from the seed, the step and the rank.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Tuple
+
+import torch
+
+from .errors import UsageError
+
+
+@dataclass
+class DistContext:
+    world: int = 1
+    rank: int = 0
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    backend: Optional[str] = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    def barrier(self) -> None:
+        if self.enabled:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def all_reduce_sum(self, values: Sequence[float]) -> List[float]:
+        """Sum of each value over the ranks (float64)."""
+        if not self.enabled:
+            return [float(v) for v in values]
+        import torch.distributed as dist
+
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self._comm_device())
+        dist.all_reduce(t)
+        return t.cpu().tolist()
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if it is true on any rank (a collective: every rank must call it)."""
+        return self.all_reduce_sum([1.0 if flag else 0.0])[0] > 0
+
+    def broadcast_object(self, obj: Any) -> Any:
+        if not self.enabled:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0, device=self._comm_device())
+        return box[0]
+
+    def gather_tensor(self, t: torch.Tensor) -> Optional[torch.Tensor]:
+        """Rank 0 gets the ranks' tensors concatenated in rank order (shapes may differ along dim 0);
+        the others get None."""
+        if not self.enabled:
+            return t
+        import torch.distributed as dist
+
+        dev = self._comm_device()
+        n = torch.tensor([t.shape[0]], device=dev)
+        sizes = [torch.zeros_like(n) for _ in range(self.world)]
+        dist.all_gather(sizes, n)
+        sizes = [int(s.item()) for s in sizes]
+        width = max(sizes)
+        pad = torch.zeros((width, *t.shape[1:]), dtype=t.dtype, device=dev)
+        pad[:t.shape[0]] = t.to(dev)
+        parts = [torch.empty_like(pad) for _ in range(self.world)] if self.is_main else None
+        if self.backend == "nccl":   # nccl has no gather: all_gather, and the others drop theirs
+            parts = [torch.empty_like(pad) for _ in range(self.world)]
+            dist.all_gather(parts, pad)
+        else:
+            dist.gather(pad, parts, dst=0)
+        if not self.is_main:
+            return None
+        return torch.cat([p[:s] for p, s in zip(parts, sizes)]).cpu()
+
+    def _comm_device(self) -> torch.device:
+        return self.device if self.backend == "nccl" else torch.device("cpu")
+
+    def shard(self, n: int) -> Tuple[int, int]:
+        return shard(n, self.world, self.rank)
+
+    def close(self) -> None:
+        if self.enabled:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def shard(n: int, world: int, rank: int) -> Tuple[int, int]:
+    """[start, stop) of rank's contiguous piece of n items (sizes differ by at most one, the first
+    pieces the larger: torch.tensor_split's rule)."""
+    q, r = divmod(n, world)
+    start = rank * q + min(rank, r)
+    return start, start + q + (1 if rank < r else 0)
+
+
+def env_world() -> int:
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+_CONTEXT: Optional[DistContext] = None
+
+
+def context(device: str = "auto") -> DistContext:
+    """The process group of this process (initialised on first use from torchrun's environment).
+    device: "cpu", "cuda" or "auto" (cuda when torch sees a GPU)."""
+    global _CONTEXT
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--device must be cpu, cuda or auto, got {device!r}")
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        raise UsageError("--device cuda: torch sees no CUDA device on this machine; use --device cpu")
+    world = env_world()
+    if world <= 1:
+        dev = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
+        return DistContext(device=dev)
+    if _CONTEXT is not None:
+        return _CONTEXT
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        if local >= torch.cuda.device_count():
+            raise UsageError(f"LOCAL_RANK {local} but this node has {torch.cuda.device_count()} GPU(s): "
+                             "start at most one process per GPU (--nproc_per_node)")
+        torch.cuda.set_device(local)
+        dev, backend = torch.device("cuda", local), "nccl"
+    else:
+        dev, backend = torch.device("cpu"), "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    _CONTEXT = DistContext(world=dist.get_world_size(), rank=dist.get_rank(), local_rank=local, device=dev,
+                           backend=backend)
+    return _CONTEXT
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (splitmix64 steps), for per-rank / per-step / per-chunk generators."""
+    x = 0x9E3779B97F4A7C15
+    for p in parts:
+        x = (x ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) & 0xFFFFFFFFFFFFFFFF
+        x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+        z = x
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+        x = z ^ (z >> 31)
+    return x & 0x7FFFFFFFFFFFFFFF
+
+
+def skip_uniform(generator: torch.Generator, count: int, dtype: torch.dtype = torch.float32) -> None:
+    """Advance a CPU generator past `count` uniform numbers of `dtype`, as drawing them would."""
+    chunk = 1 << 22
+    while count > 0:
+        k = min(count, chunk)
+        torch.rand(k, generator=generator, dtype=dtype)
+        count -= k
+
+
+def launch(args: List[str], nproc: int, module: str = "nfzoo") -> int:
+    """Run `python -m <module> ARGS` on `nproc` processes of this host through torchrun (standalone
+    rendezvous); returns torchrun's exit status."""
+    if nproc < 1:
+        raise UsageError(f"--nproc must be >= 1, got {nproc}")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", module, *args]
+    env = dict(os.environ)
+    # torchrun's default for OMP_NUM_THREADS is 1 per process; keep a user's setting
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    env["NFZOO_LAUNCH_CMD"] = shlex.join(cmd)
+    return subprocess.call(cmd, env=env)
+
+
+def strip_option(argv: List[str], name: str, takes_value: bool = True) -> List[str]:
+    """argv without `name VALUE` / `name=VALUE` (or the flag `name`)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == name:
+            skip = takes_value
+            continue
+        if takes_value and a.startswith(name + "="):
+            continue
+        out.append(a)
+    return out
