@@ -65,3 +65,6 @@ def register_architectures(register):
 def register_benchmarks(register):
     register("train", "nfzoo.bench.train:bench_train",
              description="Glow training throughput and bpd: nfzoo vs normflows (same size, data, steps)")
+    register("scaling", "nfzoo.bench.scaling:bench_scaling",
+             description="training images/s: 1 vs 2 processes (torchrun, DDP) on the CPU; with --device "
+                         "cuda, 1 GPU in float32 vs bf16 autocast")
