@@ -16,6 +16,14 @@ from .distributed import DistContext, mix_seed, shard
 CHUNK = 250
 
 
+def model_device(model) -> torch.device:
+    dev = getattr(model, "device", None)
+    if dev is None:
+        p = next(iter(model.parameters()), None)
+        dev = p.device if p is not None else torch.device("cpu")
+    return torch.device(dev)
+
+
 def chunk_generator(seed: int, chunk: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) if chunk == 0 else mix_seed(seed, chunk))
 
@@ -34,8 +42,9 @@ def generate(model, n: int, y: Optional[torch.Tensor] = None, temperature: float
     """Yield (index of the first image, images on the CPU, their labels) for this rank's chunks of n
     samples. `y`: a label per image (all n of them), or None."""
     model.eval()
+    device = model_device(model)
     for c, start, stop in chunks(n, dist):
-        yc = None if y is None else y[start:stop].to(model.device)
+        yc = None if y is None else y[start:stop].to(device)
         x = model.sample(stop - start, y=yc, temperature=temperature, generator=chunk_generator(seed, c),
                          **(options or {}))
         yield start, x.cpu(), None if yc is None else yc.cpu()

@@ -287,7 +287,10 @@ def described_dims(extractor, model, fake) -> range:
 
     if fake:
         return range(fake[0].shape[1])
-    return range(compute_features(extractor, torch.zeros(1, *model.image_shape, device=model.device)).shape[1])
+    from .generation import model_device
+
+    return range(compute_features(extractor, torch.zeros(1, *model.image_shape,
+                                                         device=model_device(model))).shape[1])
 
 
 def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int = 0,
@@ -333,7 +336,7 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
     fake, correct, nonfinite, done = [], 0, 0, 0
     for _, x, y in generate(model, n_samples, labels, temperature, seed, sample_options, dist):
         b = x.shape[0]
-        x = x.to(model.device)
+        x = x.to(device)
         ok = torch.isfinite(x.flatten(1)).all(1)
         if not bool(ok.all()):    # a numerically broken sample (overflow in the inverse) is left out
             nonfinite += int((~ok).sum())

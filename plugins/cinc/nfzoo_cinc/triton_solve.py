@@ -5,10 +5,11 @@ One program per image sweeps the H + W - 1 anti-diagonals in order; inside a dia
 
     x[:, d] = (U^-1 y)[:, d] - sum over taps t != own, input channels c' of (U^-1 R)[:, c', t] x[c', d - t]
 
-then stored, and a barrier makes them visible to the next diagonal. The sum over input channels is either
-one tl.dot per tap ((C_out, C_in) tap matrix times the (C_in, pixels) shifted tile; float32, IEEE
-precision, no TF32) or, for float64, a loop of outer products over input channels ("fma"). On an H100
-the dot form was the faster one at C=48 (docs/results/gpu/). With REVERSE the image is read and
+then stored, and a barrier makes them visible to the next diagonal. The sum over input channels is a
+loop of outer products over input channels ("fma", the default) or one tl.dot per tap ((C_out, C_in) tap
+matrix times the (C_in, pixels) shifted tile; float32 only, IEEE precision, no TF32). On an H100
+(docs/results/gpu/run2) the dot form was no faster at 12 channels and up to 10x slower at 48, so it is
+kept only as an option (kernel="dot"), tested for correctness. With REVERSE the image is read and
 written rotated by 180 degrees: that is the transposed solve (a wavefront from the bottom-right), used by
 the adjoint of Inverse-Flow. Any H, W >= 1, float32 or float64.
 
@@ -79,13 +80,13 @@ if triton is not None:
 
 def triton_solve(y: Tensor, weight: Tensor, dilation: int = 1, transpose: bool = False,
                  kernel: str = "auto") -> Tensor:
-    """M^-1 y (or M^-T y with transpose=True) with the Triton kernel. No autograd. kernel: "dot" (float32
-    only), "fma", or "auto" (dot for float32, fma for float64)."""
+    """M^-1 y (or M^-T y with transpose=True) with the Triton kernel. No autograd. kernel: "fma" (or
+    "auto", the same) or "dot" (float32 only; slower where measured)."""
     if triton is None:
         raise RuntimeError("triton is not installed: use backend='torch' (pip install triton)")
     if kernel not in ("auto", "dot", "fma"):
         raise ValueError(f"unknown kernel {kernel!r}: use auto, dot or fma")
-    use_dot = y.dtype == torch.float32 if kernel == "auto" else kernel == "dot"
+    use_dot = kernel == "dot"
     if use_dot and y.dtype != torch.float32:
         raise ValueError(f"the dot kernel is float32 only, got {y.dtype}: use kernel='fma'")
     from .solve import factors
