@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 import nfzoo
-from nfzoo.distributed import mix_seed, shard, skip_uniform, strip_option
+from nfzoo.distributed import mix_seed, shard, skip_uniform
 from nfzoo.generation import CHUNK, chunk_generator, chunks
 
 NFZOO = [sys.executable, "-m", "nfzoo"]
@@ -49,10 +49,6 @@ def test_chunk_seeds():
     seeds = {mix_seed(s, c) for s in range(20) for c in range(1, 50)}
     assert len(seeds) == 20 * 49 and all(0 <= s < 2 ** 63 for s in seeds)
     assert [c[1:] for c in chunks(CHUNK + 1)] == [(0, CHUNK), (CHUNK, CHUNK + 1)]
-
-
-def test_strip_option():
-    assert strip_option(["a", "--nproc", "2", "b", "--nproc=3"], "--nproc") == ["a", "b"]
 
 
 def test_bad_distributed_options_exit_2(tmp_path):

@@ -18,7 +18,6 @@ How work is split, so that results do not depend on the number of processes:
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -89,11 +88,11 @@ class DistContext:
         width = max(sizes)
         pad = torch.zeros((width, *t.shape[1:]), dtype=t.dtype, device=dev)
         pad[:t.shape[0]] = t.to(dev)
-        parts = [torch.empty_like(pad) for _ in range(self.world)] if self.is_main else None
         if self.backend == "nccl":   # nccl has no gather: all_gather, and the others drop theirs
             parts = [torch.empty_like(pad) for _ in range(self.world)]
             dist.all_gather(parts, pad)
         else:
+            parts = [torch.empty_like(pad) for _ in range(self.world)] if self.is_main else None
             dist.gather(pad, parts, dst=0)
         if not self.is_main:
             return None
@@ -196,21 +195,4 @@ def launch(args: List[str], nproc: int, module: str = "nfzoo") -> int:
     env = dict(os.environ)
     # torchrun's default for OMP_NUM_THREADS is 1 per process; keep a user's setting
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    env["NFZOO_LAUNCH_CMD"] = shlex.join(cmd)
     return subprocess.call(cmd, env=env)
-
-
-def strip_option(argv: List[str], name: str, takes_value: bool = True) -> List[str]:
-    """argv without `name VALUE` / `name=VALUE` (or the flag `name`)."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a == name:
-            skip = takes_value
-            continue
-        if takes_value and a.startswith(name + "="):
-            continue
-        out.append(a)
-    return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
@@ -281,16 +281,14 @@ def get_feature_extractor(feature_extractor: str = "oracle", oracle=None, device
     return _as_oracle(oracle, device).features, "oracle"
 
 
-def described_dims(extractor, model, fake) -> range:
-    """The feature width (from a featurised batch, or by featurising one blank image)."""
+def _feature_width(extractor, model) -> int:
+    """The extractor's feature width (one blank image through it): for a rank that drew no samples."""
     import torch
 
-    if fake:
-        return range(fake[0].shape[1])
     from .generation import model_device
 
-    return range(compute_features(extractor, torch.zeros(1, *model.image_shape,
-                                                         device=model_device(model))).shape[1])
+    blank = torch.zeros(1, *model.image_shape, device=model_device(model))
+    return compute_features(extractor, blank).shape[1]
 
 
 def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int = 0,
@@ -350,8 +348,8 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
         if progress:
             progress(len(dataset_test) + done, total)
     if dist is not None:
-        width = len(described_dims(extractor, model, fake))
-        local = torch.from_numpy(np.concatenate(fake)) if fake else torch.zeros(0, width, dtype=torch.float64)
+        local = (torch.from_numpy(np.concatenate(fake)) if fake
+                 else torch.zeros(0, _feature_width(extractor, model), dtype=torch.float64))
         gathered = dist.gather_tensor(local.double())
         nonfinite, correct = (int(v) for v in dist.all_reduce_sum([nonfinite, correct]))
         if not main:

@@ -586,23 +586,11 @@ def enable_bf16(model) -> None:
             return out.float() if torch.is_tensor(out) else out
         return run
 
-    done = set()
-    for m in model.modules():
-        if getattr(m, "mixed_precision", False) and not any(id(a) in done for a in _ancestors(model, m)):
+    wrapped: List[str] = []
+    for name, m in model.named_modules():   # parents come before their children
+        if getattr(m, "mixed_precision", False) and not any(name.startswith(w + ".") for w in wrapped):
             m.forward = wrap(m.forward)
-            done.add(id(m))
-
-
-def _ancestors(root, target):
-    out = []
-
-    def walk(m, path):
-        if m is target:
-            out.extend(path)
-            return True
-        return any(walk(c, path + [m]) for c in m.children())
-    walk(root, [])
-    return out
+            wrapped.append(name)
 
 
 def write_curve(history: List[Dict[str, Any]], path: Path, title: str = "") -> None:
