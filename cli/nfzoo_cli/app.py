@@ -348,6 +348,9 @@ def _launch_ranks(nproc: int, argv: List[str]) -> None:
         fail("--nproc launches torchrun: do not pass it to a process torchrun started")
     err.print(f"launching {nproc} processes with torchrun", highlight=False)
     rc = launch(argv, nproc)
+    if rc == 143:
+        fail("SIGTERM: the processes wrote a checkpoint and stopped; continue with the same command and "
+             "--resume", 143)
     if rc != 0:
         fail(f"torchrun exited with status {rc} (the processes' messages are above)", 1)
 

@@ -195,4 +195,20 @@ def launch(args: List[str], nproc: int, module: str = "nfzoo") -> int:
     env = dict(os.environ)
     # torchrun's default for OMP_NUM_THREADS is 1 per process; keep a user's setting
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    return subprocess.call(cmd, env=env)
+    import signal
+
+    proc = subprocess.Popen(cmd, env=env)
+    got: List[int] = []
+
+    def forward(signum, frame):   # a scheduler's SIGTERM reaches this process: pass it on to torchrun,
+        got.append(signum)        # which passes it to the ranks (they checkpoint and stop together)
+        proc.send_signal(signum)
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        rc = proc.wait()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if got and rc != 0:
+        return 128 + got[0]       # preempted: 143 for SIGTERM, as one process exits
+    return rc
