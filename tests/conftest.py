@@ -1,7 +1,6 @@
 import os
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 

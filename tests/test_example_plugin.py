@@ -1,12 +1,9 @@
 """The example third-party plugin: installed with pip, found through its entry point, trained for a
 step, checked with the testing kit, uninstalled."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "nfzoo-example-plugin"
 

@@ -1,6 +1,5 @@
 """save_pretrained / from_pretrained, strict loading, and corrupt files: detected, never loaded."""
 import json
-import shutil
 
 import pytest
 import torch

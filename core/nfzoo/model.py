@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .errors import ConfigError, UsageError
 from .interfaces import Bijector, Prior, Sampler
-from .safeio import atomic_write_json, load_tensors, read_json, save_tensors
+from .safeio import atomic_write_json, load_tensors, save_tensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

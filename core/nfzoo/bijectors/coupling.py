@@ -8,8 +8,6 @@ identity, or Glow's constant scale sigmoid(2) for the affine coupling).
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn

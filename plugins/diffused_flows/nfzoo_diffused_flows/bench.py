@@ -14,7 +14,6 @@ seconds per 100 samples) and bench-diffusion.json in the current directory.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -121,8 +120,6 @@ def _plot(rows: List[Dict], path: Path) -> None:
 
 
 def bench_diffusion(quick: bool = False, log=print, out_dir: Optional[str] = None) -> Dict:
-    import torch
-
     from nfzoo.data import load_dataset
     from nfzoo.metrics import coverage_density, dataset_features, fid, get_feature_extractor
     from nfzoo.oracle import find_oracle
