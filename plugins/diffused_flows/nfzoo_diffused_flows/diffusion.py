@@ -25,7 +25,7 @@ T (so T = 500 covers the same noise range in fewer, larger steps; tiny test T ca
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -69,6 +69,20 @@ class NoiseSchedule:
         a = float(self.abar[-1])
         kl = 0.5 * (a * z0 ** 2 + (1 - a) - 1 - math.log(1 - a))
         return kl.reshape(z0.shape[0], -1).sum(1)
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; the backward multiplies each example's gradient by its factor c (B,)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, c: Tensor) -> Tensor:
+        ctx.save_for_backward(c)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        (c,) = ctx.saved_tensors
+        return g * c.view(-1, *([1] * (g.dim() - 1))), None
 
 
 def _randn(shape, like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
@@ -136,14 +150,21 @@ class DiffusionPrior(Prior):
         ab = self.schedule.abar.to(z0.device)[i].to(z0.dtype).view(-1, *([1] * (z0.dim() - 1)))
         return ab.sqrt() * z0 + (1 - ab).sqrt() * eps
 
-    def terms(self, z0: Tensor, i: Tensor, eps: Tensor) -> Dict[str, Tensor]:
+    def terms(self, z0: Tensor, i: Tensor, eps: Tensor, input_grad_scale: Optional[Callable[[Tensor], Tensor]] = None
+              ) -> Dict[str, Tensor]:
         """One U-Net call at timesteps i with noise eps: the per-example squared error ||eps - eps_theta||^2
         ("sq"), the bound's term L_i ("term", nats; L_0 with its constant) and the bound estimate
-        L_T + D log(2 pi beta_0) / 2 + T w_i ||eps - eps_theta||^2 ("bound", unbiased when i is uniform)."""
+        L_T + D log(2 pi beta_0) / 2 + T w_i ||eps - eps_theta||^2 ("bound", unbiased when i is uniform).
+        `input_grad_scale(w)` (a function of the per-example weights T w_i, or None): the gradient that
+        reaches z_i (and through it z0) from the U-Net is multiplied per example by it, the U-Net's own
+        gradient is not (the `hybrid` objective)."""
         sch = self.schedule
-        err = self.eps(self.noised(z0, i, eps), i) - eps
-        sq = (err ** 2).reshape(z0.shape[0], -1).sum(1)
+        zi = self.noised(z0, i, eps)
         w = sch.weights.to(z0.device)[i].to(z0.dtype)
+        if input_grad_scale is not None:
+            zi = _ScaleGrad.apply(zi, input_grad_scale(sch.T * w))
+        err = self.eps(zi, i) - eps
+        sq = (err ** 2).reshape(z0.shape[0], -1).sum(1)
         term = w * sq + (i == 0).to(z0.dtype) * (self.dim * sch.decoder_const)
         bound = sch.prior_kl(z0) + self.dim * sch.decoder_const + sch.T * w * sq
         return {"sq": sq, "term": term, "bound": bound, "i": i}
@@ -157,10 +178,11 @@ class DiffusionPrior(Prior):
         i = torch.floor((perm + u) * self.schedule.T / n).long().clamp_(0, self.schedule.T - 1)
         return i.to(like.device)
 
-    def draw_terms(self, z0: Tensor, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
+    def draw_terms(self, z0: Tensor, generator: Optional[torch.Generator] = None,
+                   input_grad_scale: Optional[Callable[[Tensor], Tensor]] = None) -> Dict[str, Tensor]:
         """`terms` at one random timestep (stratified over the batch) and noise per example."""
         i = self.draw_timesteps(z0.shape[0], z0, generator)
-        return self.terms(z0, i, _randn(z0.shape, z0, generator))
+        return self.terms(z0, i, _randn(z0.shape, z0, generator), input_grad_scale)
 
     def nll_bound(self, z0: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         """Unbiased one-sample estimate of DDPM's bound on -log p(z0), nats, (B,)."""

@@ -244,6 +244,44 @@ def test_paper_objective_rewards_scaling_the_latent_up_and_the_bound_does_not():
     assert elbo[-1] > elbo[0], elbo
 
 
+def test_hybrid_gives_the_flow_the_bounds_gradient_and_the_unet_the_simple_losss():
+    """`hybrid` in one U-Net call: flow parameters get exactly the gradient of the bound (`elbo`), U-Net
+    parameters exactly that of DDPM's simple loss, with the same timesteps and noise; it reports the
+    same bound."""
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def grads(objective):
+        m = tiny(objective=objective, timesteps=50)
+        m.train()
+        loss, bpd = m.training_loss(x, None, "all", 0, 1, torch.Generator().manual_seed(3))
+        m.zero_grad()
+        loss.backward()
+        flow = {n: p.grad.clone() for n, p in m.bijector.named_parameters() if p.grad is not None}
+        unet = {n: p.grad.clone() for n, p in m.prior.named_parameters() if p.grad is not None}
+        return flow, unet, bpd
+
+    f_h, u_h, bpd_h = grads("hybrid")
+    f_e, _, bpd_e = grads("elbo")
+    torch.testing.assert_close(bpd_h, bpd_e)
+    assert f_h.keys() == f_e.keys() and len(f_h) > 0
+    for n in f_h:
+        torch.testing.assert_close(f_h[n], f_e[n], rtol=1e-4, atol=1e-6, msg=n)
+    # the simple loss's U-Net gradient: the same draws, the flow's latent held fixed
+    m = tiny(objective="elbo", timesteps=50)
+    m.train()
+    z, _ = m._latent(x, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    m.dequantize(x, generator=g)                                # the same stream position as in training
+    r = m.prior.draw_terms(z.detach(), g)
+    m.zero_grad()
+    (r["sq"] / m.dim).mean().backward()
+    u_s = {n: p.grad.clone() for n, p in m.prior.named_parameters() if p.grad is not None}
+    assert u_h.keys() == u_s.keys() and len(u_h) > 0
+    for n in u_h:
+        torch.testing.assert_close(u_h[n], u_s[n], rtol=1e-4, atol=1e-6, msg=n)
+    assert not all(torch.allclose(u_h[n], u_e) for n, u_e in grads("elbo")[1].items())
+
+
 def test_two_stage_trains_the_flow_then_only_the_unet(tmp_path):
     from nfzoo.training import TrainConfig, Trainer
 
@@ -290,7 +328,7 @@ def test_init_flow_must_match_the_config(tmp_path):
 def test_config_errors():
     with pytest.raises(ConfigError, match="cannot take a 8x8 latent"):
         create_model("diffused-flows", image_shape=[1, 8, 8], unet_channels=[8, 8, 8, 8, 8])
-    with pytest.raises(ConfigError, match="objective must be one of elbo, two-stage, paper"):
+    with pytest.raises(ConfigError, match="objective must be one of elbo, hybrid, two-stage, paper"):
         create_model("diffused-flows", image_shape=[1, 8, 8], objective="simple")
     with pytest.raises(ConfigError, match="stage1_epochs is for objective=two-stage"):
         create_model("diffused-flows", image_shape=[1, 8, 8], stage1_epochs=3)
