@@ -2,7 +2,11 @@
 clipped z0 (same models, seed, sample counts and code path as the bench; FID and Coverage only: the number
 of U-Net calls, hence the time per sample, did not change). Writes ddim-rerun.json beside this file.
 
-    python docs/results/bench-diffusion/ddim_rerun.py
+    python docs/results/diffused-flows-glow-latent/ddim_rerun.py
+
+Historical (session 5): it ran on the zoo's diffused-flows-mnist5k of that time, the glow-latent model of
+this folder; the zoo's model of that name has since been replaced (session 7), so running it now measures
+the new one.
 """
 import json
 from pathlib import Path
