@@ -150,8 +150,8 @@ class DiffusionPrior(Prior):
         ab = self.schedule.abar.to(z0.device)[i].to(z0.dtype).view(-1, *([1] * (z0.dim() - 1)))
         return ab.sqrt() * z0 + (1 - ab).sqrt() * eps
 
-    def terms(self, z0: Tensor, i: Tensor, eps: Tensor, input_grad_scale: Optional[Callable[[Tensor], Tensor]] = None
-              ) -> Dict[str, Tensor]:
+    def terms(self, z0: Tensor, i: Tensor, eps: Tensor,
+              input_grad_scale: Optional[Callable[[Tensor], Tensor]] = None) -> Dict[str, Tensor]:
         """One U-Net call at timesteps i with noise eps: the per-example squared error ||eps - eps_theta||^2
         ("sq"), the bound's term L_i ("term", nats; L_0 with its constant) and the bound estimate
         L_T + D log(2 pi beta_0) / 2 + T w_i ||eps - eps_theta||^2 ("bound", unbiased when i is uniform).

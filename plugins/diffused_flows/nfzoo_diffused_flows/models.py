@@ -253,8 +253,9 @@ def diffused_flows(image_shape=(1, 28, 28), flow: str = "glow", levels: int = 2,
     """Diffused-Flows: the flow `flow` (an architecture of the registry, glow or nsf; `levels`, `steps`,
     `hidden`, `blocks`, `preprocess` and any `flow_options` go to its builder) with a diffusion prior on
     its image-shaped latent (T = `timesteps`, the thesis's 500). objective: elbo (default), hybrid,
-    two-stage or paper (see the module's docstring); two-stage trains the flow for `stage1_epochs` (default: half the
-    epochs, or none when `init_flow` names a trained flow of the same config to start from).
+    two-stage or paper (see the module's docstring); two-stage trains the flow for `stage1_epochs`
+    (default: half the epochs, or none when `init_flow` names a trained flow of the same config to start
+    from).
     `latent_clip`: the samplers clip the predicted z0 to [-latent_clip, latent_clip]; set after training
     to the training latents' max |z0| (None: no clip)."""
     from nfzoo.api import create_model
