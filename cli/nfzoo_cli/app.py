@@ -255,8 +255,9 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
         if main_rank:
             save_grid_png(first, out_path / "grid.png", nrow if total <= grid_max else 32)
         written = f"{out_path}/ ({total} PNGs and grid.png)"
-    if dist is not None:
+    if dist is not None:   # the ranks leave together and shut the process group down (no race at exit)
         dist.barrier()
+        dist.close()
     if main_rank:
         err.print(f"wrote {written}")
 
@@ -597,6 +598,9 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
             sres = evaluate_samples(m, ds, samples, oracle=net, seed=seed, temperature=temperature,
                                     feature_extractor=features, k=k, progress=progress,
                                     sample_options=None if steps is None else {"steps": steps}, dist=dist)
+    if dist is not None:   # as in sample: leave together, process group shut down, before rank 0 prints
+        dist.barrier()
+        dist.close()
     if not main_rank:
         return
     doc = {"model": model, "dataset": dataset, "split": split, "task": task, **res}
