@@ -180,6 +180,8 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
                per_class: bool = typer.Option(False, "--per-class", help="one row per class"),
                sampler: Optional[str] = typer.Option(None, "--sampler", help="a registered sampler"),
                steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (diffusion)"),
+               eta: Optional[float] = typer.Option(None, "--eta", help="DDIM noise scale: 0 deterministic "
+                                                   "[default], 1 ancestral over the same steps"),
                seed: int = typer.Option(0, "--seed", help="random seed"),
                out_path: Path = typer.Option(Path("samples.png"), "--out", "-o",
                                              help="FILE.png for a grid, or DIR for one PNG per sample "
@@ -210,7 +212,7 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
     m = nfzoo.load(model, device=dev)
     if sampler is not None:
         m.sampler = get_registry().get("samplers", sampler).load()()
-    options = {} if steps is None else {"steps": steps}
+    options = _sampler_options(steps, eta)
     m.sampler.check(m, temperature=temperature, **options)
     if (label is not None or per_class) and m.num_classes is None:
         fail(f"{model} is unconditional: --label and --per-class need a class-conditional model")
@@ -502,6 +504,8 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
              sampler: Optional[str] = typer.Option(None, "--sampler", help="a registered sampler for "
                                                    "--samples (e.g. rfcm for GLEM models)"),
              steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (diffusion samplers)"),
+             eta: Optional[float] = typer.Option(None, "--eta", help="DDIM noise scale for --samples: 0 "
+                                                 "deterministic [default], 1 ancestral over the same steps"),
              k: int = typer.Option(5, "--k", help="nearest neighbours for Coverage and Density"),
              data_root: Optional[str] = typer.Option(None, "--data-root"),
              device: Optional[str] = typer.Option(None, "--device"),
@@ -526,7 +530,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
         raise UnknownNameError("eval task", task, [*EVAL_TASKS, *head_tasks])
     if task in head_tasks:
         return _head_eval(head_tasks[task], task, model, dataset, sets, samples, temperature, sampler, steps,
-                          oracle, seed, data_root, device, json_)
+                          eta, oracle, seed, data_root, device, json_)
     if sets:
         raise UsageError(f"--set is for the tasks heads add ({', '.join(head_tasks) or 'none installed'}), "
                          f"not for --task {task}")
@@ -551,7 +555,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
 
         m.sampler = get_registry().get("samplers", sampler).load()()
     if samples:
-        m.sampler.check(m, temperature=temperature, **({} if steps is None else {"steps": steps}))
+        m.sampler.check(m, temperature=temperature, **_sampler_options(steps, eta))
     ds = load_dataset(dataset, split, data_root)
     if tuple(ds.image_shape) != m.image_shape:
         raise ConfigError(f"{model} takes images of shape {list(m.image_shape)} but {dataset} has "
@@ -597,7 +601,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
             prog.update(t, description=f"{samples} samples vs {dataset}/{split}", completed=0)
             sres = evaluate_samples(m, ds, samples, oracle=net, seed=seed, temperature=temperature,
                                     feature_extractor=features, k=k, progress=progress,
-                                    sample_options=None if steps is None else {"steps": steps}, dist=dist)
+                                    sample_options=_sampler_options(steps, eta), dist=dist)
     if dist is not None:   # as in sample: leave together, process group shut down, before rank 0 prints
         dist.barrier()
         dist.close()
@@ -606,8 +610,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
     doc = {"model": model, "dataset": dataset, "split": split, "task": task, **res}
     if samples:
         doc.update({"oracle": oracle_from, "sampler": m.sampler.name, **sres})
-        if steps is not None:
-            doc["steps"] = steps
+        doc.update(_sampler_options(steps, eta))
         if sres["nonfinite_samples"]:
             err.print(f"[yellow]warning:[/] {sres['nonfinite_samples']} of {samples} samples had "
                       "non-finite pixels and were left out of the metrics", highlight=False)
@@ -637,10 +640,16 @@ def _head_eval_tasks() -> dict:
     return tasks
 
 
-def _head_eval(found, task, model, dataset, sets, samples, temperature, sampler, steps, oracle, seed,
+def _sampler_options(steps: Optional[int], eta: Optional[float]) -> dict:
+    """The sampler options given on the command line (the sampler's check validates them)."""
+    return {k: v for k, v in (("steps", steps), ("eta", eta)) if v is not None}
+
+
+def _head_eval(found, task, model, dataset, sets, samples, temperature, sampler, steps, eta, oracle, seed,
                data_root, device, json_):
     """Run a head's evaluation: fn(model, dataset, seed=, data_root=, device=, progress=, model_name=,
-    **options); options come from --set, and --samples (n), --temperature, --steps, --oracle when given."""
+    **options); options come from --set, and --samples (n), --temperature, --steps, --eta, --oracle when
+    given."""
     import inspect
 
     from nfzoo.errors import UsageError
@@ -650,7 +659,7 @@ def _head_eval(found, task, model, dataset, sets, samples, temperature, sampler,
     fn = Entry("heads", task, target, entry.plugin).load()
     options = parse_sets(sets)
     for key, value, default in (("n", samples, 0), ("temperature", temperature, 1.0), ("steps", steps, None),
-                                ("oracle", oracle, None)):
+                                ("eta", eta, None), ("oracle", oracle, None)):
         if value != default:
             options[key] = value
     params = inspect.signature(fn).parameters

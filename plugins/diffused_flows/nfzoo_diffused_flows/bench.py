@@ -1,7 +1,8 @@
 """`nfzoo bench diffusion`: sample quality against sampling time, in one run.
 
 Models: the zoo's ddpm-mnist5k and diffused-flows-mnist5k (ancestral sampling at their trained T, and DDIM
-at 100, 50, 20 and 10 steps), with nsf-mnist5k and glow-mnist5k (temperatures 1.0 and 0.7) beside them.
+at 100, 50, 20 and 10 steps, deterministic (eta = 0) and stochastic (eta = 1: the ancestral sampler over
+those steps)), with nsf-mnist5k and glow-mnist5k (temperatures 1.0 and 0.7) beside them.
 For each case: oracle FID and Coverage (oracle-mnist5k's features) against the mnist5k test split, and
 seconds per 100 samples (sampling only, batches of 100, wall clock on this machine).
 
@@ -21,6 +22,7 @@ from typing import Dict, List, Optional
 from nfzoo.bench.timing import device_name, row
 
 DDIM_STEPS = (100, 50, 20, 10)
+DDIM_ETAS = (0.0, 1.0)
 N, FULL_N, BATCH = 500, 200, 100
 PLOT = "bench-diffusion.png"
 
@@ -54,9 +56,10 @@ def _cases(models, quick: bool) -> List[Dict]:
         T = models[name].prior.timesteps
         cases.append({"model": name, "sampler": DiffusionSampler("ddpm"), "steps": T, "full": True,
                       "label": f"{name} ancestral T={T}"})
-        for s in steps:
-            cases.append({"model": name, "sampler": DiffusionSampler("ddim"), "steps": s, "full": False,
-                          "label": f"{name} ddim {s}"})
+        for eta in DDIM_ETAS:
+            for s in steps:
+                cases.append({"model": name, "sampler": DiffusionSampler("ddim"), "steps": s, "eta": eta,
+                              "full": False, "label": f"{name} ddim {s}" + (f" eta={eta:g}" if eta else "")})
     for name in ("nsf", "glow"):
         for t in (1.0, 0.7):
             cases.append({"model": name, "sampler": None, "temperature": t, "full": False,
@@ -72,7 +75,7 @@ def _run_case(case, model, extractor, n: int, batch: int):
 
     if case.get("sampler") is not None:
         model.sampler = case["sampler"]
-    opts = {"steps": case["steps"]} if "steps" in case else {}
+    opts = {k: case[k] for k in ("steps", "eta") if k in case}
     gen = torch.Generator().manual_seed(0)
     feats, seconds, nonfinite = [], 0.0, 0
     with torch.no_grad():
@@ -98,14 +101,28 @@ def _plot(rows: List[Dict], path: Path) -> None:
     from nfzoo.safeio import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
-    for model, marker in (("ddpm", "o"), ("diffused-flows", "s"), ("nsf", "^"), ("glow", "v")):
-        pts = [(r["candidate_s"], r["fid_common"], r["case"]) for r in rows if r["model"] == model]
+    series = [("ddpm", "o", 0.0), ("diffused-flows", "s", 0.0), ("ddpm", "o", 1.0), ("diffused-flows", "s", 1.0),
+              ("nsf", "^", None), ("glow", "v", None)]
+    colors = {"ddpm": "C0", "diffused-flows": "C1", "nsf": "C2", "glow": "C3"}
+    for model, marker, eta in series:
+        # one line per model and DDIM eta; each diffusion line starts at the model's ancestral sampler
+        pts = [(r["candidate_s"], r["fid_common"], r["case"]) for r in rows if r["model"] == model
+               and (eta is None or r.get("eta", 0.0) == eta or "ancestral" in r["case"])]
         if not pts:
             continue
         xs, ys, labels = zip(*pts)
-        ax.plot(xs, ys, marker=marker, ls="-" if model in ("ddpm", "diffused-flows") else "", label=model)
+        label = model if eta is None else f"{model} (ddim eta={eta:g})"
+        ax.plot(xs, ys, marker=marker, color=colors[model], ls="" if eta is None else "-" if eta == 0 else "--",
+                label=label)
         for x, y, lab in pts:
-            ax.annotate(lab.split(" ", 1)[1], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            if eta == 1.0 and "ancestral" in lab:
+                continue                          # labelled on the eta = 0 line
+            text = lab.split(" ", 1)[1].replace(" eta=1", "")
+            ax.annotate(text, (x, y), fontsize=7, xytext=(3, -9 if eta == 1.0 else 3), textcoords="offset points")
+    base = rows[0]
+    ax.axhline(1.25 * base["fid_common"], color="gray", ls=":", lw=1)
+    ax.annotate(f"1.25x {base['case']}", (rows[-1]["candidate_s"], 1.25 * base["fid_common"]), fontsize=7,
+                color="gray", xytext=(0, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("seconds per 100 samples (log scale)")
     ax.set_ylabel(f"oracle FID ({rows[0]['n_common']} samples)")
@@ -140,20 +157,19 @@ def bench_diffusion(quick: bool = False, log=print, out_dir: Optional[str] = Non
         r = {"case": case["label"], "model": case["model"], "s_per_100": s100, "n_samples": k,
              "nonfinite": bad, "fid": fid(real, feats), "fid_common": fid(real, feats[:full_n]),
              "n_common": full_n, **coverage_density(real, feats, 5)}
-        if "steps" in case:
-            r["steps"] = case["steps"]
+        r.update({k: case[k] for k in ("steps", "eta") if k in case})
         log(f"  FID {r['fid']:.2f} (first {full_n}: {r['fid_common']:.2f}), coverage {r['coverage']:.3f}, "
             f"{s100:.2f} s per 100 samples")
         results.append(r)
     base = results[0]                  # ddpm, ancestral at its T
     rows = []
-    ddpm_at = {r.get("steps"): r for r in results if r["model"] == "ddpm"}
+    ddpm_at = {(r["steps"], r["eta"]): r for r in results if r["model"] == "ddpm" and "eta" in r}
     for r in results:
         extra = {k: v for k, v in r.items() if k not in ("case", "s_per_100")}
         extra["fid_ratio"] = r["fid_common"] / base["fid_common"]
-        if r["model"] == "diffused-flows" and r.get("steps") in ddpm_at and not r["case"].endswith(
-                f"T={r.get('steps')}"):
-            extra["fid_common_ddpm_same_steps"] = ddpm_at[r["steps"]]["fid_common"]
+        same = ddpm_at.get((r.get("steps"), r.get("eta")))
+        if r["model"] == "diffused-flows" and same is not None:
+            extra["fid_common_ddpm_same_steps"] = same["fid_common"]
         rows.append(row(r["case"], base["case"], r["case"], base["s_per_100"], r["s_per_100"], **extra))
     out = Path(out_dir or ".")
     notes = [f"times are seconds per 100 samples; ratio = {base['case']}'s time / the case's",

@@ -201,9 +201,10 @@ class DiffusionPrior(Prior):
 
     # ------------------------------------------------------------ sampling
     def scheduler(self, kind: str):
-        """A diffusers scheduler over this prior's schedule: ddpm (ancestral), ddim (eta = 0) or
-        dpm-solver++ (2nd-order multistep). The fast ones space their steps "trailing" (they start at
-        t = T, where the prior N(0, I) holds)."""
+        """A diffusers scheduler over this prior's schedule: ddpm (ancestral), ddim or dpm-solver++
+        (2nd-order multistep). With fewer steps than T, every one spaces its steps "trailing" (they start
+        at t = T, where the prior N(0, I) holds; diffusers' default for DDPM, "leading", starts at
+        T - T/steps)."""
         from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
         sch = self.schedule
@@ -217,7 +218,7 @@ class DiffusionPrior(Prior):
         # |z0| 90% quantile 10.8 with DDIM 50 vs 1.7 for the data and the ancestral sampler; 1.9 with it).
         clip = dict(clip_sample=self.clip is not None, clip_sample_range=float(self.clip or 1.0))
         if kind == "ddpm":
-            return DDPMScheduler(variance_type="fixed_small", **clip, **common)
+            return DDPMScheduler(variance_type="fixed_small", timestep_spacing="trailing", **clip, **common)
         if kind == "ddim":
             return DDIMScheduler(set_alpha_to_one=True, timestep_spacing="trailing", **clip, **common)
         if kind == "dpm-solver++":
@@ -236,6 +237,18 @@ class DiffusionPrior(Prior):
                              f"{steps!r}")
         return steps
 
+    @staticmethod
+    def check_eta(kind: str, eta: Optional[float]) -> float:
+        if eta is None:
+            return 0.0
+        if kind != "ddim":
+            raise UsageError(f"--eta is an option of the ddim sampler only (this is {kind}); drop --eta or "
+                             "use --sampler ddim")
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+            raise UsageError(f"--eta must be a number from 0 (deterministic DDIM) to 1 (the ancestral sampler "
+                             f"over the same steps), got {eta!r}")
+        return float(eta)
+
     def clipped_z0(self, z: Tensor, i: Tensor) -> Tensor:
         """The z0 predicted from z_i, clipped to [-clip, clip]."""
         ab = self.schedule.abar.to(z.device)[i].to(z.dtype).view(-1, *([1] * (z.dim() - 1)))
@@ -244,9 +257,14 @@ class DiffusionPrior(Prior):
 
     @torch.no_grad()
     def reverse(self, n: int, kind: str = "ddpm", steps: Optional[int] = None,
-                generator: Optional[torch.Generator] = None, progress=None) -> Tensor:
-        """Run the reverse diffusion from N(0, I) to z0 with a diffusers scheduler; (n, C, H, W)."""
+                generator: Optional[torch.Generator] = None, progress=None, eta: Optional[float] = None) -> Tensor:
+        """Run the reverse diffusion from N(0, I) to z0 with a diffusers scheduler; (n, C, H, W).
+
+        `eta` (ddim only, default 0): the DDIM noise scale, sigma_t = eta * sqrt((1 - abar_prev) / (1 - abar_t)
+        * (1 - abar_t / abar_prev)) (Song et al. 2021, eq. 16). 0 is deterministic for a seed; 1 is the
+        ancestral sampler over the same (respaced) steps, the same update as kind ddpm with those steps."""
         steps = self.check_steps(steps)
+        eta = self.check_eta(kind, eta)
         sch = self.scheduler(kind)
         sch.set_timesteps(steps, device=self._anchor.device)
         z = _randn((n, *self.event_shape), self._anchor.float(), generator) * sch.init_noise_sigma
@@ -254,8 +272,8 @@ class DiffusionPrior(Prior):
         # diffusers keeps the raw prediction unless asked). With the raw one, clipped z0 and direction
         # disagree, and the error grows with the number of steps: ddpm-mnist5k's FID (200 samples) at
         # DDIM 100 was 45.6 with the raw noise and 18.7 re-derived (27.1 unclipped); at 20 steps 21.4 / 21.5.
-        kw = {"eta": 0.0, "use_clipped_model_output": self.clip is not None} if kind == "ddim" else {}
-        if kind != "ddim":
+        kw = {"eta": eta, "use_clipped_model_output": self.clip is not None} if kind == "ddim" else {}
+        if kind != "ddim" or eta > 0:
             kw["generator"] = generator
         for j, t in enumerate(sch.timesteps):
             i = torch.full((n,), int(t), dtype=torch.long, device=z.device)

@@ -12,8 +12,8 @@ NAMES = {"ddpm": "ddpm-ancestral", "ddim": "ddim", "dpm-solver++": "dpm-solver++
 
 class DiffusionSampler(Sampler):
     """`kind`: ddpm (ancestral, as in DDPM and the thesis; all T steps by default, fewer are respaced),
-    ddim (eta = 0, deterministic for a seed) or dpm-solver++ (2nd-order multistep). Option `steps`
-    (1..T, default T)."""
+    ddim or dpm-solver++ (2nd-order multistep). Options: `steps` (1..T, default T); `eta` (ddim only, 0..1,
+    default 0: deterministic for a seed; 1: the ancestral sampler over the same steps)."""
 
     def __init__(self, kind: str = "ddpm"):
         if kind not in NAMES:
@@ -21,11 +21,12 @@ class DiffusionSampler(Sampler):
         self.kind = kind
         self.name = NAMES[kind]
 
-    def check(self, model, temperature=1.0, steps=None, **options):
+    def check(self, model, temperature=1.0, steps=None, eta=None, **options):
         from .diffusion import DiffusionPrior
 
         if options:
-            raise UsageError(f"the {self.name} sampler takes the option steps only, got {sorted(options)}")
+            allowed = "steps and eta" if self.kind == "ddim" else "steps only"
+            raise UsageError(f"the {self.name} sampler takes the options {allowed}, got {sorted(options)}")
         if not isinstance(model.prior, DiffusionPrior):
             raise UsageError(f"the {self.name} sampler needs a model with a diffusion prior (ddpm, "
                              f"diffused-flows); this {model.architecture or 'model'} has a "
@@ -34,13 +35,15 @@ class DiffusionSampler(Sampler):
             raise UsageError(f"the {self.name} sampler samples at temperature 1 only (got {temperature:g}); "
                              "drop --temperature")
         model.prior.check_steps(steps)
+        model.prior.check_eta(self.kind, eta)
 
     @torch.no_grad()
-    def sample(self, model, n, y=None, temperature=1.0, generator=None, steps=None, progress=None, **options):
-        self.check(model, temperature=temperature, steps=steps, **options)
+    def sample(self, model, n, y=None, temperature=1.0, generator=None, steps=None, progress=None, eta=None,
+               **options):
+        self.check(model, temperature=temperature, steps=steps, eta=eta, **options)
         if y is not None:
             raise UsageError("diffusion models here are unconditional: drop the labels")
-        z0 = model.prior.reverse(n, self.kind, steps, generator, progress=progress)
+        z0 = model.prior.reverse(n, self.kind, steps, generator, progress=progress, eta=eta)
         v, _ = model.bijector.inverse(z0, None)
         return model.from_flow(v)
 

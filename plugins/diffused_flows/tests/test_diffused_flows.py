@@ -151,6 +151,32 @@ def test_ddim_eta0_is_deterministic_for_a_seed():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_ddim_eta1_is_the_ancestral_sampler_over_the_same_steps():
+    """Song et al.: with eta = 1 DDIM's update is DDPM's posterior step between the respaced timesteps, so
+    it draws the same samples as the respaced ancestral sampler (both spaced "trailing", same noise).
+    (For step counts that do not divide T, diffusers' DDIM steps from t to t - T // steps, which can be
+    one off the next "trailing" timestep; the bench's 100/50/20/10 divide T = 1000.)"""
+    m = tiny("ddpm")
+    with torch.no_grad():     # a U-Net off its init, so the prediction matters
+        for prm in m.prior.parameters():
+            prm.add_(0.05 * torch.randn_like(prm, generator=torch.Generator().manual_seed(0)))
+    for steps in (20, 10, 5):   # divisors of T: diffusers' DDIM steps to t - T // steps, not to the next
+        anc = m.prior.reverse(3, "ddpm", steps, torch.Generator().manual_seed(2))
+        ddim1 = m.prior.reverse(3, "ddim", steps, torch.Generator().manual_seed(2), eta=1.0)
+        assert torch.allclose(anc, ddim1, atol=1e-4), (steps, float((anc - ddim1).abs().max()))
+    assert m.prior.scheduler("ddpm").config.timestep_spacing == "trailing"
+
+
+def test_ddim_eta_between_0_and_1_is_stochastic_and_seeded():
+    m = tiny(latent_clip=3.0)     # unclipped, an untrained U-Net's z0 runs off and every image saturates
+    m.sampler = DiffusionSampler("ddim")
+    a, b, c = (m.sample(4, generator=torch.Generator().manual_seed(k), steps=6, eta=0.5) for k in (3, 3, 4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    det = m.sample(4, generator=torch.Generator().manual_seed(3), steps=6, eta=0.0)
+    assert torch.equal(det, m.sample(4, generator=torch.Generator().manual_seed(3), steps=6))
+    assert not torch.equal(a, det)
+
+
 def test_ddim_step_rederives_the_noise_from_the_clipped_prediction(monkeypatch):
     """One DDIM step with an over-range prediction: z_s = sqrt(ab_s) clip(z0) + sqrt(1 - ab_s) eps', with
     eps' = (z_t - sqrt(ab_t) clip(z0)) / sqrt(1 - ab_t) (GLIDE; diffusers' default keeps the raw eps)."""
@@ -210,6 +236,11 @@ def test_sampler_rejects_bad_steps_and_models():
     glow = create_model("glow", image_shape=[1, 8, 8], levels=1, steps=1, hidden=8)
     with pytest.raises(UsageError, match="needs a model with a diffusion prior"):
         DiffusionSampler("ddim").check(glow, steps=5)
+    for bad in (-0.1, 1.5, float("nan"), "1"):
+        with pytest.raises(UsageError, match="--eta must be a number from 0"):
+            DiffusionSampler("ddim").check(m, steps=5, eta=bad)
+    with pytest.raises(UsageError, match="--eta is an option of the ddim sampler only"):
+        DiffusionSampler("ddpm").check(m, steps=5, eta=0.5)
 
 
 # ---------------------------------------------------------------- bijectors
@@ -338,13 +369,18 @@ def test_config_errors():
 
 # --------------------------------------------------------------------- CLI
 def test_cli_sample_with_a_diffusion_sampler(runner, app, tmp_path):
-    m = tiny()
+    m = tiny(latent_clip=3.0)
     m.save_pretrained(tmp_path / "m")
     out = tmp_path / "s.png"
     r = runner.invoke(app, ["sample", "--model", str(tmp_path / "m"), "--sampler", "ddim", "--steps", "4",
                             "-n", "4", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert out.is_file()
+    out1 = tmp_path / "s1.png"
+    r = runner.invoke(app, ["sample", "--model", str(tmp_path / "m"), "--sampler", "ddim", "--steps", "4",
+                            "--eta", "1", "-n", "4", "--out", str(out1)])
+    assert r.exit_code == 0, r.output
+    assert out1.read_bytes() != out.read_bytes()
 
 
 @pytest.mark.parametrize("args,message", [
@@ -353,6 +389,9 @@ def test_cli_sample_with_a_diffusion_sampler(runner, app, tmp_path):
     (["--sampler", "ddim", "--steps", "21"], "from 1 to the model's T = 20"),
     (["--sampler", "ddim", "--temperature", "0.7"], "temperature 1 only"),
     (["--steps", "5", "--sampler", "ancestral"], "takes no options"),
+    (["--sampler", "ddim", "--eta", "1.5"], "--eta must be a number from 0"),
+    (["--sampler", "ddpm-ancestral", "--eta", "1"], "--eta is an option of the ddim sampler only"),
+    (["--eta", "0.5", "--sampler", "ancestral"], "takes no options"),
 ])
 def test_cli_bad_sampling_input_exits_2(runner, app, tmp_path, args, message):
     m = tiny()
@@ -395,6 +434,9 @@ def test_bench_diffusion_quick(tmp_path):
     same = [r for r in doc["rows"] if r["case"] == "diffused-flows ddim 4"][0]
     assert same["fid_common_ddpm_same_steps"] == [r for r in doc["rows"] if r["case"] == "ddpm ddim 4"][0][
         "fid_common"]
+    same1 = [r for r in doc["rows"] if r["case"] == "diffused-flows ddim 4 eta=1"][0]
+    assert same1["eta"] == 1.0 and same1["fid_common_ddpm_same_steps"] == [
+        r for r in doc["rows"] if r["case"] == "ddpm ddim 4 eta=1"][0]["fid_common"]
     assert (tmp_path / "bench-diffusion.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "bench-diffusion.json").read_text())["rows"] == doc["rows"]
 
