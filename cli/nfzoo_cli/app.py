@@ -464,9 +464,10 @@ def train_cmd(ctx: typer.Context, arch: str = typer.Argument(..., help="architec
     cb = _RichTrainCallback(cfg.epochs) if main_rank else _SilentCallback()
     try:
         trainer = Trainer(cfg, out_dir, cb, resume=resume)
-        result = trainer.run()
+        result = trainer.run()       # ends with a barrier: every rank has finished
     finally:
         cb.close()
+    trainer.dist.close()             # as in sample and eval: the ranks shut the process group down together
     if not main_rank:
         return
     result["train_config"] = asdict(cfg)

@@ -105,11 +105,14 @@ class DistContext:
         return shard(n, self.world, self.rank)
 
     def close(self) -> None:
+        global _CONTEXT
         if self.enabled:
             import torch.distributed as dist
 
             if dist.is_initialized():
                 dist.destroy_process_group()
+            if _CONTEXT is self:      # a later context() starts a new group rather than reuse this one
+                _CONTEXT = None
 
 
 def shard(n: int, world: int, rank: int) -> Tuple[int, int]:
