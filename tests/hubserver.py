@@ -19,6 +19,11 @@ Routes (the subset of the Hub's API that download and upload use):
 404s carry X-Error-Code RepoNotFound / RevisionNotFound / EntryNotFound, as the Hub's do. The server
 counts requests, can serve a corrupted copy of a file (same size, one byte flipped), can answer every
 request with an error status, and can be stopped (the "server down" case).
+
+Hostile or broken hubs, for the hardening tests: `any_revision` answers every revision (even `../../x`)
+with main's commit; `bad_sha` answers that string as the commit sha of every revision; `etag` sends that
+ETag for every file; `stall_body` sends a file's headers and half its body, then nothing until stopped.
+`SilentServer` accepts connections and never answers at all.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import base64
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,6 +55,11 @@ class HubServer:
         self.fail_status: Optional[int] = None     # answer every request with this status
         self.corrupted: Set[Tuple[str, str]] = set()  # (repo_id, path) served with a flipped byte
         self.throttle: Optional[float] = None       # seconds of sleep per 1 KiB of a file body (slow links)
+        self.any_revision = False                   # resolve any unknown revision to main
+        self.bad_sha: Optional[str] = None          # answer this as the commit sha in the model info
+        self.etag: Optional[str] = None             # send this ETag for every file
+        self.stall_body = False                     # send half of a file's body, then stall until stopped
+        self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._counter = 0
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -64,6 +75,7 @@ class HubServer:
         """Stop serving and close the port: later requests fail to connect."""
         if not self._stopped:
             self._stopped = True
+            self.stopping.set()
             self._httpd.shutdown()
             self._httpd.server_close()
 
@@ -96,7 +108,9 @@ class HubServer:
         if SHA_RE.fullmatch(revision) and (repo / "commits" / revision).is_dir():
             return revision
         ref = repo / "refs" / revision
-        return ref.read_text().strip() if ref.is_file() else None
+        if ".." not in revision.split("/") and ref.is_file():
+            return ref.read_text().strip()
+        return self.resolve(repo_id, "main") if self.any_revision and revision != "main" else None
 
     def files(self, repo_id: str, sha: str) -> Dict[str, Path]:
         base = self._repo(repo_id) / "commits" / sha
@@ -194,7 +208,7 @@ class HubServer:
     def _info(self, h, repo_id, revision):
         sha = self._find(h, repo_id, revision)
         if sha is not None:
-            h.reply(200, {"id": repo_id, "modelId": repo_id, "sha": sha, "private": False,
+            h.reply(200, {"id": repo_id, "modelId": repo_id, "sha": self.bad_sha or sha, "private": False,
                           "siblings": [{"rfilename": p} for p in self.files(repo_id, sha)]})
 
     def _tree(self, h, repo_id, revision, prefix, recursive):
@@ -226,7 +240,7 @@ class HubServer:
                                                                 "X-Error-Message": "Entry not found",
                                                                 "X-Repo-Commit": sha})
         data = f.read_bytes()
-        headers = {"X-Repo-Commit": sha, "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+        headers = {"X-Repo-Commit": sha, "ETag": f'"{self.etag or hashlib.sha256(data).hexdigest()}"',
                    "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
         if (repo_id, path) in self.corrupted and data:
             i = len(data) // 2
@@ -319,7 +333,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
-        delay = self.server.hub.throttle  # type: ignore[attr-defined]
+        hub = self.server.hub  # type: ignore[attr-defined]
+        if hub.stall_body and headers.get("Content-Type") != "application/json" and len(data) > 1:
+            self.wfile.write(data[:len(data) // 2])
+            self.wfile.flush()
+            hub.stopping.wait(120)      # a link that went silent mid-body
+            return
+        delay = hub.throttle
         if not delay or headers.get("Content-Type") == "application/json":
             self.wfile.write(data)
             return
@@ -327,3 +347,31 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[i:i + 1024])
             self.wfile.flush()
             time.sleep(delay)
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections, reads what comes, and never answers."""
+
+    def __init__(self):
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.connections: List[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="silent-hub", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self.connections.append(conn)      # kept open, never written to
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for conn in self.connections:
+            conn.close()
+        self._sock.close()

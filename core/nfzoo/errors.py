@@ -96,3 +96,13 @@ class UnpublishedError(HubError):
 
 class ChecksumError(HubError):
     """A file whose sha256 does not match the zoo index. A bad cached copy is deleted, never loaded."""
+
+
+class CacheNotWritableError(NfzooError):
+    """The Hugging Face cache folder cannot be changed (read-only, or owned by someone else): an environment
+    problem, exit code 1. The message names the folder and says to fix its permissions or set HF_HUB_CACHE."""
+
+
+class NfzooWarning(UserWarning):
+    """Something the user should know that does not stop the work (e.g. a corrupt checkpoint skipped on
+    --resume, the previous one used instead). Python prints it on stderr."""

@@ -14,23 +14,35 @@ Files without an index pin (`hf-hub:org/name` ids, other revisions) are checked 
 their cache blob, which is the file's sha256 for LFS files and its git blob id otherwise.
 
 The real `huggingface_hub` client does the HTTP work; it is imported only when needed. HF_ENDPOINT,
-HF_HUB_CACHE and HF_HUB_OFFLINE are read at call time (the client reads some of them at import).
-Nothing here imports torch.
+HF_HUB_CACHE, HF_HUB_OFFLINE and NFZOO_HUB_TIMEOUT are read at call time (the client reads some of them at
+import). Nothing here imports torch.
+
+Names and answers from strangers are checked before they touch the network or the disk: repo ids and
+revisions by the Hub's own rules (`check_repo_id`, `check_revision`, applied to every `HubSpec`); the
+commit sha, ETag and X-Repo-Commit the Hub answers (they become cache paths); every request nfzoo makes
+has a connect / read timeout (`hub_timeout`), and a request that timed out is not retried.
 """
 from __future__ import annotations
 
-import math
+import contextlib
+import contextvars
+import errno
 import hashlib
 import json
+import logging
+import math
 import os
 import re
+import shutil
 import struct
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from .errors import (ChecksumError, ConfigError, HubError, HubNotFoundError, HubUnreachableError,
-                     NfzooError, NotCachedError, UnpublishedError, UsageError)
+from .errors import (CacheNotWritableError, ChecksumError, ConfigError, HubError, HubNotFoundError,
+                     HubUnreachableError, NfzooError, NotCachedError, UnpublishedError, UsageError)
 from .safeio import atomic_write_bytes, read_json, sha256_file
 
 HF_PREFIX = "hf-hub:"
@@ -44,6 +56,11 @@ _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TRUE = {"1", "ON", "YES", "TRUE"}
+TIMEOUT_ENV = "NFZOO_HUB_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0
+MAX_REVISION_LENGTH = 255
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,254}$")  # an ETag that becomes a blob's file name
 GENERATED_MARK = "<!-- nfzoo:generated-card (delete this line to keep your edits when regenerating) -->"
 
 Progress = Callable[[str, int, Optional[int]], None]  # (file name, bytes done, total bytes or None)
@@ -78,6 +95,76 @@ def _short(revision: Optional[str]) -> str:
     return revision[:10] if is_commit(revision) else str(revision or "main")
 
 
+def hub_timeout() -> float:
+    """NFZOO_HUB_TIMEOUT: seconds that one Hub request may wait to connect, and between two reads (default
+    30). A value that is not a positive, finite number of seconds is a UsageError naming the variable."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and 0 < value <= 86400):
+        raise UsageError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds between 0 and 86400: set it to e.g. "
+                         f"{TIMEOUT_ENV}=60, or unset it for the default of {DEFAULT_TIMEOUT:g} s.")
+    return value
+
+
+# ------------------------------------------------------------------ names from strangers
+def check_repo_id(repo_id: Any, what: str = "Hub repo id") -> str:
+    """ORG/NAME by the Hub's rules (huggingface_hub's validate_repo_id: 1-96 characters of A-Z a-z 0-9 _ . -
+    per part, no `--` or `..`, not ending in .git), ASCII only and with an org. Else UsageError (exit 2)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    fix = "write ORG/NAME with letters, digits, '-', '_' and '.' (e.g. nfzoo/glow-mnist5k)"
+    if not isinstance(repo_id, str) or not _REPO_ID.fullmatch(repo_id):
+        raise UsageError(f"bad {what} {repo_id!r}: {fix}.")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise UsageError(f"bad {what} {repo_id!r} ({_first_line(exc)}): {fix}.") from exc
+    return repo_id
+
+
+def revision_problem(revision: Any) -> Optional[str]:
+    """Why `revision` is not a 40-hex commit sha or a valid git ref name (git check-ref-format, as the Hub
+    takes branch and tag names), or None when it is fine."""
+    if not isinstance(revision, str) or not revision:
+        return "it is empty"
+    if is_commit(revision):
+        return None
+    if len(revision) > MAX_REVISION_LENGTH:
+        return f"it is longer than {MAX_REVISION_LENGTH} characters"
+    bad = _REF_FORBIDDEN.search(revision)
+    if bad:
+        return f"it contains {bad.group()!r} (no spaces, control characters or any of ~ ^ : ? * [ \\)"
+    for rule, why in ((".." in revision, "it contains '..'"), ("@{" in revision, "it contains '@{'"),
+                      ("//" in revision, "it contains '//'"), (revision == "@", "it is '@'"),
+                      (revision[0] in "/-", f"it starts with {revision[0]!r}"),
+                      (revision[-1] in "/.", f"it ends with {revision[-1]!r}"),
+                      (revision.endswith(".lock") or "/.lock" in revision or ".lock/" in revision,
+                       "a part ends with '.lock'"),
+                      (any(part.startswith(".") for part in revision.split("/")), "a part starts with '.'")):
+        if rule:
+            return why
+    return None
+
+
+def check_revision(revision: Any) -> str:
+    """A 40-hex commit sha or a valid branch / tag name, else UsageError (exit 2) saying why."""
+    why = revision_problem(revision)
+    if why:
+        raise UsageError(f"bad revision {revision!r}: {why}. Give a branch or tag name (e.g. main, v1.0) or a "
+                         "40-hex commit sha.")
+    return revision
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` lies strictly inside `folder` (after resolving `..`, without following symlinks)."""
+    return Path(os.path.abspath(folder)) in Path(os.path.abspath(path)).parents
+
+
 # ------------------------------------------------------------------ what to fetch
 @dataclass
 class HubSpec:
@@ -93,6 +180,18 @@ class HubSpec:
     embedded: Optional[Path] = None
     user_named: bool = False           # the repo / revision came from the user, not the index
     metadata: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # the one gate for names from strangers: every way to a spec (spec_for, parse_hf_id, spec_from_entry,
+        # push, the cache commands) passes here before any request or file write
+        if self.repo_id is not None:
+            check_repo_id(self.repo_id, "Hub repo id" if self.user_named else f"repo_id of {self.name}")
+        if self.revision is not None:
+            check_revision(self.revision)
+        for f in self.wanted:
+            if not _safe_file_name(f):
+                raise ConfigError(f"{self.name} names the file {f!r}, which is not a plain relative path in a "
+                                  "repo: fix the zoo index (plugin) that registers it.")
 
     @property
     def optional(self) -> Tuple[str, ...]:
@@ -112,9 +211,20 @@ def parse_hf_id(name: str) -> Tuple[str, Optional[str]]:
     """`hf-hub:org/name[@rev]` -> (repo id, revision or None)."""
     rest = name[len(HF_PREFIX):] if name.startswith(HF_PREFIX) else name
     repo_id, at, rev = rest.partition("@")
-    if not _REPO_ID.fullmatch(repo_id) or "--" in repo_id or (at and not rev):
-        raise UsageError(f"bad Hub id {name!r}: write hf-hub:ORG/NAME or hf-hub:ORG/NAME@REVISION")
+    try:
+        check_repo_id(repo_id)
+        if at:
+            check_revision(rev)
+    except UsageError as exc:
+        raise UsageError(f"bad Hub id {name!r}: write hf-hub:ORG/NAME or hf-hub:ORG/NAME@REVISION "
+                         f"({exc})") from exc
     return repo_id, rev or None
+
+
+def _safe_file_name(name: Any) -> bool:
+    """A file path inside a repo: relative, '/'-separated, no empty, '.' or '..' parts, no control chars."""
+    return (isinstance(name, str) and 0 < len(name) <= 1000 and not re.search(r"[\x00-\x1f\x7f\\]", name)
+            and all(part not in ("", ".", "..") for part in name.split("/")))
 
 
 def _embedded_folder(metadata: Dict[str, Any]) -> Optional[Path]:
@@ -125,6 +235,9 @@ def _embedded_folder(metadata: Dict[str, Any]) -> Optional[Path]:
 
 
 def spec_from_entry(entry, revision: Optional[str] = None) -> HubSpec:
+    """The spec of a zoo entry (index pins), at `revision` (validated) instead of the pinned commit if given."""
+    if revision is not None:
+        check_revision(revision)
     meta = entry.metadata
     pinned = meta.get("revision") if is_commit(meta.get("revision")) else None
     pins = {k: v for k, v in (meta.get("files") or {}).items() if isinstance(v, str) and _SHA256.fullmatch(v)}
@@ -137,6 +250,8 @@ def spec_from_entry(entry, revision: Optional[str] = None) -> HubSpec:
 
 def spec_for(name: str, revision: Optional[str] = None) -> HubSpec:
     """The spec of a zoo name (or family name) or an `hf-hub:org/name[@rev]` id."""
+    if revision is not None:
+        check_revision(revision)
     if name.startswith(HF_PREFIX):
         repo_id, rev = parse_hf_id(name)
         return HubSpec(name=name, repo_id=repo_id, revision=revision or rev, status="remote", user_named=True)
@@ -195,11 +310,19 @@ def resolve(spec: HubSpec, download: bool = False, force: bool = False,
         raise NotCachedError(f"{spec.describe()} is not in the local cache ({cache_dir()}) and downloading "
                              f"was not asked for: run `nfzoo pull {_pull_name(spec)}` (or nfzoo.load(name, "
                              "download=True)), or use a model embedded in the zoo.")
-    commit, files, fetched = _download(spec, force, progress)
-    bad = check_files(spec, files, commit)
+    keep = _Keep(repo_folder(spec.repo_id)) if force else None   # a forced pull keeps the copy it replaces
+    restored = 0
+    try:
+        commit, files, fetched = _download(spec, force, progress)
+        bad = check_files(spec, files, commit)
+        if bad and keep is not None and not any(b.kept for b in bad):
+            restored = keep.restore()
+    finally:
+        if keep is not None:
+            keep.drop()
     if bad:
         raise _checksum_error(spec, bad, "the copy on the Hub may be damaged; try `nfzoo pull "
-                              f"{_pull_name(spec)} --force` once more, then report it")
+                              f"{_pull_name(spec)} --force` once more, then report it", kept_old=restored > 0)
     return Resolved(spec.name, "hub" if fetched else "cache", files[CONFIG_NAME].parent, spec.repo_id, commit,
                     files, fetched)
 
@@ -268,9 +391,20 @@ def _digest(kind: str, path: Path) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+class BadFile(NamedTuple):
+    """A cached file whose hash is not the expected one; `kept` says why it could not be deleted."""
+
+    name: str
+    expected: str
+    actual: str
+    path: Path
+    kept: Optional[str] = None
+
+
 def check_files(spec: Optional[HubSpec], files: Dict[str, Path], commit: Optional[str] = None,
-                delete: bool = True) -> List[Tuple[str, str, str]]:
-    """Check cached files; returns [(file, expected, actual)] of the bad ones, which are deleted."""
+                delete: bool = True) -> List[BadFile]:
+    """Check cached files; returns the bad ones, which are deleted (with delete=True) where the cache lets
+    us (a read-only cache: `kept` says so; the file is never loaded either way)."""
     bad = []
     for name, path in files.items():
         exp = _expected_hash(spec, name, path, commit or path.parent.name)
@@ -278,20 +412,39 @@ def check_files(spec: Optional[HubSpec], files: Dict[str, Path], commit: Optiona
             continue
         got = _digest(exp[0], path)
         if got != exp[1]:
-            bad.append((name, exp[1], got))
+            kept = None
             if delete:
-                discard(path)
+                try:
+                    discard(path)
+                except OSError as exc:
+                    kept = f"{type(exc).__name__}: {exc.strerror or exc}"
+            bad.append(BadFile(name, exp[1], got, path, kept))
     return bad
 
 
-def _checksum_error(spec: HubSpec, bad, advice: str) -> ChecksumError:
-    what = "; ".join(f"{n}: expected {e[:12]}..., got {g[:12]}..." for n, e, g in bad)
-    return ChecksumError(f"sha256 check failed for {spec.describe()} ({what}). The bad file was deleted from "
-                         f"the cache; {advice}.")
+def _not_writable(what: str, exc: BaseException) -> str:
+    return (f"{what} ({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}): make {cache_dir()} "
+            "writable (fix its permissions) or set HF_HUB_CACHE to a folder you own")
+
+
+def _checksum_error(spec: HubSpec, bad: List[BadFile], advice: str, kept_old: bool = False) -> ChecksumError:
+    what = "; ".join(f"{b.name}: expected {b.expected[:12]}..., got {b.actual[:12]}..." for b in bad)
+    kept = [b for b in bad if b.kept]
+    if kept:
+        done = (f"It was not loaded, but the bad file could not be deleted from the cache at {cache_dir()} "
+                f"({kept[0].kept}): fix the folder's permissions or set HF_HUB_CACHE to a folder you own, then "
+                f"{advice.replace('try ', 'run ', 1)}")
+    elif kept_old:
+        done = ("The new download was deleted and the copy that was already in the cache was kept; "
+                f"{advice}")
+    else:
+        done = f"The bad file was deleted from the cache; {advice}"
+    return ChecksumError(f"sha256 check failed for {spec.describe()} ({what}). {done}.")
 
 
 def discard(path: Path) -> None:
-    """Delete a bad cached file: its blob and every snapshot link to that blob in the repo."""
+    """Delete a bad cached file: its blob and every snapshot link to that blob in the repo. Raises OSError
+    (PermissionError in a read-only cache) when it cannot."""
     path = Path(path)
     snapshots = next((p for p in path.parents if p.name == "snapshots"), None)
     if not path.is_symlink() or snapshots is None:
@@ -302,6 +455,195 @@ def discard(path: Path) -> None:
         if link.is_symlink() and Path(os.path.abspath(link.parent / os.readlink(link))) == blob:
             link.unlink(missing_ok=True)
     blob.unlink(missing_ok=True)
+
+
+class _Keep:
+    """What a forced download may overwrite, kept until the new files verify: hard links (or copies) of the
+    repo's cached blobs that match their names (sha256 / git id), and its snapshot links.
+
+    huggingface_hub's force_download replaces a blob in place (os.replace of the new download), so without
+    this a tampering Hub would cost the verified copy: `restore` puts the kept blobs and links back after the
+    bad new files were deleted; `drop` forgets them."""
+
+    def __init__(self, repo_dir: Path):
+        self.repo_dir, self.blobs, self.links = repo_dir, {}, {}
+        self.dir: Optional[Path] = None
+        if not (repo_dir / "blobs").is_dir():
+            return
+        locks = cache_dir() / ".locks"          # huggingface_hub's scan skips it; same file system as blobs
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+            self.dir = Path(tempfile.mkdtemp(prefix="nfzoo-keep-", dir=locks))
+        except OSError as exc:
+            raise CacheNotWritableError(_not_writable(f"cannot download again into {repo_dir}", exc)) from exc
+        for blob in (repo_dir / "blobs").iterdir():
+            if blob.is_symlink() or not blob.is_file() or not _blob_verifies(blob):
+                continue
+            saved = self.dir / blob.name
+            try:
+                os.link(blob, saved)
+            except OSError:
+                shutil.copy2(blob, saved)
+            self.blobs[blob] = saved
+        for link in (repo_dir / "snapshots").rglob("*"):
+            if link.is_symlink():
+                self.links[link] = os.readlink(link)
+
+    def restore(self) -> int:
+        """Put back the kept blobs and links that are gone (the bad new files were deleted); returns how
+        many blobs came back."""
+        restored = 0
+        for blob, saved in self.blobs.items():
+            if not os.path.lexists(blob):
+                os.replace(saved, blob)
+                restored += 1
+        for link, target in self.links.items():
+            if not os.path.lexists(link) and os.path.exists(os.path.join(link.parent, target)):
+                link.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(target, link)
+        return restored
+
+    def drop(self) -> None:
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _blob_verifies(blob: Path) -> bool:
+    kind = "sha256" if _SHA256.fullmatch(blob.name) else "git" if _SHA1.fullmatch(blob.name) else None
+    return kind is not None and _digest(kind, blob) == blob.name
+
+
+# ------------------------------------------------------------------ requests: timeouts, answers checked
+@dataclass
+class _Call:
+    """One nfzoo Hub operation (a download, a push): its timeout and what its requests have done so far."""
+
+    timeout: float
+    endpoint: str
+    doing: str                          # e.g. "download hf-hub:org/name" (for messages)
+    sent_at: Optional[float] = None     # when the request that has no response yet was sent
+    timed_out: bool = False
+
+
+_CALL: contextvars.ContextVar[Optional[_Call]] = contextvars.ContextVar("nfzoo_hub_call", default=None)
+
+
+def _timeout_error(call: _Call) -> HubUnreachableError:
+    return HubUnreachableError(
+        f"the Hub at {call.endpoint} did not answer within {call.timeout:g} s while trying to {call.doing}: "
+        f"check HF_ENDPOINT and your network, or allow more time with {TIMEOUT_ENV}=SECONDS (now "
+        f"{call.timeout:g}; e.g. {TIMEOUT_ENV}={max(120, int(call.timeout * 4))}).")
+
+
+def _on_request(request) -> None:
+    """httpx request hook: give every request of an nfzoo operation its connect / read / write timeout, and
+    end the operation instead of letting the client retry a request that timed out."""
+    call = _CALL.get()
+    if call is None:
+        return
+    now = time.monotonic()
+    if call.sent_at is not None and now - call.sent_at >= call.timeout:
+        call.timed_out = True   # the last request got no answer for a whole timeout: it timed out
+    if call.timed_out:
+        raise _timeout_error(call)
+    call.sent_at = now
+    request.extensions["timeout"] = {"connect": call.timeout, "read": call.timeout, "write": call.timeout,
+                                     "pool": call.timeout}
+
+
+class _GuardedStream:
+    """A response body that records a read timeout in the operation (so the client's retry ends it)."""
+
+    def __init__(self, stream, call: _Call):
+        self._stream, self._call = stream, call
+
+    def __iter__(self):
+        try:
+            yield from self._stream
+        except Exception as exc:
+            if "Timeout" in type(exc).__name__:
+                self._call.timed_out = True
+            raise
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _on_response(response) -> None:
+    """httpx response hook: the answer came; refuse answers whose headers would become cache paths unless
+    they are what the Hub sends (X-Repo-Commit: 40 hex; a HEAD's ETag: a plain file name)."""
+    call = _CALL.get()
+    if call is None:
+        return
+    call.sent_at = None
+    response.stream = _wrap_stream(response, call)
+    commit = response.headers.get("X-Repo-Commit")
+    if commit is not None and not is_commit(commit):
+        raise HubError(f"the Hub at {call.endpoint} answered X-Repo-Commit {commit[:80]!r}, which is not a 40-hex "
+                       f"commit sha, while trying to {call.doing}: nothing was written; check HF_ENDPOINT.")
+    if response.request.method == "HEAD":
+        for key in ("X-Linked-Etag", "ETag"):
+            etag = response.headers.get(key)
+            norm = etag.lstrip("W/").strip('"') if etag is not None else None   # as huggingface_hub does
+            if norm is not None and not _SAFE_NAME.fullmatch(norm):
+                raise HubError(f"the Hub at {call.endpoint} answered the {key} {etag[:80]!r}, which is not a "
+                               f"plain file name, while trying to {call.doing}: nothing was written; check "
+                               "HF_ENDPOINT.")
+
+
+def _wrap_stream(response, call: _Call):
+    """The response's body stream, guarded; a subclass of its HTTP library's SyncByteStream, as it checks."""
+    import sys
+
+    library = sys.modules.get(type(response).__module__.split(".")[0])
+    base = getattr(library, "SyncByteStream", None)
+    if base is None or not isinstance(response.stream, base):
+        return response.stream
+    guarded = type("GuardedStream", (_GuardedStream, base), {})
+    return guarded(response.stream, call)
+
+
+def _install_hooks() -> None:
+    """Make huggingface_hub's HTTP clients call our hooks (they do nothing outside an nfzoo operation).
+
+    Through `set_client_factory` (public), wrapping the factory in place (a user's own included), so a client
+    that huggingface_hub makes anew (it does after a connection error) has them too."""
+    import huggingface_hub
+    from huggingface_hub.utils import _http
+
+    current = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) or _http.default_client_factory
+    if getattr(current, "_nfzoo_hooks", False):
+        return
+
+    def factory():
+        client = current()
+        client.event_hooks["request"].append(_on_request)
+        client.event_hooks["response"].append(_on_response)
+        return client
+
+    factory._nfzoo_hooks = True  # type: ignore[attr-defined]
+    huggingface_hub.set_client_factory(factory)
+
+
+@contextlib.contextmanager
+def hub_call(doing: str):
+    """Run Hub requests as one nfzoo operation: each request has NFZOO_HUB_TIMEOUT to connect and between
+    reads; a request that timed out ends the operation with HubUnreachableError (no minutes of retries)."""
+    call = _Call(hub_timeout(), endpoint(), doing)
+    _install_hooks()
+    token = _CALL.set(call)
+    # after a timeout the client logs "Trying to resume download..." before our hook ends the operation
+    quiet = logging.Filter()
+    quiet.filter = lambda record: not call.timed_out  # type: ignore[method-assign]
+    loggers = [logging.getLogger(f"huggingface_hub.{m}") for m in ("file_download", "utils._http")]
+    for log in loggers:
+        log.addFilter(quiet)
+    try:
+        yield call
+    finally:
+        _CALL.reset(token)
+        for log in loggers:
+            log.removeFilter(quiet)
 
 
 # ------------------------------------------------------------------ downloading
@@ -340,42 +682,71 @@ def _download(spec: HubSpec, force: bool,
             f"HF_HUB_OFFLINE is set, so {spec.describe()} cannot be downloaded and it is not in the cache "
             f"({cache_dir()}): unset HF_HUB_OFFLINE and run `nfzoo pull {_pull_name(spec)}`, or use a model "
             "embedded in the zoo.")
-    from huggingface_hub import HfApi, hf_hub_download, try_to_load_from_cache
-
-    from . import __version__
-
-    ep, cdir, rev = endpoint(), cache_dir(), spec.revision or "main"
-    files: Dict[str, Path] = {}
-    fetched: List[str] = []
     try:
-        info = HfApi(endpoint=ep, library_name="nfzoo", library_version=__version__).model_info(
-            spec.repo_id, revision=rev)
-        commit = info.sha
-        present = None if info.siblings is None else {s.rfilename for s in info.siblings}
-        missing = [f for f in spec.wanted
-                   if f not in spec.optional and present is not None and f not in present]
-        if missing:
-            raise HubNotFoundError(f"{spec.repo_id}@{_short(commit)} on {ep} has no {', '.join(missing)}: it "
-                                   "is not an nfzoo model repo (push one with `nfzoo push DIR --repo-id "
-                                   "ORG/NAME`).", user_input=spec.user_named)
-        for f in spec.wanted:
-            if present is not None and f not in present:
-                continue
-            if force or not isinstance(try_to_load_from_cache(spec.repo_id, f, cache_dir=str(cdir),
-                                                              revision=commit), str):
-                fetched.append(f)
-            path = hf_hub_download(spec.repo_id, f, revision=commit, cache_dir=str(cdir), endpoint=ep,
-                                   force_download=force, library_name="nfzoo", library_version=__version__,
-                                   tqdm_class=_progress_class(f, progress) if progress else None)
-            files[f] = Path(path)
+        with hub_call(f"download {spec.describe()}") as call:
+            return _download_files(spec, force, progress, call)
     except NfzooError:
         raise
     except Exception as exc:
         raise translate_error(exc, spec) from exc
+
+
+def _download_files(spec: HubSpec, force: bool, progress: Optional[Progress],
+                    call: _Call) -> Tuple[str, Dict[str, Path], List[str]]:
+    """_download's work, inside one Hub operation (`call`: its timeout applies to every request)."""
+    from huggingface_hub import HfApi, hf_hub_download, try_to_load_from_cache
+
+    from . import __version__
+
+    ep, cdir, rev = call.endpoint, cache_dir(), spec.revision or "main"
+    files: Dict[str, Path] = {}
+    fetched: List[str] = []
+    info = HfApi(endpoint=ep, library_name="nfzoo", library_version=__version__).model_info(
+        spec.repo_id, revision=rev, timeout=call.timeout)
+    commit = info.sha
+    if not is_commit(commit):
+        raise HubError(f"the Hub at {ep} answered {str(commit)[:80]!r} as the commit of {spec.repo_id}@{rev}, "
+                       "which is not a 40-hex commit sha: nothing was downloaded; check HF_ENDPOINT.")
+    present = None if info.siblings is None else {s.rfilename for s in info.siblings}
+    missing = [f for f in spec.wanted
+               if f not in spec.optional and present is not None and f not in present]
+    if missing:
+        raise HubNotFoundError(f"{spec.repo_id}@{_short(commit)} on {ep} has no {', '.join(missing)}: it "
+                               "is not an nfzoo model repo (push one with `nfzoo push DIR --repo-id "
+                               "ORG/NAME`).", user_input=spec.user_named)
+    for f in spec.wanted:
+        if present is not None and f not in present:
+            continue
+        if force or not isinstance(try_to_load_from_cache(spec.repo_id, f, cache_dir=str(cdir),
+                                                          revision=commit), str):
+            fetched.append(f)
+        path = hf_hub_download(spec.repo_id, f, revision=commit, cache_dir=str(cdir), endpoint=ep,
+                               force_download=force, library_name="nfzoo", library_version=__version__,
+                               etag_timeout=call.timeout,
+                               tqdm_class=_progress_class(f, progress) if progress else None)
+        files[f] = Path(path)
+        if not _inside(files[f], repo_folder(spec.repo_id) / "snapshots" / commit):
+            raise HubError(f"the Hub at {ep} sent {f} of {spec.repo_id} for another commit than {commit}: "
+                           "refusing it; check HF_ENDPOINT.")
     if rev != commit:  # remember the branch -> commit, as the client does, so cache look-ups find it
-        repo_dir = cdir / f"models--{spec.repo_id.replace('/', '--')}"
-        atomic_write_bytes(repo_dir / "refs" / rev, commit.encode())
+        write_ref(spec.repo_id, rev, commit)
     return commit, files, fetched
+
+
+def repo_folder(repo_id: str) -> Path:
+    """The cache folder of a (validated) model repo: HF_HUB_CACHE/models--ORG--NAME."""
+    return cache_dir() / f"models--{check_repo_id(repo_id).replace('/', '--')}"
+
+
+def write_ref(repo_id: str, revision: str, commit: str) -> Path:
+    """Record branch / tag -> commit in the repo's refs folder, as huggingface_hub does. The revision is
+    validated again, and a path that would resolve outside refs/ is refused (defence in depth)."""
+    refs = repo_folder(repo_id) / "refs"
+    target = refs / check_revision(revision)
+    if not is_commit(commit) or not _inside(target, refs):
+        raise HubError(f"refusing to write the ref {revision!r} -> {commit!r} outside {refs}.")
+    atomic_write_bytes(target, commit.encode())
+    return target
 
 
 def _chain(exc: BaseException):
@@ -430,11 +801,21 @@ def translate_error(exc: BaseException, spec: Optional[HubSpec] = None,
                                 "token (HF_TOKEN or `hf auth login`) and its permissions.")
             return HubError(f"the Hub at {ep} answered HTTP {status} while trying to {action} {what}: "
                             f"{_first_line(e)}")
+        if any("Timeout" in n for n in names):
+            try:
+                seconds = hub_timeout()
+            except UsageError:
+                seconds = DEFAULT_TIMEOUT
+            return _timeout_error(_Call(seconds, ep, f"{action} {what}"))
         if names & _NETWORK:
             return HubUnreachableError(f"cannot reach the Hugging Face Hub at {ep} to {action} {what} "
                                        f"({type(e).__name__}). Check HF_ENDPOINT and your network, or use a "
                                        "model embedded in the zoo (`nfzoo list --pretrained` shows each "
                                        "model's source).")
+    for e in _chain(exc) if action == "download" else ():
+        if isinstance(e, PermissionError) or (isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS,
+                                                                                      errno.EPERM)):
+            return CacheNotWritableError(_not_writable(f"cannot {action} {what} into the cache", e))
     first = next(iter(_chain(exc)))
     if isinstance(first, OSError) and "Consistency check failed" in str(first):
         return HubError(f"the download of {what} was incomplete (size mismatch): run the pull again.")
@@ -453,7 +834,10 @@ def source_of(entry) -> str:
         return "plugin"
     if _embedded_folder(meta) is not None:
         return "embedded"
-    spec = spec_from_entry(entry)
+    try:
+        spec = spec_from_entry(entry)
+    except UsageError:      # a bad repo id or file name in the index: `nfzoo pull` says which
+        return "invalid"
     if spec.status == "unpublished" or not spec.repo_id:
         return "unpublished"
     return "cached" if cached_files(spec) is not None else "hub"
@@ -563,8 +947,9 @@ def push(directory: os.PathLike, repo_id: str, token: Optional[str] = None, revi
     d = Path(directory)
     if not d.is_dir():
         raise UsageError(f"{d} is not a directory: push a model directory (config.json + model.safetensors).")
-    if not _REPO_ID.fullmatch(repo_id or "") or "--" in repo_id:
-        raise UsageError(f"bad --repo-id {repo_id!r}: write ORG/NAME (e.g. nfzoo/glow-mnist5k).")
+    check_repo_id(repo_id, "--repo-id")
+    if revision is not None:
+        check_revision(revision)
     if not (d / WEIGHTS_NAME).is_file():
         raise UsageError(f"{d} has no {WEIGHTS_NAME}: push a directory written by save_pretrained or "
                          "`nfzoo train`.")
@@ -582,13 +967,14 @@ def push(directory: os.PathLike, repo_id: str, token: Optional[str] = None, revi
 
     spec = HubSpec(name=f"{HF_PREFIX}{repo_id}", repo_id=repo_id, revision=revision, user_named=True)
     try:
-        api = HfApi(endpoint=endpoint(), token=token, library_name="nfzoo", library_version=__version__)
-        api.create_repo(repo_id, exist_ok=True, private=private)
-        if revision and revision != "main":
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        ops = [CommitOperationAdd(path_in_repo=n, path_or_fileobj=data) for n, data in files.items()]
-        message = commit_message or f"Upload {info['architecture']} model with nfzoo"
-        commit = api.create_commit(repo_id, ops, revision=revision, commit_message=message)
+        with hub_call(f"push to {repo_id}"):
+            api = HfApi(endpoint=endpoint(), token=token, library_name="nfzoo", library_version=__version__)
+            api.create_repo(repo_id, exist_ok=True, private=private)
+            if revision and revision != "main":
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            ops = [CommitOperationAdd(path_in_repo=n, path_or_fileobj=data) for n, data in files.items()]
+            message = commit_message or f"Upload {info['architecture']} model with nfzoo"
+            commit = api.create_commit(repo_id, ops, revision=revision, commit_message=message)
     except NfzooError:
         raise
     except ValueError as exc:
@@ -688,6 +1074,8 @@ def cache_verify(name: Optional[str] = None) -> List[Dict[str, Any]]:
 
 def cache_remove(name: Optional[str] = None, revision: Optional[str] = None) -> Dict[str, Any]:
     """Delete cached revisions of one model (or of every nfzoo model when name is None)."""
+    if revision is not None:
+        check_revision(revision)
     rows = cache_list(name)
     if revision:
         rows = [r for r in rows if r["revision"] == revision or revision in r["refs"]]
@@ -696,5 +1084,25 @@ def cache_remove(name: Optional[str] = None, revision: Optional[str] = None) -> 
         return {"removed": [], "freed": 0}
     strategy = info.delete_revisions(*[r["revision"] for r in rows])
     freed = strategy.expected_freed_size
-    strategy.execute()
+    # huggingface_hub logs a failed deletion (with its traceback) and goes on: collect those, say it once
+    failures: List[logging.LogRecord] = []
+    collect = logging.Handler(logging.WARNING)
+    collect.emit = failures.append  # type: ignore[method-assign]
+    hf_log = logging.getLogger(type(strategy).__module__)      # huggingface_hub.utils._cache_manager
+    hf_log.addHandler(collect)
+    propagate, hf_log.propagate = hf_log.propagate, False
+    try:
+        strategy.execute()
+    except OSError as exc:
+        raise CacheNotWritableError(_not_writable(f"could not remove cached models from {cache_dir()}",
+                                                  exc)) from exc
+    finally:
+        hf_log.removeHandler(collect)
+        hf_log.propagate = propagate
+    left = [r for r in rows if Path(r["path"]).exists()]
+    if left:
+        why = next((r.getMessage() for r in failures), "the files are still there")
+        raise CacheNotWritableError(
+            f"could not remove {', '.join(sorted({r['name'] for r in left}))} from the cache ({why}): make "
+            f"{cache_dir()} writable (fix its permissions) or set HF_HUB_CACHE to a folder you own.")
     return {"removed": [public(r) for r in rows], "freed": freed}
