@@ -54,6 +54,18 @@ def test_image_folder(tmp_path):
         load_dataset(f"folder:{tmp_path / 'nope'}")
 
 
+def test_an_image_folder_refuses_a_decompression_bomb_before_decoding(tmp_path):
+    """A 68-byte PNG that claims 30000x30000 pixels in a `folder:` data set is refused from its header."""
+    from test_cli_hardening import bomb_png
+
+    from nfzoo.errors import UsageError
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "bomb.png").write_bytes(bomb_png())
+    with pytest.raises(UsageError, match="bomb.png claims 900,000,000 pixels"):
+        load_dataset(f"folder:{tmp_path}")
+
+
 def test_a_config_json_with_a_bad_image_shape_is_a_config_error(tmp_path):
     """Found by tests/test_fuzz.py: image_shape None or ':' raised TypeError / ValueError."""
     import json

@@ -4,7 +4,7 @@ labels contexts at random. A shape a bijector cannot take must be refused with a
 (nfzoo's UsageError / ConfigError naming the shape), never a crash deep inside."""
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from nfzoo.errors import NfzooError
@@ -204,3 +204,97 @@ def test_run_info_reads_any_run_files_or_refuses_them(train, history, tmp_path_f
     except NfzooError:
         return
     assert info["architecture"] == "glow"
+
+
+# ------------------------------------------------------------------ CLI numbers at their extremes, odd --out
+_numbers = st.sampled_from(["0", "1", "2", "-1", "-5", "0.5", "-0.0", "nan", "inf", "-inf", "1e300", "-1e300",
+                            "99999999999999999999999", "-99999999999999999999999", "4294967296", "abc", ""])
+_outs = st.sampled_from(["", ".", "o.png", "o.jpg", "o.JPEG", "dir", "d.png", "f.txt", "f.txt/x.png",
+                         "/proc/nfzoo-fuzz.png", "/proc/nfzoo-fuzz", "a\x00b.png", "nested/deeper/o.png",
+                         "full", "-"])
+# every numeric option of these commands (and the --set values of inpaint); --nproc >= 2 would start torchrun,
+# so it is fuzzed where it is refused at parse time (test_cli_hardening)
+_numeric = {
+    "sample": ["-n", "--temperature", "--label", "--steps", "--eta", "--seed"],
+    "train": ["--epochs", "--batch-size", "--lr", "--warmup", "--grad-clip", "--checkpoint-every", "--seed"],
+    "eval": ["--batch-size", "--seed", "--samples", "--temperature", "--steps", "--eta", "--k"],
+    "inpaint": ["--seed", "--label", "--set iters", "--set lr", "--set sigma", "--set langevin", "--set noise",
+                "--set step_size", "--set steps", "--set resample"],
+    "score": ["--repeats", "--seed"],
+    "synth": ["--n", "--temperature", "--steps", "--seed"],
+    "augment": ["--n", "--strength", "--steps", "--seed"],
+    "train-oracle": ["--epochs", "--batch-size", "--lr", "--seed"],
+}
+
+
+@st.composite
+def _numeric_argv(draw):
+    cmd = draw(st.sampled_from(sorted(_numeric)))
+    base = {"sample": ["sample", "--model", "RUN", "--out", draw(_outs)],
+            # an unknown data set: every option is checked, and no training ever starts
+            "train": ["train", "glow", "--dataset", "nope", "--out", "run"],
+            "eval": ["eval", "RUN", "--dataset", "digits"],
+            "inpaint": ["inpaint", "--model", "RUN", "--image", "IMG", "--box", "1,1,4,4", "--out", draw(_outs)],
+            "score": ["score", "--model", "RUN", "--images", "IMGS", "--reference", "digits"],
+            "synth": ["synth", "--model", "RUN", "--out", draw(_outs)],
+            "augment": ["augment", "--model", "RUN", "--dataset", "digits", "--out", draw(_outs)],
+            "train-oracle": ["train-oracle", "--dataset", "nope"]}[cmd]
+    argv = list(base)
+    for opt in draw(st.lists(st.sampled_from(_numeric[cmd]), min_size=1, max_size=3)):
+        value = draw(_numbers)
+        if opt.startswith("--set "):
+            argv += ["--set", f"{opt[6:]}={value}"]
+        else:
+            argv += [opt, value]
+    if cmd == "synth" and "--n" not in argv:
+        argv += ["--n", "2"]
+    return argv
+
+
+@settings(FUZZ, max_examples=60)
+@given(argv=_numeric_argv())
+@example(argv=['sample', '--model', 'RUN', '--out', 'o.png', '--seed', '99999999999999999999999'])
+@example(argv=['train', 'glow', '--dataset', 'nope', '--out', 'run', '--seed', '99999999999999999999999'])
+@example(argv=['eval', 'RUN', '--dataset', 'digits', '--seed', '99999999999999999999999'])
+@example(argv=['eval', 'RUN', '--dataset', 'digits', '--batch-size', '0'])
+@example(argv=['eval', 'RUN', '--dataset', 'digits', '--batch-size', '-5'])
+@example(argv=['sample', '--model', 'RUN', '--out', '/proc/nfzoo-fuzz.png', '-n', '2'])
+@example(argv=['sample', '--model', 'RUN', '--out', 'd.png', '-n', '2'])
+@example(argv=['sample', '--model', 'RUN', '--out', '', '-n', '2'])
+@example(argv=['sample', '--model', 'RUN', '--out', 'o.jpg', '-n', '2'])
+@example(argv=['sample', '--model', 'RUN', '--out', 'full', '-n', '2'])
+@example(argv=['sample', '--model', 'RUN', '--out', 'o.png', '-n', '4294967296'])
+@example(argv=['inpaint', '--model', 'RUN', '--image', 'IMG', '--box', '1,1,4,4', '--out', 'o.png', '--set', 'iters=abc'])
+@example(argv=['inpaint', '--model', 'RUN', '--image', 'IMG', '--box', '1,1,4,4', '--out', 'o.png', '--set', 'lr=nan'])
+@example(argv=['inpaint', '--model', 'RUN', '--image', 'IMG', '--box', '1,1,4,4', '--out', 'o.png', '--label', '3'])
+@example(argv=['train', 'glow', '--dataset', 'nope', '--out', 'run', '--grad-clip', 'nan'])
+def test_cli_numbers_and_outputs_at_extremes_exit_cleanly(argv, runner, app, tiny_run, tmp_path_factory,
+                                                           monkeypatch):
+    """Huge integers, nan, inf, negatives and zero in every numeric option of sample / train / eval / inpaint /
+    score / synth / augment, and odd --out paths (empty, '.', x.jpg, a folder named .png, under a file, under
+    /proc, a NUL): exit 0, 1 or 2, never a traceback nor an internal error. Sampling draws only its first
+    chunk (the chunk path is patched), so a valid huge -n ends at once."""
+    import nfzoo.generation as generation
+    from nfzoo.data import load_dataset
+    from nfzoo.imageio import save_single_png
+
+    real_chunks = generation.chunks
+    monkeypatch.setattr(generation, "chunks", lambda n, dist=None: iter(list(real_chunks(n, dist))[:1])
+                        if n <= 10 * generation.CHUNK else iter([(0, 0, min(n, generation.CHUNK))]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    work = tmp_path_factory.mktemp("cli-numbers")
+    monkeypatch.chdir(work)
+    (work / "d.png").mkdir()
+    (work / "f.txt").write_text("x")
+    (work / "full").mkdir()
+    (work / "full" / "keep.txt").write_text("x")
+    (work / "imgs").mkdir()
+    x, _ = load_dataset("digits", "test").batch(torch.arange(2))
+    save_single_png(x[0], work / "imgs" / "a.png")
+    subs = {"RUN": str(tiny_run), "IMG": str(work / "imgs" / "a.png"), "IMGS": str(work / "imgs")}
+    argv = [subs.get(a, a) for a in argv]
+    res = runner.invoke(app, argv)
+    assert res.exception is None or isinstance(res.exception, SystemExit), (argv, res.output)
+    assert res.exit_code in (0, 1, 2), (argv, res.exit_code, res.output)
+    assert "Traceback" not in res.output and "internal error" not in res.output, (argv, res.output)
+    assert (work / "f.txt").read_text() == "x" and (work / "full" / "keep.txt").read_text() == "x"

@@ -90,3 +90,28 @@ def test_unknown_name_suggests_the_closest(fresh_registry):
     with pytest.raises(UnknownNameError) as exc:
         nfzoo.create_model("glwo")
     assert "glow" in str(exc.value)
+
+
+def test_an_unknown_name_in_the_allow_list_is_reported(fake_plugin, monkeypatch, fresh_registry, tmp_path):
+    """NFZOO_LOAD_PLUGINS=goood (a typo) loads nothing by that name: `nfzoo plugins` lists it as failed,
+    naming the installed plugins and the closest one, and every command warns about it."""
+    import os
+    import subprocess
+    import sys
+
+    fake_plugin("good", GOOD)
+    monkeypatch.setenv("NFZOO_LOAD_PLUGINS", "goood")
+    fresh_registry.reset()
+    reg = fresh_registry.get_registry()
+    assert reg.unknown_allowed() == ["goood"]
+    info = {p["name"]: p for p in nfzoo.list_plugins()}["goood"]
+    assert "not installed" in info["error"] and "'good'" in info["error"] and "nfzoo" in info["error"]
+    assert "fake-arch" not in nfzoo.list_models()
+    env = {**os.environ, "NFZOO_LOAD_PLUGINS": "goood",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-m", "nfzoo", "plugins", "--json"], capture_output=True, text=True,
+                         env=env)
+    assert res.returncode == 0, res.stderr
+    assert "warning" in res.stderr and "goood" in res.stderr and "did you mean 'good'" in res.stderr
+    doc = {p["name"]: p for p in json.loads(res.stdout)}
+    assert "not installed" in doc["goood"]["error"]

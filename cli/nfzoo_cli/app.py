@@ -10,25 +10,28 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
+from .exits import NfzooGroup, exit_codes
+from .options import (GRID_MAX, MAX_BATCH, MAX_COUNT, MAX_EPOCHS, MAX_NPROC, MAX_SAMPLES, MAX_STEPS,
+                      check_output_dir, check_output_file, check_run_dir, finite, parse_device, parse_sets,
+                      sample_output, seed_callback)
 from .render import err, fail, out, print_json
 
+# NfzooGroup: every command, a plugin's included, turns errors into exit codes in one place (exits.py)
 app = typer.Typer(name="nfzoo", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  cls=NfzooGroup,
                   help="nfzoo: normalizing-flow models you can list, pull, sample, train, evaluate and "
                        "extend with plugins.")
 
+_parse_device = parse_device   # the old private names, kept for plugins written against them
+
 
 def handle_errors(fn: Callable) -> Callable:
-    """Turn nfzoo's errors into a clear message and its exit code (2: bad input, 1: failed)."""
+    """Kept for plugins written before the app mapped errors itself: every command now runs inside
+    `nfzoo_cli.exits.exit_codes()` (the app's group does it), so this decorator is no longer needed."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from nfzoo.errors import NfzooError
-
-        try:
+        with exit_codes():
             return fn(*args, **kwargs)
-        except NfzooError as exc:
-            fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
     return wrapper
 
 
@@ -40,7 +43,6 @@ def _reg():
 
 # -------------------------------------------------------------------- list
 @app.command("list")
-@handle_errors
 def list_cmd(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'glow*'"),
              pretrained: bool = typer.Option(False, "--pretrained", help="list pretrained models"),
              json_: bool = typer.Option(False, "--json", help="print JSON")):
@@ -79,7 +81,6 @@ def list_cmd(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'glo
 
 # -------------------------------------------------------------------- info
 @app.command("info")
-@handle_errors
 def info_cmd(name: str = typer.Argument(..., help="an architecture, pretrained model, bijector, ..."),
              json_: bool = typer.Option(False, "--json", help="print JSON")):
     """Describe a registered name: its plugin, paper, and config keys with their defaults."""
@@ -122,7 +123,6 @@ def info_cmd(name: str = typer.Argument(..., help="an architecture, pretrained m
 
 # ----------------------------------------------------------------- plugins
 @app.command("plugins")
-@handle_errors
 def plugins_cmd(json_: bool = typer.Option(False, "--json", help="print JSON")):
     """List the loaded plugins, their versions and hooks, and any plugin that failed to load."""
     from nfzoo.api import list_plugins
@@ -155,50 +155,46 @@ def plugins_cmd(json_: bool = typer.Option(False, "--json", help="print JSON")):
 
 
 # ------------------------------------------------------------------ sample
-def _parse_device(device: Optional[str]) -> str:
-    import torch
-
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        torch.device(device)
-    except RuntimeError as exc:
-        fail(f"bad --device {device!r}: {exc}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        fail(f"--device {device}: no CUDA device is available here; use --device cpu")
-    return device
-
-
 @app.command("sample")
-@handle_errors
 def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m", help="pretrained name, family name or "
                                          "model directory"),
-               n: Optional[int] = typer.Option(None, "-n", help="number of samples (per class with "
-                                               "--per-class) [default: 64, or 8 per class]"),
-               temperature: float = typer.Option(1.0, "--temperature", "-t", help="prior temperature"),
-               label: Optional[int] = typer.Option(None, "--label", help="class label (conditional models)"),
+               n: Optional[int] = typer.Option(None, "-n", min=1, max=MAX_COUNT, help="number of samples (per "
+                                               "class with --per-class) [default: 64, or 8 per class]; a "
+                                               f"FILE.png grid holds at most {GRID_MAX}"),
+               temperature: float = typer.Option(1.0, "--temperature", "-t", callback=finite(0),
+                                                 help="prior temperature"),
+               label: Optional[int] = typer.Option(None, "--label", min=0, max=2 ** 31 - 1,
+                                                   help="class label (conditional models)"),
                per_class: bool = typer.Option(False, "--per-class", help="one row per class"),
                sampler: Optional[str] = typer.Option(None, "--sampler", help="a registered sampler"),
-               steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (diffusion)"),
-               eta: Optional[float] = typer.Option(None, "--eta", help="DDIM noise scale: 0 deterministic "
-                                                   "[default], 1 ancestral over the same steps"),
-               seed: int = typer.Option(0, "--seed", help="random seed"),
-               out_path: Path = typer.Option(Path("samples.png"), "--out", "-o",
-                                             help="FILE.png for a grid, or DIR for one PNG per sample "
-                                             "(and grid.png of the first 1024)"),
+               steps: Optional[int] = typer.Option(None, "--steps", min=1, max=MAX_STEPS,
+                                                   help="sampler steps (diffusion)"),
+               eta: Optional[float] = typer.Option(None, "--eta", callback=finite(0, 1), help="DDIM noise "
+                                                   "scale: 0 deterministic [default], 1 ancestral over the "
+                                                   "same steps"),
+               seed: int = typer.Option(0, "--seed", callback=seed_callback,
+                                        help="random seed (an integer in [0, 2^32 - 1])"),
+               out_path: str = typer.Option("samples.png", "--out", "-o",
+                                            help=f"FILE.png for a grid (at most {GRID_MAX} images), or DIR "
+                                            "for one PNG per sample, streamed in constant memory (and "
+                                            f"grid.png of the first {GRID_MAX}); DIR must be new or empty"),
+               overwrite: bool = typer.Option(False, "--overwrite", help="--out DIR may hold files: replace "
+                                              "those of the same names"),
                device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ..."),
-               nproc: int = typer.Option(1, "--nproc", help="processes on this host (launches torchrun); "
-                                         "the images do not depend on it")):
+               nproc: int = typer.Option(1, "--nproc", min=1, max=MAX_NPROC, help="processes on this host "
+                                         "(launches torchrun); the images do not depend on it")):
     """Sample images from a model and write them as a PNG grid (or a folder of PNGs). Samples come in
     seeded chunks of 250, so under torchrun (or with --nproc N) the ranks share the work and the images
-    are the same as on one process."""
-    if n is not None and n < 1:
-        fail("-n must be >= 1")
-    if not (temperature >= 0 and math.isfinite(temperature)):
-        fail(f"--temperature must be a finite number >= 0, got {temperature}")
+    are the same as on one process. The destination is checked before any sampling."""
+    kind = sample_output(out_path)              # "file" (a grid) or "dir"; refuses "" and x.jpg
+    out_p = Path(out_path)
     if nproc != 1:
-        _parse_device(device)
-        return _launch_ranks(nproc, _command_argv(ctx))
+        parse_device(device)
+        if kind == "dir":          # checked (and made) once here: the ranks then fill it together
+            check_output_dir(out_p, overwrite=overwrite)
+        else:
+            check_output_file(out_p)
+        return _launch_ranks(nproc, _command_argv(ctx, extra={"overwrite": True} if kind == "dir" else None))
     from nfzoo.distributed import context, env_world
 
     dev = _rank_device(device)
@@ -207,6 +203,7 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
     import torch
 
     import nfzoo
+    from nfzoo.generation import constant_labels, cycle_labels, per_class_labels
     from nfzoo.plugins import get_registry
 
     m = nfzoo.load(model, device=dev)
@@ -218,45 +215,55 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
         fail(f"{model} is unconditional: --label and --per-class need a class-conditional model")
     if label is not None and not 0 <= label < m.num_classes:
         fail(f"--label must be in [0, {m.num_classes - 1}], got {label}")
+    # labels are a rule made per chunk (nfzoo.generation), never a tensor of all n
     if per_class:
         k = n or 8
-        y = torch.arange(m.num_classes).repeat_interleave(k)
-        nrow = k
+        y, total, nrow = per_class_labels(k), m.num_classes * k, k
     else:
         k = n or 64
-        y = None if label is None else torch.full((k,), label, dtype=torch.long)
+        y, total = (None if label is None else constant_labels(label)), k
         if y is None and m.num_classes is not None:   # a conditional model: every class in turn
-            y = torch.arange(k) % m.num_classes
-            err.print(f"{model} is class-conditional: sampling classes 0..{m.num_classes - 1} in turn "
-                      "(--label L for one class, --per-class for a row per class)", highlight=False)
+            y = cycle_labels(m.num_classes)
+            if main_rank:
+                err.print(f"{model} is class-conditional: sampling classes 0..{m.num_classes - 1} in turn "
+                          "(--label L for one class, --per-class for a row per class)", highlight=False)
         nrow = max(1, int(math.ceil(math.sqrt(k))))
-    total = y.numel() if y is not None else k
+    if kind == "file" and total > GRID_MAX:
+        fail(f"a grid holds at most {GRID_MAX} images and this asks for {total}: write one PNG per sample "
+             f"with --out DIR (it streams in constant memory; DIR/grid.png shows the first {GRID_MAX})")
+    # the destination is checked before any sampling (every rank checks; nobody writes before all did)
+    if kind == "file":
+        check_output_file(out_p)
+    else:
+        check_output_dir(out_p, overwrite=overwrite)
+    if dist is not None:
+        dist.barrier()
     from contextlib import nullcontext
 
     from nfzoo.generation import generate, generate_all
     from nfzoo.imageio import save_grid_png, save_single_png
 
     status = err.status(f"sampling {total} images from {model}") if main_rank else nullcontext()
-    if out_path.suffix.lower() == ".png":
+    if kind == "file":
         with status:
             x = generate_all(m, total, y, temperature, seed, options, dist)
         if main_rank:
-            save_grid_png(x, out_path, nrow)
-        written = str(out_path)
+            save_grid_png(x, out_p, nrow)
+        written = str(out_p)
     else:
-        grid_max = 1024
-        out_path.mkdir(parents=True, exist_ok=True)
-        first = []
+        first = []                 # the first GRID_MAX images, for grid.png; nothing else is kept
         with status:
             for start, x, _ in generate(m, total, y, temperature, seed, options, dist):
                 for j in range(x.shape[0]):   # each at its own size; grayscale stays gray
-                    save_single_png(x[j], out_path / f"{start + j:06d}.png")
-                first.append(x[:max(0, grid_max - start)])
+                    save_single_png(x[j], out_p / f"{start + j:06d}.png")
+                if start < GRID_MAX:
+                    first.append(x[:GRID_MAX - start].clone())
+                del x
         first = torch.cat(first) if first else torch.empty(0, *m.image_shape)
         first = dist.gather_tensor(first) if dist is not None else first
         if main_rank:
-            save_grid_png(first, out_path / "grid.png", nrow if total <= grid_max else 32)
-        written = f"{out_path}/ ({total} PNGs and grid.png)"
+            save_grid_png(first, out_p / "grid.png", nrow if total <= GRID_MAX else 32)
+        written = f"{out_p}/ ({total} PNGs and grid.png)"
     if dist is not None:   # the ranks leave together and shut the process group down (no race at exit)
         dist.barrier()
         dist.close()
@@ -265,20 +272,6 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
 
 
 # ------------------------------------------------------------------- train
-def parse_sets(items: List[str]) -> dict:
-    out_: dict = {}
-    for item in items:
-        if "=" not in item:
-            fail(f"--set needs KEY=VALUE, got {item!r} (e.g. --set levels=2 --set hidden=32)")
-        key, _, raw = item.partition("=")
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = {"none": None, "null": None, "true": True, "false": False}.get(raw.lower(), raw)
-        out_[key.strip()] = value
-    return out_
-
-
 class _RichTrainCallback:
     def __init__(self, epochs: int):
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -376,18 +369,22 @@ class _SilentCallback:
 
 
 @app.command("train")
-@handle_errors
 def train_cmd(ctx: typer.Context, arch: str = typer.Argument(..., help="architecture (see `nfzoo list`)"),
               dataset: str = typer.Option(..., "--dataset", "-d", help="digits, mnist5k, mnist, cifar10, "
                                           "..., or folder:DIR"),
-              epochs: Optional[int] = typer.Option(None, "--epochs", help="epochs [default: 10]"),
-              batch_size: Optional[int] = typer.Option(None, "--batch-size", help="batch size [default: 64]"),
-              lr: Optional[float] = typer.Option(None, "--lr", help="learning rate [default: 1e-3]"),
+              epochs: Optional[int] = typer.Option(None, "--epochs", min=1, max=MAX_EPOCHS,
+                                                   help="epochs [default: 10]"),
+              batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=MAX_BATCH,
+                                                       help="batch size [default: 64]"),
+              lr: Optional[float] = typer.Option(None, "--lr", callback=finite(above=0),
+                                                 help="learning rate [default: 1e-3]"),
               optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam or adamax"),
-              warmup: Optional[int] = typer.Option(None, "--warmup", help="linear warm-up steps [200]"),
+              warmup: Optional[int] = typer.Option(None, "--warmup", min=0, max=10 ** 9,
+                                                   help="linear warm-up steps [200]"),
               lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule",
                                                         help="constant or cosine [constant]"),
-              grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="max gradient norm [50]"),
+              grad_clip: Optional[float] = typer.Option(None, "--grad-clip", callback=finite(0),
+                                                        help="max gradient norm (0: off) [50]"),
               sets: List[str] = typer.Option([], "--set", help="KEY=VALUE architecture config"),
               preset: Optional[str] = typer.Option(None, "--preset", help="a named setting of the "
                                                    "architecture (model config and training settings; "
@@ -395,16 +392,17 @@ def train_cmd(ctx: typer.Context, arch: str = typer.Argument(..., help="architec
               out_dir: Optional[Path] = typer.Option(None, "--out", help="run directory "
                                                      "[default: runs/ARCH-DATASET-TIME]"),
               resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
-              checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every",
+              checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=0, max=10 ** 9,
                                                              help="steps between checkpoints [each epoch]"),
-              seed: Optional[int] = typer.Option(None, "--seed", help="random seed [0]"),
+              seed: Optional[int] = typer.Option(None, "--seed", callback=seed_callback,
+                                                 help="random seed, an integer in [0, 2^32 - 1] [0]"),
               data_root: Optional[str] = typer.Option(None, "--data-root", help="torchvision data folder"),
               download: bool = typer.Option(False, "--download", help="let torchvision download data"),
               device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto [cpu]"),
               precision: Optional[str] = typer.Option(None, "--precision",
                                                       help="fp32 or bf16 (CUDA autocast of the nets) [fp32]"),
-              nproc: int = typer.Option(1, "--nproc", help="processes on this host (launches torchrun; "
-                                        "--batch-size stays the global batch)"),
+              nproc: int = typer.Option(1, "--nproc", min=1, max=MAX_NPROC, help="processes on this host "
+                                        "(launches torchrun; --batch-size stays the global batch)"),
               json_: bool = typer.Option(False, "--json", help="print the result document as JSON")):
     """Train ARCH on a data set; writes a loadable model directory, checkpoints and a bpd curve.
     Under torchrun (or with --nproc N) it trains with DistributedDataParallel."""
@@ -452,6 +450,7 @@ def train_cmd(ctx: typer.Context, arch: str = typer.Argument(..., help="architec
                 fail("under torchrun, pass --out DIR: every process must write to the same run")
             out_dir = Path("runs") / f"{arch}-{dataset.replace(':', '_').replace('/', '_')}-" \
                                      f"{_time.strftime('%Y%m%d-%H%M%S')}"
+    check_run_dir(out_dir)           # a file, or a folder nobody can write to: exit 2 before any work
     if nproc != 1:
         if not resume and out_dir.exists() and any(out_dir.iterdir()):
             fail(f"{out_dir} already holds files (a previous run?). Pass --resume to continue it, or "
@@ -484,7 +483,6 @@ FEATURE_EXTRACTORS = ("oracle", "inception")
 
 
 @app.command("eval")
-@handle_errors
 def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrained name or model directory"),
              dataset: str = typer.Option(..., "--dataset", "-d", help="data set (its test split)"),
              task: str = typer.Option("bpd", "--task", help="bpd | classify, or a task a head adds (`nfzoo "
@@ -492,26 +490,31 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
              sets: List[str] = typer.Option([], "--set", help="KEY=VALUE options of a head's task, e.g. "
                                             "--set epochs=4 --set box=8,8,20,20"),
              split: str = typer.Option("test", "--split", help="test or train"),
-             batch_size: int = typer.Option(500, "--batch-size"),
-             seed: int = typer.Option(0, "--seed", help="seed of the dequantization noise and the samples"),
-             samples: int = typer.Option(0, "--samples", help="also draw N samples and report FID, Coverage "
-                                         "and Density against the split (0: off)"),
+             batch_size: int = typer.Option(500, "--batch-size", min=1, max=MAX_BATCH),
+             seed: int = typer.Option(0, "--seed", callback=seed_callback, help="seed of the dequantization "
+                                      "noise and the samples (an integer in [0, 2^32 - 1])"),
+             samples: int = typer.Option(0, "--samples", min=0, max=MAX_SAMPLES, help="also draw N samples and "
+                                         "report FID, Coverage and Density against the split (0: off)"),
              oracle: Optional[str] = typer.Option(None, "--oracle", help="oracle directory (`nfzoo "
                                                   "train-oracle`) whose features the sample metrics use "
                                                   "[mnist5k: the zoo's oracle-mnist5k]"),
              features: str = typer.Option("oracle", "--features", help="oracle | inception (torchvision's "
                                           "weights, only if already in the torch hub cache)"),
-             temperature: float = typer.Option(1.0, "--temperature", "-t", help="sampling temperature"),
+             temperature: float = typer.Option(1.0, "--temperature", "-t", callback=finite(0),
+                                               help="sampling temperature"),
              sampler: Optional[str] = typer.Option(None, "--sampler", help="a registered sampler for "
                                                    "--samples (e.g. rfcm for GLEM models)"),
-             steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (diffusion samplers)"),
-             eta: Optional[float] = typer.Option(None, "--eta", help="DDIM noise scale for --samples: 0 "
-                                                 "deterministic [default], 1 ancestral over the same steps"),
-             k: int = typer.Option(5, "--k", help="nearest neighbours for Coverage and Density"),
+             steps: Optional[int] = typer.Option(None, "--steps", min=1, max=MAX_STEPS,
+                                                 help="sampler steps (diffusion samplers)"),
+             eta: Optional[float] = typer.Option(None, "--eta", callback=finite(0, 1), help="DDIM noise scale "
+                                                 "for --samples: 0 deterministic [default], 1 ancestral over "
+                                                 "the same steps"),
+             k: int = typer.Option(5, "--k", min=1, max=10_000, help="nearest neighbours for Coverage and "
+                                   "Density"),
              data_root: Optional[str] = typer.Option(None, "--data-root"),
              device: Optional[str] = typer.Option(None, "--device"),
-             nproc: int = typer.Option(1, "--nproc", help="processes on this host (launches torchrun): "
-                                       "the test set and the samples are split across them"),
+             nproc: int = typer.Option(1, "--nproc", min=1, max=MAX_NPROC, help="processes on this host "
+                                       "(launches torchrun): the test set and the samples are split across them"),
              json_: bool = typer.Option(False, "--json", help="print JSON")):
     """Evaluate a model on a data set's test split: exact bpd (or likelihood classification accuracy),
     and with --samples N the FID, Coverage and Density of N samples against that split. Under torchrun
@@ -701,15 +704,16 @@ def _head_eval(found, task, model, dataset, sets, samples, temperature, sampler,
 
 # ------------------------------------------------------------ train-oracle
 @app.command("train-oracle")
-@handle_errors
 def train_oracle_cmd(dataset: str = typer.Option("mnist5k", "--dataset", "-d", help="labelled data set "
                                                  "(its fixed train split; accuracy on its test split)"),
                      out_dir: Optional[Path] = typer.Option(None, "--out", help="oracle directory "
                                                             "[default: runs/oracle-DATASET]"),
-                     epochs: int = typer.Option(20, "--epochs", help="epochs"),
-                     batch_size: int = typer.Option(64, "--batch-size"),
-                     lr: float = typer.Option(3e-3, "--lr", help="peak learning rate (one-cycle)"),
-                     seed: int = typer.Option(0, "--seed", help="random seed"),
+                     epochs: int = typer.Option(20, "--epochs", min=1, max=MAX_EPOCHS, help="epochs"),
+                     batch_size: int = typer.Option(64, "--batch-size", min=1, max=MAX_BATCH),
+                     lr: float = typer.Option(3e-3, "--lr", callback=finite(above=0),
+                                              help="peak learning rate (one-cycle)"),
+                     seed: int = typer.Option(0, "--seed", callback=seed_callback,
+                                              help="random seed (an integer in [0, 2^32 - 1])"),
                      data_root: Optional[str] = typer.Option(None, "--data-root"),
                      json_: bool = typer.Option(False, "--json", help="print the result document as JSON")):
     """Train the oracle CNN whose features `nfzoo eval --samples` uses for FID, Coverage and Density."""
@@ -719,6 +723,7 @@ def train_oracle_cmd(dataset: str = typer.Option("mnist5k", "--dataset", "-d", h
 
     if out_dir is None:
         out_dir = Path("runs") / f"oracle-{dataset.replace(':', '_').replace('/', '_')}"
+    check_run_dir(out_dir)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=False) as prog:
         bar = prog.add_task("oracle epoch 1", total=None)
@@ -745,7 +750,6 @@ def train_oracle_cmd(dataset: str = typer.Option("mnist5k", "--dataset", "-d", h
 
 # ------------------------------------------------------------------- bench
 @app.command("bench")
-@handle_errors
 def bench_cmd(what: Optional[str] = typer.Argument(None, help="benchmark name (none: list them)"),
               quick: bool = typer.Option(False, "--quick", help="a short run (smoke test)"),
               device: str = typer.Option("cpu", "--device", help="cpu or cuda (benchmarks that take it)"),
@@ -843,7 +847,6 @@ class _PullProgress:
 
 
 @app.command("pull")
-@handle_errors
 def pull_cmd(name: str = typer.Argument(..., help="pretrained name, family name, or hf-hub:ORG/NAME[@REV]"),
              revision: Optional[str] = typer.Option(None, "--revision", help="commit sha, branch or tag "
                                                     "[default: the commit the zoo index pins]"),
@@ -868,7 +871,6 @@ def pull_cmd(name: str = typer.Argument(..., help="pretrained name, family name,
 
 
 @app.command("push")
-@handle_errors
 def push_cmd(directory: Path = typer.Argument(..., help="model directory (config.json + model.safetensors)"),
              repo_id: str = typer.Option(..., "--repo-id", help="ORG/NAME on the Hub (created if needed)"),
              revision: Optional[str] = typer.Option(None, "--revision", help="branch to commit to [main]"),
@@ -898,7 +900,6 @@ app.add_typer(cache_app, name="cache")
 
 
 @cache_app.command("ls")
-@handle_errors
 def cache_ls_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained name or hf-hub:ORG/NAME"),
                  json_: bool = typer.Option(False, "--json", help="print JSON")):
     """List the cached revisions of nfzoo models."""
@@ -922,7 +923,6 @@ def cache_ls_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained n
 
 
 @cache_app.command("verify")
-@handle_errors
 def cache_verify_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained name or hf-hub:ORG/NAME"),
                      json_: bool = typer.Option(False, "--json", help="print JSON")):
     """Recompute the sha256 of cached files and compare with the zoo index (exit 1 on a mismatch)."""
@@ -947,7 +947,6 @@ def cache_verify_cmd(name: Optional[str] = typer.Argument(None, help="a pretrain
 
 
 @cache_app.command("rm")
-@handle_errors
 def cache_rm_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained name or hf-hub:ORG/NAME"),
                  revision: Optional[str] = typer.Option(None, "--revision",
                                                         help="only this commit sha or ref"),
@@ -981,6 +980,8 @@ def build_app() -> typer.Typer:
             _reg().add_commands(app)
         except Exception as exc:  # a plugin's broken command must not take the CLI down
             err.print(f"[yellow]warning:[/] a plugin failed to add its commands: {exc}")
+        for name in _reg().unknown_allowed():   # NFZOO_LOAD_PLUGINS=typo would otherwise hide every plugin
+            err.print(f"[yellow]warning:[/] {_reg().plugins[name].error}", highlight=False, soft_wrap=True)
     return app
 
 

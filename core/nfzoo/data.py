@@ -168,10 +168,11 @@ def _folder(path: str):
 
 
 def _load_image(path: str):
-    """Grayscale files stay 1-channel (torchvision's default loader makes everything RGB)."""
-    from PIL import Image
+    """Grayscale files stay 1-channel (torchvision's default loader makes everything RGB). The size is
+    checked from the header before decoding (`nfzoo.imageio.open_image`: no decompression bombs)."""
+    from .imageio import open_image
 
-    with Image.open(path) as im:
+    with open_image(path) as im:
         return im.convert("L" if im.mode in ("1", "L", "LA", "I", "I;16", "P") and _gray(im) else "RGB")
 
 

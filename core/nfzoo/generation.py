@@ -1,19 +1,44 @@
-"""Seeded generation in chunks, shardable across processes.
+"""Seeded generation in chunks, shardable across processes, in constant memory for any n.
 
 Samples are drawn in chunks of CHUNK images; chunk c uses its own generator, seeded from the seed and c
 (chunk 0 from the seed itself, so up to CHUNK images are exactly what `model.sample(n, generator=
 torch.Generator().manual_seed(seed))` gives). Image i is therefore fixed by (seed, i, n) and does not depend
 on how many processes share the work: under torchrun each rank draws a contiguous run of whole chunks.
+
+Labels of class-conditional models come per chunk: `y` is a tensor of all n labels, or a `Labels` rule
+(`cycle_labels`, `constant_labels`, `per_class_labels`) that makes the labels of images [start, stop) when
+their chunk is drawn, so nothing of size n is ever built. A rule gives exactly the labels its tensor would.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 import torch
 
 from .distributed import DistContext, mix_seed, shard
+from .errors import UsageError
 
 CHUNK = 250
+SEED_MAX = 2 ** 32 - 1
+"""Seeds are integers in [0, SEED_MAX] (numpy's rule): every seed derived from one (seed + k, seed * 1_000_003
++ epoch, mix_seed) then stays in the range torch.Generator.manual_seed accepts."""
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """The seed as an int if it is an integer in [0, SEED_MAX]; else UsageError (exit 2 on the CLI)."""
+    if isinstance(seed, bool):
+        raise UsageError(f"{what} must be an integer in [0, {SEED_MAX}], got {seed!r}")
+    if not isinstance(seed, int):
+        try:
+            ok = float(seed).is_integer()
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise UsageError(f"{what} must be an integer in [0, {SEED_MAX}], got {seed!r}")
+        seed = int(seed)
+    if not 0 <= seed <= SEED_MAX:
+        raise UsageError(f"{what} must be an integer in [0, {SEED_MAX}] (2^32 - 1), got {seed}")
+    return int(seed)
 
 
 def model_device(model) -> torch.device:
@@ -25,35 +50,72 @@ def model_device(model) -> torch.device:
 
 
 def chunk_generator(seed: int, chunk: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed) if chunk == 0 else mix_seed(seed, chunk))
+    seed = check_seed(seed)
+    return torch.Generator().manual_seed(seed if chunk == 0 else mix_seed(seed, chunk))
 
 
-def chunks(n: int, dist: Optional[DistContext] = None) -> List[Tuple[int, int, int]]:
-    """This rank's (chunk index, first image, end) for n images."""
+def chunks(n: int, dist: Optional[DistContext] = None) -> Iterator[Tuple[int, int, int]]:
+    """This rank's (chunk index, first image, end) for n images, one at a time (constant memory)."""
     count = (n + CHUNK - 1) // CHUNK
     a, b = shard(count, dist.world, dist.rank) if dist is not None and dist.enabled else (0, count)
-    return [(c, c * CHUNK, min(n, (c + 1) * CHUNK)) for c in range(a, b)]
+    for c in range(a, b):
+        yield c, c * CHUNK, min(n, (c + 1) * CHUNK)
+
+
+# ------------------------------------------------------------------------------------ labels per chunk
+Labels = Callable[[int, int], torch.Tensor]
+"""A label rule: labels(start, stop) -> the (stop - start,) long tensor of images start..stop - 1."""
+
+
+def cycle_labels(num_classes: int) -> Labels:
+    """Every class in turn: image i has label i % num_classes (= torch.arange(n) % num_classes)."""
+    k = int(num_classes)
+    return lambda start, stop: torch.arange(start, stop) % k
+
+
+def constant_labels(label: int) -> Labels:
+    """One class for every image (= torch.full((n,), label))."""
+    return lambda start, stop: torch.full((stop - start,), int(label), dtype=torch.long)
+
+
+def per_class_labels(per_class: int) -> Labels:
+    """`per_class` images of class 0, then of class 1, ... (= torch.arange(C).repeat_interleave(k))."""
+    k = int(per_class)
+    return lambda start, stop: torch.div(torch.arange(start, stop), k, rounding_mode="floor")
+
+
+def labels_of(y: Union[None, torch.Tensor, Labels], start: int, stop: int) -> Optional[torch.Tensor]:
+    """The labels of images [start, stop) from a tensor of all of them, a rule, or None."""
+    if y is None:
+        return None
+    if isinstance(y, torch.Tensor):
+        return y[start:stop]
+    return y(start, stop)
 
 
 @torch.no_grad()
-def generate(model, n: int, y: Optional[torch.Tensor] = None, temperature: float = 1.0, seed: int = 0,
-             options: Optional[Dict[str, Any]] = None, dist: Optional[DistContext] = None
+def generate(model, n: int, y: Union[None, torch.Tensor, Labels] = None, temperature: float = 1.0,
+             seed: int = 0, options: Optional[Dict[str, Any]] = None, dist: Optional[DistContext] = None
              ) -> Iterator[Tuple[int, torch.Tensor, Optional[torch.Tensor]]]:
     """Yield (index of the first image, images on the CPU, their labels) for this rank's chunks of n
-    samples. `y`: a label per image (all n of them), or None."""
+    samples. `y`: a label per image (all n of them), a `Labels` rule, or None. Holds one chunk at a
+    time: memory does not grow with n."""
+    seed = check_seed(seed)
     model.eval()
     device = model_device(model)
     for c, start, stop in chunks(n, dist):
-        yc = None if y is None else y[start:stop].to(device)
+        yc = labels_of(y, start, stop)
+        yc = None if yc is None else yc.to(device)
         x = model.sample(stop - start, y=yc, temperature=temperature, generator=chunk_generator(seed, c),
                          **(options or {}))
         yield start, x.cpu(), None if yc is None else yc.cpu()
 
 
-def generate_all(model, n: int, y: Optional[torch.Tensor] = None, temperature: float = 1.0, seed: int = 0,
-                 options: Optional[Dict[str, Any]] = None, dist: Optional[DistContext] = None,
+def generate_all(model, n: int, y: Union[None, torch.Tensor, Labels] = None, temperature: float = 1.0,
+                 seed: int = 0, options: Optional[Dict[str, Any]] = None, dist: Optional[DistContext] = None,
                  progress: Optional[Callable[[int, int], None]] = None) -> Optional[torch.Tensor]:
-    """All n samples, in index order, on rank 0 (None on the other ranks)."""
+    """All n samples, in index order, on rank 0 (None on the other ranks). Holds all n: for a bounded n
+    (a grid); stream `generate` for large n."""
     parts, done = [], 0
     for _, x, _ in generate(model, n, y, temperature, seed, options, dist):
         parts.append(x)

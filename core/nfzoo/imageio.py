@@ -1,15 +1,71 @@
-"""PNG bytes of image tensors ((B, C, H, W) or (C, H, W) floats in [0, 1]), written atomically: a grid
-(torchvision's make_grid, RGB) or one image at its own size and channels (1 channel: grayscale)."""
+"""Image files in and out. Out: PNG bytes of image tensors ((B, C, H, W) or (C, H, W) floats in [0, 1]),
+written atomically: a grid (torchvision's make_grid, RGB) or one image at its own size and channels (1
+channel: grayscale). In: `open_image` / `read_image`, which check an image's size from its header before
+decoding anything (a 74-byte PNG may claim 30000 x 30000 pixels: a decompression bomb)."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import warnings
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import Tensor
 
+from .errors import UsageError
 from .safeio import atomic_write_bytes
+
+MAX_IMAGE_PIXELS = 4096 * 4096
+"""The most pixels (width x height) an image file may have to be decoded (16.8 M; 50 MB as RGB bytes)."""
+
+
+@contextlib.contextmanager
+def open_image(path: os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator["PIL.Image.Image"]:  # noqa: F821
+    """The PIL image of a file, opened lazily (only its header is read) and refused (UsageError, exit 2,
+    naming the file and the limit) when it claims more than `max_pixels` pixels, before any decoding.
+    PIL's own DecompressionBombWarning / Error are refused the same way. Other unreadable files are
+    UsageErrors too."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{p} is not a file")
+
+    def bomb(claim):
+        side = int(max_pixels ** 0.5)
+        return UsageError(f"{p} claims {claim}, more than the limit of {max_pixels:,} pixels (e.g. {side}x{side}) "
+                          "an image may have here: it is not decoded (a decompression bomb, or simply too large: "
+                          "resize it first)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise bomb(f"{w}x{h} pixels")
+                yield im
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:   # PIL's own check, in open
+        import re
+
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise bomb(f"{int(found.group(1)):,} pixels" if found else "more pixels than PIL decodes safely") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise UsageError(f"{p} is not an image file that can be read ({type(exc).__name__}: {exc}); pass a "
+                         "PNG (or JPEG, BMP, ...) image") from None
+
+
+def read_image(path: os.PathLike, channels: int, max_pixels: int = MAX_IMAGE_PIXELS) -> Tensor:
+    """One image file -> float tensor (channels, H, W) in [0, 1] (1 channel: grayscale, 3: RGB), size-checked
+    before decoding (`open_image`)."""
+    if channels not in (1, 3):
+        raise UsageError(f"images with {channels} channels are not supported (1 or 3)")
+    with open_image(path, max_pixels) as im:
+        im = im.convert("L" if channels == 1 else "RGB")
+        data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+        w, h = im.size
+    return data.view(h, w, channels).permute(2, 0, 1).float() / 255.0
 
 
 def grid_png_bytes(images: Tensor, nrow: int = 8, padding: int = 2) -> bytes:

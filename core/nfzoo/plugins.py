@@ -88,6 +88,14 @@ def _jsonable(v: Any) -> bool:
         return False
 
 
+def unknown_allowed_message(name: str, installed: List[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, installed, n=1, cutoff=0.5)
+    return (f"not installed: {ALLOW_ENV} names {name!r} but no installed plugin has that name"
+            + (f" (did you mean {close[0]!r}?)" if close else "") + f"; installed: {', '.join(installed)}")
+
+
 class PluginRegistry:
     """Holds the plugin manager, the list of plugins (loaded or failed) and one registry per kind."""
 
@@ -112,7 +120,11 @@ class PluginRegistry:
             from . import __version__
 
             self._add("nfzoo", _builtins, __version__, "nfzoo.builtins", True)
-            for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            eps = sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+            installed = sorted({ep.name for ep in eps} | {"nfzoo"})
+            for name in sorted((allowed or set()) - set(installed)):   # a typo would hide every plugin
+                self.plugins[name] = PluginInfo(name, None, [], "", error=unknown_allowed_message(name, installed))
+            for ep in eps:
                 if ep.name in self.plugins:
                     continue
                 builtin = False
@@ -137,6 +149,12 @@ class PluginRegistry:
             return
         hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
         self.plugins[name] = PluginInfo(name, version, hooks, where, builtin=builtin)
+
+    def unknown_allowed(self) -> List[str]:
+        """The names in NFZOO_LOAD_PLUGINS that no installed plugin has (each is listed by `nfzoo plugins`
+        with an error that names the installed ones)."""
+        self.load()
+        return [n for n, p in self.plugins.items() if p.error and p.error.startswith("not installed:")]
 
     def register_plugin(self, module: Any, name: str) -> None:
         """Register a plugin object by hand (tests, notebooks). Registries are rebuilt on next use."""

@@ -19,6 +19,8 @@ from torch import Tensor
 
 from nfzoo.errors import UsageError
 
+from .checks import float_option, int_option
+
 MODES = ("mixup", "pca")
 
 
@@ -172,8 +174,8 @@ def augment_folder(model, dataset, n: int, out, mode: str = "mixup", strength: f
     from .images import check_new_output, write_image_folder
     from .synth import class_folder_names
 
-    if n < 1:
-        raise UsageError(f"--n must be >= 1, got {n}")
+    n = int_option("--n", n, 1, 10_000_000)
+    strength = float_option("--strength", strength, low=0, high=1e6)
     check_new_output(out)
     ds = load_dataset(dataset, "train", data_root) if isinstance(dataset, str) else dataset
     k = getattr(ds, "num_classes", None)
@@ -216,8 +218,16 @@ def augment_study(model, dataset: str = "mnist5k", seed: int = 0, seeds=(0, 1, 2
     from .classifier import RECIPE, as_tensors, standard_augment, train_classifier
 
     known = ("none", "standard", "latent", "standard+latent")
-    arms = [arms] if isinstance(arms, str) else list(arms)
-    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    arms = [arms] if isinstance(arms, str) else list(arms) if isinstance(arms, (list, tuple)) else [arms]
+    seeds = list(seeds) if isinstance(seeds, (list, tuple)) else [seeds]
+    seeds = [int_option("seeds", s, 0, 2 ** 32 - 1) for s in seeds]
+    if not seeds:
+        raise UsageError("seeds must list at least one seed")
+    if epochs is not None:
+        epochs = int_option("epochs", epochs, 1, 100_000)
+    p = float_option("p", p, low=0, high=1)
+    if mode not in MODES:
+        raise UsageError(f"unknown latent augmentation mode {mode!r}; choose one of {', '.join(MODES)}")
     for a in arms:
         if a not in known:
             raise UsageError(f"unknown augmentation arm {a!r}; choose from {', '.join(known)}")

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nfzoo.errors import UsageError
+from .checks import int_option
 
 # The recipe of every ResNet-18 the heads train (CNN-A, its real-data baseline, the augmentation study).
 RECIPE = {"epochs": 8, "batch_size": 128, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
@@ -120,6 +121,7 @@ def cnn_a(model, dataset: str = "mnist5k", n: int = 5000, temperature: float = 1
 
     from .synth import check_conditional, sample_labelled
 
+    epochs = int_option("epochs", epochs, 1, 100_000)
     k = check_conditional(model, model_name or "this model")
     train_ds, test_ds = load_dataset(dataset, "train", data_root), load_dataset(dataset, "test", data_root)
     if tuple(test_ds.image_shape) != tuple(model.image_shape):

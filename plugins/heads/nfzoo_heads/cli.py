@@ -1,5 +1,6 @@
 """The heads' CLI commands (added through register_commands): they parse, call the heads, and render.
-Bad input exits 2 with a message, before anything is written."""
+Bad input exits 2 with a message, before anything is written. They use the CLI's public toolkit
+(nfzoo_cli.options, nfzoo_cli.render); the app maps every command's errors to exit codes."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,10 @@ from typing import List, Optional
 
 import typer
 
-from nfzoo_cli.app import _parse_device, handle_errors, parse_sets
+from nfzoo_cli.options import MAX_STEPS, check_output_file, finite, parse_device, parse_sets, seed_callback
 from nfzoo_cli.render import err, out, print_json
+
+MAX_IMAGES = 1_000_000      # synth / augment draw their images in memory and write the folder at once
 
 
 def _progress(description: str):
@@ -27,7 +30,7 @@ def _bar(prog, description: str):
 def _load(model: str, device: Optional[str], sampler: Optional[str] = None):
     import nfzoo
 
-    m = nfzoo.load(model, device=_parse_device(device))
+    m = nfzoo.load(model, device=parse_device(device))
     if sampler is not None:
         from nfzoo.plugins import get_registry
 
@@ -36,12 +39,16 @@ def _load(model: str, device: Optional[str], sampler: Optional[str] = None):
 
 
 def synth_cmd(model: str = typer.Option(..., "--model", "-m", help="a class-conditional model (e.g. glem-mnist5k)"),
-              n: int = typer.Option(..., "--n", "-n", help="number of images (classes balanced)"),
+              n: int = typer.Option(..., "--n", "-n", min=1, max=MAX_IMAGES,
+                                    help="number of images (classes balanced)"),
               out_dir: Path = typer.Option(..., "--out", "-o", help="a new folder (ImageFolder layout)"),
-              temperature: float = typer.Option(1.0, "--temperature", "-t", help="prior temperature"),
+              temperature: float = typer.Option(1.0, "--temperature", "-t", callback=finite(0),
+                                                help="prior temperature"),
               sampler: Optional[str] = typer.Option(None, "--sampler", help="a registered sampler (e.g. rfcm)"),
-              steps: Optional[int] = typer.Option(None, "--steps", help="sampler steps (diffusion)"),
-              seed: int = typer.Option(0, "--seed", help="random seed"),
+              steps: Optional[int] = typer.Option(None, "--steps", min=1, max=MAX_STEPS,
+                                                  help="sampler steps (diffusion)"),
+              seed: int = typer.Option(0, "--seed", callback=seed_callback,
+                                       help="random seed (an integer in [0, 2^32 - 1])"),
               device: Optional[str] = typer.Option(None, "--device"),
               json_: bool = typer.Option(False, "--json", help="print the manifest as JSON")):
     """Write a labelled data set sampled from a class-conditional model: OUT/<class>/NNNNNN.png and
@@ -71,17 +78,18 @@ def synth_cmd(model: str = typer.Option(..., "--model", "-m", help="a class-cond
 def augment_cmd(model: str = typer.Option(..., "--model", "-m", help="a flow (its encode / decode)"),
                 dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="labelled data set whose "
                                                       "training split is augmented"),
-                n: int = typer.Option(1000, "--n", "-n", help="number of augmented images"),
+                n: int = typer.Option(1000, "--n", "-n", min=1, max=MAX_IMAGES, help="number of augmented images"),
                 out_path: Path = typer.Option(..., "--out", "-o", help="a new folder (or FILE.png with "
                                               "--interpolate)"),
                 mode: str = typer.Option("mixup", "--mode", help="mixup (same class) | pca (principal "
                                          "directions)"),
-                strength: float = typer.Option(0.5, "--strength", help="pca: scale of the move, in standard "
-                                               "deviations of each direction"),
+                strength: float = typer.Option(0.5, "--strength", callback=finite(0, 1e6), help="pca: scale of "
+                                               "the move, in standard deviations of each direction"),
                 interpolate: Optional[List[Path]] = typer.Option(None, "--interpolate", help="two images: "
                                                                  "write an interpolation grid instead"),
-                steps: int = typer.Option(8, "--steps", help="images in the interpolation"),
-                seed: int = typer.Option(0, "--seed"),
+                steps: int = typer.Option(8, "--steps", min=2, max=1024, help="images in the interpolation"),
+                seed: int = typer.Option(0, "--seed", callback=seed_callback,
+                                         help="random seed (an integer in [0, 2^32 - 1])"),
                 data_root: Optional[str] = typer.Option(None, "--data-root"),
                 device: Optional[str] = typer.Option(None, "--device"),
                 json_: bool = typer.Option(False, "--json")):
@@ -98,8 +106,7 @@ def augment_cmd(model: str = typer.Option(..., "--model", "-m", help="a flow (it
             raise UsageError(f"--interpolate takes exactly two images, got {len(interpolate)}")
         if out_path.suffix.lower() != ".png":
             raise UsageError(f"with --interpolate, --out must be a .png file, got {out_path}")
-        if steps < 2:
-            raise UsageError(f"--steps must be >= 2, got {steps}")
+        check_output_file(out_path)
         m = _load(model, device)
         a, b = (read_image(p, m.image_shape[0]) for p in interpolate)
         grid = interp(m, a, b, steps)
@@ -129,8 +136,10 @@ def inpaint_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"
                 mask: Optional[Path] = typer.Option(None, "--mask", help="mask image: white is filled, black kept"),
                 box: Optional[str] = typer.Option(None, "--box", help="x0,y0,x1,y1: fill this box (x1, y1 excluded)"),
                 out_path: Path = typer.Option(..., "--out", "-o", help="output PNG"),
-                seed: int = typer.Option(0, "--seed"),
-                label: Optional[int] = typer.Option(None, "--label", help="class (class-conditional flows)"),
+                seed: int = typer.Option(0, "--seed", callback=seed_callback,
+                                         help="random seed (an integer in [0, 2^32 - 1])"),
+                label: Optional[int] = typer.Option(None, "--label", min=0, max=2 ** 31 - 1,
+                                                    help="class (class-conditional flows)"),
                 sets: List[str] = typer.Option([], "--set", help="method options, e.g. --set iters=500 "
                                                "--set langevin=50 (flows) or --set steps=100 (diffusion)"),
                 device: Optional[str] = typer.Option(None, "--device"),
@@ -141,15 +150,24 @@ def inpaint_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"
     from nfzoo.errors import UsageError
 
     from .images import read_image, read_mask, save_single
-    from .inpainting import box_mask, inpaint, parse_box
+    from .inpainting import METHODS, box_mask, check_options, inpaint, is_diffusion, parse_box
 
     if (mask is None) == (box is None):
         raise UsageError("pass exactly one of --mask M.png and --box x0,y0,x1,y1")
-    if out_path.suffix.lower() != ".png":
-        raise UsageError(f"--out must be a .png file, got {out_path}")
+    check_output_file(out_path)          # before any work: a .png in a folder we can write to
     options = parse_sets(sets)
     bx = parse_box(box) if box is not None else None
     m = _load(model, device)
+    if label is not None and m.num_classes is None:
+        raise UsageError(f"{model} is unconditional: --label needs a class-conditional model (drop --label)")
+    if label is not None and not 0 <= label < m.num_classes:
+        raise UsageError(f"--label must be in [0, {m.num_classes - 1}], got {label}")
+    method = options.get("method", "auto")
+    if method not in METHODS:
+        raise UsageError(f"unknown inpainting method {method!r}; choose one of {', '.join(METHODS)}")
+    # the --set values are checked (types, ranges) before any image is read or work is done
+    check_options("repaint" if method == "repaint" or (method == "auto" and is_diffusion(m)) else "latent",
+                  {k: v for k, v in options.items() if k != "method"})
     x = read_image(image, m.image_shape[0])
     if tuple(x.shape) != tuple(m.image_shape):
         raise UsageError(f"{image} is {x.shape[2]}x{x.shape[1]} with {x.shape[0]} channel(s) but {model} "
@@ -169,10 +187,12 @@ def score_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"),
               images: Path = typer.Option(..., "--images", help="a folder of images (searched recursively)"),
               reference: Optional[str] = typer.Option(None, "--reference", help="data set whose training split "
                                                       "gives the typicality reference [the model's own]"),
-              repeats: Optional[int] = typer.Option(None, "--repeats", help="average this many bpd estimates "
+              repeats: Optional[int] = typer.Option(None, "--repeats", min=1, max=1000,
+                                                    help="average this many bpd estimates "
                                                     "per image [1; 8 for diffusion models, whose bpd is a "
                                                     "one-sample estimate of a bound]"),
-              seed: int = typer.Option(0, "--seed"),
+              seed: int = typer.Option(0, "--seed", callback=seed_callback,
+                                       help="random seed (an integer in [0, 2^32 - 1])"),
               data_root: Optional[str] = typer.Option(None, "--data-root"),
               device: Optional[str] = typer.Option(None, "--device"),
               json_: bool = typer.Option(False, "--json", help="print one JSON record per file")):
@@ -185,8 +205,6 @@ def score_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"),
     from .images import list_images, read_image
     from .scoring import score, typicality_reference
 
-    if repeats is not None and repeats < 1:
-        raise UsageError(f"--repeats must be >= 1, got {repeats}")
     files = list_images(images)
     m = _load(model, device)
     xs = []
@@ -233,7 +251,8 @@ def _model_dataset(model: str) -> str:
 
 
 def add_commands(app: typer.Typer) -> None:
-    app.command("synth")(handle_errors(synth_cmd))
-    app.command("augment")(handle_errors(augment_cmd))
-    app.command("inpaint")(handle_errors(inpaint_cmd))
-    app.command("score")(handle_errors(score_cmd))
+    """The app maps their errors to exit codes (nfzoo_cli.exits): no decorator needed here."""
+    app.command("synth")(synth_cmd)
+    app.command("augment")(augment_cmd)
+    app.command("inpaint")(inpaint_cmd)
+    app.command("score")(score_cmd)

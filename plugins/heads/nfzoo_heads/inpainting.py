@@ -31,12 +31,41 @@ from torch import Tensor
 
 from nfzoo.errors import UsageError
 
+from .checks import float_option, int_option
+
 METHODS = ("auto", "latent", "repaint")
 LATENT_OPTIONS = ("iters", "lr", "sigma", "langevin", "step_size", "noise", "objective")
 REPAINT_OPTIONS = ("steps", "resample")
 
 
-def parse_box(text: str) -> Tuple[int, int, int, int]:
+def check_options(method: str, options: Dict) -> Dict:
+    """The inpainting options with their types and ranges checked (they may come from `--set`, any JSON or
+    a string): UsageError naming the option otherwise. Bounds keep a run finite (at most 100k steps)."""
+    out = dict(options)
+    for key, value in options.items():
+        if key in ("iters", "langevin"):
+            out[key] = int_option(key, value, 0, 100_000)
+        elif key == "steps":
+            out[key] = int_option(key, value, 1, 100_000)
+        elif key == "resample":
+            out[key] = int_option(key, value, 1, 100)
+        elif key == "lr":
+            out[key] = float_option(key, value, above=0, high=100)
+        elif key in ("sigma", "step_size"):
+            out[key] = float_option(key, value, above=0, high=1e6)
+        elif key == "noise":
+            out[key] = float_option(key, value, low=0, high=1e6)
+        elif key == "objective" and value not in ("likelihood", "latent-prior"):
+            raise UsageError(f"unknown objective {value!r}; choose likelihood or latent-prior")
+    return out
+
+
+def parse_box(text) -> Tuple[int, int, int, int]:
+    """"x0,y0,x1,y1" (or a sequence of four integers) -> the box; UsageError otherwise."""
+    if isinstance(text, (list, tuple)):
+        text = ",".join(str(v) for v in text)
+    elif not isinstance(text, str):
+        text = repr(text)
     parts = [p.strip() for p in str(text).split(",")]
     try:
         box = tuple(int(p) for p in parts)
@@ -102,6 +131,7 @@ def inpaint(model, x: Tensor, mask: Tensor, generator: Optional[torch.Generator]
     if unknown:
         raise UsageError(f"inpainting ({method}) has no option(s) {', '.join(unknown)}; its options: "
                          f"{', '.join(allowed)}")
+    options = check_options(method, options)
     known = x * (1 - mask)
     was = model.training
     model.eval()
@@ -248,8 +278,18 @@ def anonymize_study(model, dataset: str = "mnist5k", box: Sequence[int] = (8, 8,
     from .classifier import as_tensors
     from .images import save_png
 
-    if isinstance(box, str):
-        box = parse_box(box)
+    box = parse_box(box)
+    n = int_option("n", n, 0, 10_000_000)
+    average = int_option("average", average, 1, 100)
+    batch_size = int_option("batch_size", batch_size, 1, 100_000)
+    blur_sigma = float_option("blur_sigma", blur_sigma, above=0, high=1000)
+    seed = int_option("seed", seed, 0, 2 ** 32 - 1)
+    if out is not None and not str(out).lower().endswith(".png"):
+        raise UsageError(f"out must be a .png file, got {out!r}")
+    unknown = set(inpaint_options) - set(LATENT_OPTIONS) - set(REPAINT_OPTIONS) - {"method"}
+    if unknown:
+        raise UsageError(f"anonymize has no option(s) {', '.join(sorted(unknown))}; inpainting's: "
+                         f"{', '.join(LATENT_OPTIONS + REPAINT_OPTIONS)}")
     test = load_dataset(dataset, "test", data_root)
     if tuple(test.image_shape) != tuple(model.image_shape):
         raise UsageError(f"the model takes {list(model.image_shape)} images but {dataset} has "

@@ -19,6 +19,8 @@ from torch import Tensor
 
 from nfzoo.errors import UsageError
 
+from .checks import int_option
+
 
 def default_repeats(model) -> int:
     """1 for models whose bpd is exact and deterministic; 8 for a diffusion prior, whose bpd is a one-sample
@@ -31,9 +33,8 @@ def bpd_of(model, x: Tensor, batch_size: int = 250, seed: int = 0,
            progress: Optional[Callable[[int, int], None]] = None, repeats: Optional[int] = None) -> Tensor:
     """Per-image bits per dimension (8-bit term included; dequantized at the bin centres; (N,) on CPU),
     averaged over `repeats` estimates (default: default_repeats(model))."""
-    repeats = default_repeats(model) if repeats is None else int(repeats)
-    if repeats < 1:
-        raise UsageError(f"repeats must be >= 1, got {repeats}")
+    repeats = default_repeats(model) if repeats is None else int_option("repeats", repeats, 1, 1000)
+    batch_size = int_option("batch_size", batch_size, 1, 100_000)
     if tuple(x.shape[1:]) != tuple(model.image_shape):
         raise UsageError(f"the images are {list(x.shape[1:])} (C, H, W) but the model takes "
                          f"{list(model.image_shape)}")
@@ -139,7 +140,9 @@ def ood_auroc(model, dataset: str = "mnist5k", n: int = 1000, seed: int = 0, dat
     def stage(name):
         return (lambda d, t: progress(name, d, t)) if progress else None
 
-    repeats = default_repeats(model) if repeats is None else repeats
+    repeats = default_repeats(model) if repeats is None else int_option("repeats", repeats, 1, 1000)
+    n = int_option("n", n, 1, 10_000_000)
+    seed = int_option("seed", seed, 0, 2 ** 32 - 1)
     ref = typicality_reference(model, dataset, data_root, seed, stage("bpd of the training split"), repeats)
     data = ood_sets(dataset, n, seed, data_root)
     b_in = bpd_of(model, data["in_distribution"], seed=seed, progress=stage(f"bpd of {dataset}/test"),

@@ -10,7 +10,10 @@ from torch import Tensor
 
 from nfzoo.errors import NfzooError, UsageError
 
+from .checks import float_option, int_option
+
 MANIFEST = "manifest.json"
+MAX_IMAGES = 1_000_000   # a data set drawn in memory and written at once (synth, cnn-a)
 
 
 def class_counts(n: int, num_classes: int) -> List[int]:
@@ -33,8 +36,10 @@ def sample_labelled(model, n: int, temperature: float = 1.0, seed: int = 0, batc
     the CPU, labels (n,), number of non-finite samples that were drawn again). A sample whose pixels are
     not finite (a flow's inverse can overflow far from the data) is redrawn, up to `max_rounds` times."""
     k = check_conditional(model)
-    if n < 1:
-        raise UsageError(f"--n must be >= 1, got {n}")
+    n = int_option("--n", n, 1, MAX_IMAGES)
+    temperature = float_option("temperature", temperature, low=0)
+    seed = int_option("seed", seed, 0, 2 ** 32 - 1)
+    batch_size = int_option("batch_size", batch_size, 1, 100_000)
     model.sampler.check(model, temperature=temperature, **sample_options)
     gen = torch.Generator().manual_seed(seed)
     todo = torch.arange(k).repeat_interleave(torch.tensor(class_counts(n, k)))

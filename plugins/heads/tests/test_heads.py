@@ -392,3 +392,21 @@ def test_bpd_of_averages_repeated_estimates_of_a_diffusion_bound():
     assert nfzoo_heads.scoring.default_repeats(m) == 8
     with pytest.raises(UsageError, match="repeats"):
         bpd_of(m, x, repeats=0)
+
+
+def test_inpaint_and_anonymize_options_are_typed_and_bounded(glow):
+    """From Python as from --set (any JSON or a string): wrong types, nan/inf and out-of-range values are
+    UsageErrors naming the option, before any work (issue 20)."""
+    from nfzoo_heads.inpainting import anonymize_study, check_options
+
+    x = digits(1)[0]
+    m = box_mask(x.shape[1:], (1, 1, 4, 4))
+    for bad in ({"iters": "abc"}, {"iters": 1e9}, {"lr": float("nan")}, {"sigma": float("inf")},
+                {"langevin": True}, {"noise": -1}):
+        with pytest.raises(UsageError, match=next(iter(bad))):
+            inpaint(glow, x, m, **bad)
+    assert check_options("latent", {"iters": 3.0, "lr": 1}) == {"iters": 3, "lr": 1.0}
+    for bad in ({"batch_size": 0}, {"average": 0}, {"n": -5}, {"blur_sigma": float("nan")}, {"box": 5},
+                {"box": "1,2"}, {"seed": 2 ** 40}):
+        with pytest.raises(UsageError):
+            anonymize_study(glow, "digits", **bad)
