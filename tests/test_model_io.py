@@ -130,3 +130,67 @@ def test_nothing_unpickles():
         # the needles are built so that this test itself is not flagged by text scans for them
         for needle in ("torch." + "load(", "pickle." + "load"):
             assert needle not in text, f"{f} contains {needle}"
+
+
+# ------------------------------------------- issue 20, item 6: wrong dtypes and non-finite weights refused
+def _rewrite_weights(d, change):
+    from safetensors.torch import load_file, save_file
+
+    w = d / "model.safetensors"
+    tensors = load_file(str(w))
+    change(tensors)
+    save_file(tensors, str(w))
+
+
+def _float_key(d):
+    from nfzoo.safeio import safetensors_header
+
+    return next(k for k, (shape, code) in safetensors_header(d / "model.safetensors").items()
+                if code == "F32" and len(shape) == 4)
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.bool, torch.int64])
+def test_non_floating_weights_are_refused_naming_the_tensor(tmp_path, dtype):
+    _tiny().save_pretrained(tmp_path / "m")
+    key = _float_key(tmp_path / "m")
+    _rewrite_weights(tmp_path / "m", lambda t: t.__setitem__(key, t[key].to(dtype)))
+    with pytest.raises(CorruptFileError, match=f"{key}.*floating point"):
+        nfzoo.load(str(tmp_path / "m"))
+    m = _tiny()   # the shared loading path (FlowModel.load_weights) refuses them too
+    with pytest.raises(CorruptFileError, match=key):
+        m.load_weights(tmp_path / "m" / "model.safetensors")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, runner, app, value):
+    _tiny().save_pretrained(tmp_path / "m")
+    key = _float_key(tmp_path / "m")
+    _rewrite_weights(tmp_path / "m", lambda t: t[key].fill_(value))
+    with pytest.raises(CorruptFileError, match=f"{key}.*non-finite"):
+        nfzoo.load(str(tmp_path / "m"))
+    res = runner.invoke(app, ["sample", "--model", str(tmp_path / "m"), "--out", str(tmp_path / "s.png")])
+    assert res.exit_code == 2 and "non-finite" in res.output
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_an_integer_buffer_must_keep_its_dtype(tmp_path):
+    """ActNorm's `initialized` is a uint8 buffer: it loads as uint8 (every zoo model has some), and a file
+    that stores it as float is refused rather than cast."""
+    m = _tiny()
+    m.save_pretrained(tmp_path / "m")
+    ints = [k for k, v in m.state_dict().items() if not v.dtype.is_floating_point]
+    assert ints
+    m2 = nfzoo.load(str(tmp_path / "m"))
+    assert all(m2.state_dict()[k].dtype == m.state_dict()[k].dtype for k in ints)
+    _rewrite_weights(tmp_path / "m", lambda t: t.__setitem__(ints[0], t[ints[0]].float()))
+    with pytest.raises(CorruptFileError, match=ints[0]):
+        nfzoo.load(str(tmp_path / "m"))
+
+
+def test_float64_weights_still_load(tmp_path):
+    m = _tiny()
+    m.save_pretrained(tmp_path / "m")
+    _rewrite_weights(tmp_path / "m", lambda t: t.update({k: v.double() for k, v in t.items()
+                                                          if v.dtype.is_floating_point}))
+    m2 = nfzoo.load(str(tmp_path / "m"))
+    assert all(torch.equal(m.state_dict()[k], v) for k, v in m2.state_dict().items())

@@ -297,7 +297,11 @@ class _RichTrainCallback:
         self.progress.update(self.task, advance=1, stats=f"bpd {bpd:.3f}  {it_s:.1f} it/s")
 
     def on_eval_progress(self, done, total):
-        pass
+        """The test bpd's progress is not shown (it takes seconds)."""
+
+    def on_warning(self, message):
+        """Something to know that does not stop training (a corrupt checkpoint skipped on --resume)."""
+        self.progress.console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
     def on_epoch_end(self, epoch, record):
         test = f"  test bpd {record['test_bpd']:.4f}" if record.get("test_bpd") is not None else ""

@@ -65,47 +65,64 @@ def architecture_preset(arch: str, preset: str) -> Dict[str, Dict[str, Any]]:
     return {"model": dict(doc.get("model", {})), "train": dict(doc.get("train", {}))}
 
 
-def _image_shape(arch: str, shape: Any) -> List[int]:
-    """image_shape as [C, H, W] of positive integers (found by tests/test_fuzz.py: anything else used to
-    fail with a TypeError or a torch error deep in the builder)."""
-    ok = isinstance(shape, (list, tuple)) and len(shape) == 3 and all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 1 or isinstance(s, float) and s.is_integer()
-        and s >= 1 for s in shape)
-    if not ok:
-        raise ConfigError(f"image_shape of {arch} must be [channels, height, width], three integers >= 1; got "
-                          f"{shape!r}")
-    return [int(s) for s in shape]
-
-
 def create_model(arch: str, **config: Any):
-    """Build a fresh model of architecture `arch`, e.g. create_model("glow", image_shape=(1, 8, 8))."""
+    """Build a fresh model of architecture `arch`, e.g. create_model("glow", image_shape=(1, 8, 8)). The
+    config is checked first (nfzoo.limits: types, ranges, parameter and activation limits) and nothing
+    is allocated for a config that would not fit."""
+    return build_model(arch, config)
+
+
+def build_model(arch: str, config: Dict[str, Any], batch: int = 1, weights: Optional[os.PathLike] = None,
+                source: Optional[str] = None):
+    """create_model with the checks spelled out: `batch` is the batch whose activations must fit, `weights`
+    a safetensors file whose header must match what the config builds (checked before the real model is
+    built), `source` the file the config came from (named in errors)."""
+    from . import limits
+
     builder = get_registry().get("architectures", arch).load()
-    full = architecture_config(arch, **config)
-    if "image_shape" in full:
-        full["image_shape"] = _image_shape(arch, full["image_shape"])
+    limits.check_numbers(config, source, key=f"{arch} config")   # before anything walks it
+    full = limits.check_config(arch, architecture_config(arch, **config), source)
     kwargs = dict(full)
     if "image_shape" in kwargs:
         kwargs["image_shape"] = tuple(kwargs["image_shape"])
-    try:
-        model = builder(**kwargs)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"cannot build {arch} with this config: {exc}") from exc
+    model = None
+    if not limits.planning():   # inside another model's shape build, that one counts this one too
+        plan = limits.plan_model(arch, builder, kwargs, full, batch=batch, source=source)
+        if weights is not None:
+            limits.check_weights_header(plan, weights, source or "its config")
+        model = plan.model
+    if model is None:
+        try:
+            model = builder(**kwargs)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError, ArithmeticError, LookupError, RuntimeError) as exc:
+            raise ConfigError(f"{_where(source)}cannot build {arch} with this config: "
+                              f"{limits._first_line(exc)}") from None
     model.architecture = arch
     model.config = full
     return model
 
 
+def _where(source: Optional[str]) -> str:
+    return f"{source}: " if source else ""
+
+
 def load_directory(directory: os.PathLike, device: Optional[str] = None):
+    """A model from a directory (config.json + model.safetensors): the config is checked, and compared
+    with the weights' header, before the model is built; the weights are loaded strictly."""
     from .model import CONFIG_NAME, WEIGHTS_NAME
     from .safeio import read_json
 
     d = Path(directory)
     doc = read_json(d / CONFIG_NAME, "model config")
-    if not isinstance(doc, dict) or "architecture" not in doc or not isinstance(doc.get("config"), dict):
-        raise ConfigError(f"{d / CONFIG_NAME} is not an nfzoo model config: it needs \"architecture\" and "
-                          "\"config\" keys (write it with FlowModel.save_pretrained).")
-    model = create_model(doc["architecture"], **doc["config"])
-    model.load_weights(d / WEIGHTS_NAME)
+    if not isinstance(doc, dict) or not isinstance(doc.get("architecture"), str) \
+            or not isinstance(doc.get("config"), dict):
+        raise ConfigError(f"{d / CONFIG_NAME} is not an nfzoo model config: it needs \"architecture\" (a "
+                          "name) and \"config\" (an object) keys (write it with FlowModel.save_pretrained).")
+    weights = d / WEIGHTS_NAME
+    model = build_model(doc["architecture"], doc["config"], weights=weights, source=str(d / CONFIG_NAME))
+    model.load_weights(weights)
     model.eval()
     if device:
         model.to(device)

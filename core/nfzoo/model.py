@@ -221,8 +221,35 @@ class FlowModel(nn.Module):
         return load(str(name_or_dir), revision=revision, download=download, device=device)
 
 
+def check_tensors(model: nn.Module, tensors: Dict[str, Tensor], source: str) -> None:
+    """Weights that may be loaded into `model`: where the model has a floating-point tensor the file's must
+    be floating point (int8 or bool weights are not silently cast) and finite; where it has an integer or
+    bool buffer (ActNorm's `initialized`, index buffers) the file's must have that very dtype. A tensor
+    that breaks this raises CorruptFileError naming it."""
+    from .errors import CorruptFileError
+
+    own = model.state_dict()
+    for k, v in tensors.items():
+        if k not in own:
+            continue
+        want = own[k].dtype
+        if want.is_floating_point or want.is_complex:
+            if not (v.dtype.is_floating_point or v.dtype.is_complex):
+                raise CorruptFileError(f"tensor {k} in {source} has dtype {v.dtype}, but the model's is {want}: "
+                                       "weights must be floating point. The file was not loaded.")
+            if not bool(torch.isfinite(v).all()):
+                bad = int((~torch.isfinite(v)).sum())
+                raise CorruptFileError(f"tensor {k} in {source} holds {bad} non-finite value(s) (NaN or "
+                                       "infinity): the weights are corrupt or come from a diverged run. The "
+                                       "file was not loaded.")
+        elif v.dtype != want:
+            raise CorruptFileError(f"tensor {k} in {source} has dtype {v.dtype}, but the model's is {want}. "
+                                   "The file was not loaded.")
+
+
 def load_state_strict(model: nn.Module, tensors: Dict[str, Tensor], source: str, strict: bool = True):
-    """Load a state dict; missing, unexpected or mis-shaped tensors are a ConfigError naming them."""
+    """Load a state dict; missing, unexpected or mis-shaped tensors are a ConfigError naming them, tensors
+    of the wrong kind or with non-finite values a CorruptFileError (check_tensors)."""
     own = model.state_dict()
     if strict:
         missing = sorted(set(own) - set(tensors))
@@ -241,5 +268,6 @@ def load_state_strict(model: nn.Module, tensors: Dict[str, Tensor], source: str,
         raise ConfigError(f"the weights in {source} do not match the model built from its config: "
                           f"{len(bad)} tensors have other shapes ({'; '.join(bad[:3])}). Check that "
                           "config.json belongs to these weights.")
+    check_tensors(model, tensors, source)
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items() if k in own},
                           strict=strict)

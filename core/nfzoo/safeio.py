@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from .errors import CorruptFileError
 
@@ -57,20 +57,44 @@ def save_tensors(tensors: Dict[str, Any], path: os.PathLike, metadata: Optional[
     atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
-def load_tensors(path: os.PathLike, device: str = "cpu") -> Dict[str, Any]:
-    """Load a safetensors file; a truncated or corrupt file raises CorruptFileError."""
-    from safetensors.torch import load
+def safetensors_header(path: os.PathLike) -> Dict[str, Tuple[Tuple[int, ...], str]]:
+    """{name: (shape, dtype code such as "F32")} from a safetensors file's header, without reading tensor
+    data. A corrupt header, or a file not exactly as long as its header says, raises CorruptFileError."""
+    from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
         raise CorruptFileError(f"weights file {path} is missing.")
+    try:
+        with safe_open(os.fspath(path), framework="pt") as f:
+            out = {}
+            for k in f.keys():
+                s = f.get_slice(k)
+                out[k] = (tuple(int(i) for i in s.get_shape()), str(s.get_dtype()))
+            return out
+    except Exception as exc:
+        raise _corrupt(path, exc) from None
+
+
+def _corrupt(path: Path, exc: BaseException) -> CorruptFileError:
+    reason = (str(exc).strip().splitlines() or [""])[0][:300]
+    return CorruptFileError(
+        f"{path} is not a valid safetensors file ({type(exc).__name__}: {reason}). It may be truncated "
+        "or corrupt: re-create it (retrain, or `nfzoo pull NAME --force`); it was not loaded.")
+
+
+def load_tensors(path: os.PathLike, device: str = "cpu") -> Dict[str, Any]:
+    """Load a safetensors file; a truncated or corrupt file raises CorruptFileError (its header is checked
+    against the file's length before the data is read)."""
+    from safetensors.torch import load
+
+    path = Path(path)
+    safetensors_header(path)
     data = path.read_bytes()
     try:
         tensors = load(data)
     except Exception as exc:
-        raise CorruptFileError(
-            f"{path} is not a valid safetensors file ({type(exc).__name__}: {exc}). It may be truncated "
-            "or corrupt: re-create it (retrain, or `nfzoo pull NAME --force`); it was not loaded.") from exc
+        raise _corrupt(path, exc) from None
     return {k: v.to(device) for k, v in tensors.items()}
 
 
@@ -82,5 +106,9 @@ def read_json(path: os.PathLike, what: str = "JSON file") -> Any:
         raise ConfigError(f"{what} {path} is missing.")
     try:
         return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptFileError(f"{what} {path} is not valid JSON ({exc}); it was not loaded.") from exc
+    except RecursionError:
+        raise ConfigError(f"{what} {path} is nested too deeply to be an nfzoo file; it was not loaded.") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read ({exc.strerror or exc}).") from None
+    except (ValueError, UnicodeDecodeError) as exc:   # JSONDecodeError, or an integer of > 4300 digits
+        raise CorruptFileError(f"{what} {path} is not valid JSON ({exc}); it was not loaded.") from None

@@ -6,7 +6,10 @@ A run directory (`--out`) holds:
     history.json, curve.png           train / test bpd per epoch
     checkpoints/step-NNNNNNNN/        the last two checkpoints: model, optimizer and RNG states, position
 Every file is written atomically; a checkpoint folder is renamed into place only once complete, and its
-manifest holds the sha256 of each file, so a torn or corrupt checkpoint is detected and never loaded.
+manifest holds the sha256 of each file. A checkpoint is loaded only if every file it needs is listed in its
+manifest and matches, and its state and weights are well-formed (verify_checkpoint); a torn, corrupt or
+edited one is skipped, reported (Callback.on_warning), and the one before it used. train.json and
+state.json are checked key by key: a bad value is an error naming the file and the key.
 
 Randomness comes only from explicit generators seeded from `seed` (model init, the per-epoch shuffle,
 the dequantization noise), and their states are checkpointed, so `--resume` continues the same run.
@@ -19,16 +22,20 @@ global batch, whatever the number of processes.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from .errors import ConfigError, CorruptFileError, PreemptedError, TrainingDivergedError, UsageError
+from .errors import (ConfigError, CorruptFileError, NfzooWarning, PreemptedError, TrainingDivergedError,
+                     UsageError)
 from .safeio import atomic_write_json, load_tensors, read_json, save_tensors, sha256_file
+from .generation import SEED_MAX
 
 CHECKPOINT_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 2
@@ -58,20 +65,91 @@ class TrainConfig:
     model: Dict[str, Any] = field(default_factory=dict)  # architecture config (`--set KEY=VALUE`)
 
     def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise UsageError("--epochs and --batch-size must be >= 1")
+        """Types and ranges of every setting; a bad one raises UsageError naming its option (`.key` is the
+        field's name)."""
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name))
+        for key, lo in (("epochs", 1), ("batch_size", 1), ("warmup_steps", 0), ("checkpoint_every", 0),
+                        ("init_batch", 1), ("eval_batch", 1), ("eval_every", 1)):
+            v = getattr(self, key)
+            if v < lo or v > MAX_COUNT:
+                raise _field_error(key, f"must be an integer in [{lo}, {MAX_COUNT}], got {v}")
+        if not 0 <= self.seed <= SEED_MAX:    # one seed range for the project (nfzoo.generation.check_seed)
+            raise _field_error("seed", f"must be an integer in [0, {SEED_MAX}] (2^32 - 1), got {self.seed}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise UsageError(f"--lr must be a positive number, got {self.lr}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise UsageError(f"--lr-schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
-        if self.optimizer not in ("adam", "adamax"):
-            raise UsageError(f"--optimizer must be 'adam' or 'adamax', got {self.optimizer!r}")
-        if self.device not in ("cpu", "cuda", "auto"):
-            raise UsageError(f"--device must be cpu, cuda or auto, got {self.device!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise UsageError(f"--precision must be fp32 or bf16, got {self.precision!r}")
+            raise _field_error("lr", f"must be a positive number, got {self.lr}")
+        if not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
+            raise _field_error("grad_clip", f"must be a finite number >= 0 (0: no clipping), got {self.grad_clip}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise _field_error("weight_decay", f"must be a finite number >= 0, got {self.weight_decay}")
+        for key, allowed in (("lr_schedule", ("constant", "cosine")), ("optimizer", ("adam", "adamax")),
+                             ("device", ("cpu", "cuda", "auto")), ("precision", ("fp32", "bf16"))):
+            if getattr(self, key) not in allowed:
+                raise _field_error(key, f"must be {' or '.join(map(repr, allowed))}, got {getattr(self, key)!r}")
         if self.precision == "bf16" and self.device == "cpu":
             raise UsageError("--precision bf16 is for CUDA (autocast on a GPU): add --device cuda, or drop it")
+
+    @classmethod
+    def from_dict(cls, doc: Any, source: str) -> "TrainConfig":
+        """A TrainConfig from a saved document (train.json's or state.json's "train"): unknown or missing
+        keys and bad values are ConfigError naming the file and the key."""
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{source}: \"train\" must be an object of training settings, got "
+                              f"{type(doc).__name__}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(doc) - names)
+        if unknown:
+            raise ConfigError(f"{source}: unknown training setting(s) {', '.join(map(repr, unknown))}. "
+                              "The file was edited or comes from another version; start a new run.")
+        missing = [k for k in ("arch", "dataset") if k not in doc]
+        if missing:
+            raise ConfigError(f"{source}: the training settings lack {', '.join(map(repr, missing))}.")
+        try:
+            cfg = cls(**doc)
+            cfg.validate()
+        except UsageError as exc:
+            key = getattr(exc, "key", None)
+            raise ConfigError(f"{source}: bad training setting" + (f" {key!r}" if key else "") + f": {exc}. "
+                              "The file was edited or is corrupt; fix it or start a new run.") from None
+        return cfg
+
+
+MAX_COUNT = 2 ** 31 - 1
+_INT = ("epochs", "batch_size", "warmup_steps", "seed", "checkpoint_every", "init_batch", "eval_batch",
+        "eval_every")
+_FLOAT = ("lr", "grad_clip", "weight_decay")
+_STR = ("arch", "dataset", "optimizer", "lr_schedule", "device", "precision")
+
+
+def _option(key: str) -> str:
+    return {"warmup_steps": "--warmup"}.get(key, "--" + key.replace("_", "-"))
+
+
+def _field_error(key: str, message: str) -> UsageError:
+    exc = UsageError(f"{_option(key)} ({key}) {message}")
+    exc.key = key
+    return exc
+
+
+def _check_type(key: str, v: Any) -> None:
+    if key in _INT:
+        ok = isinstance(v, int) and not isinstance(v, bool)
+        want = "an integer"
+    elif key in _FLOAT:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        want = "a number"
+    elif key in _STR:
+        ok, want = isinstance(v, str), "a string"
+    elif key == "data_root":
+        ok, want = v is None or isinstance(v, str), "a path or null"
+    elif key == "download":
+        ok, want = isinstance(v, bool), "true or false"
+    elif key == "model":
+        ok, want = isinstance(v, dict), "an object of architecture settings"
+    else:
+        return
+    if not ok:
+        raise _field_error(key, f"must be {want}, got {v!r}")
 
 
 class Callback:
@@ -82,6 +160,11 @@ class Callback:
     def on_step(self, step: int, loss: float, bpd: float, it_s: float) -> None: ...
     def on_epoch_end(self, epoch: int, record: Dict[str, Any]) -> None: ...
     def on_eval_progress(self, done: int, total: int) -> None: ...
+
+    def on_warning(self, message: str) -> None:
+        """Something the user should know that does not stop the run (a corrupt checkpoint skipped on
+        --resume). Default: a Python warning (NfzooWarning), which is printed on stderr."""
+        warnings.warn(message, NfzooWarning, stacklevel=2)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -197,14 +280,60 @@ def list_checkpoints(out: Path) -> List[Path]:
     return sorted(p for p in d.iterdir() if p.is_dir() and p.name.startswith("step-"))
 
 
+CHECKPOINT_FILES = ("model.safetensors", "state.safetensors", "state.json")
+
+
 def verify_checkpoint(path: Path) -> Dict[str, Any]:
-    manifest = read_json(path / "manifest.json", "checkpoint manifest")
-    for name, digest in manifest["sha256"].items():
+    """The checkpoint's manifest, once every file the checkpoint needs (CHECKPOINT_FILES) is listed in it
+    with a sha256 that the file matches; anything else raises CorruptFileError (the checkpoint is not
+    used). A manifest without "sha256", with an empty or ill-formed one, or listing other names is not
+    trusted."""
+    mpath = path / "manifest.json"
+    manifest = read_json(mpath, "checkpoint manifest")
+    digests = manifest.get("sha256") if isinstance(manifest, dict) else None
+    if not isinstance(digests, dict):
+        raise CorruptFileError(f"{mpath} has no \"sha256\" object (file name -> sha256); this checkpoint is "
+                               "not used.")
+    missing = [f for f in CHECKPOINT_FILES if f not in digests]
+    if missing:
+        raise CorruptFileError(f"{mpath} lists no sha256 for {', '.join(missing)}; this checkpoint is not "
+                               "used.")
+    for name, digest in digests.items():
+        if name not in CHECKPOINT_FILES:
+            raise CorruptFileError(f"{mpath} lists an unknown file {name!r}; this checkpoint is not used.")
+        if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+            raise CorruptFileError(f"{mpath}: the sha256 of {name} is not 64 hex digits ({digest!r}); this "
+                                   "checkpoint is not used.")
         f = path / name
         if not f.is_file() or sha256_file(f) != digest:
             raise CorruptFileError(f"checkpoint file {f} is missing or does not match its sha256; "
                                    "this checkpoint is not used.")
     return manifest
+
+
+def _check_state(meta: Any, source: str) -> Dict[str, Any]:
+    """A checkpoint's state.json: the position (non-negative integers), the history and the optimizer's
+    settings, well-formed; else CorruptFileError naming the key."""
+    def bad(key: str, want: str, got: Any):
+        return CorruptFileError(f"{source}: {key!r} must be {want}, got {got!r:.80}; this checkpoint is not used.")
+    if not isinstance(meta, dict):
+        raise bad("state", "an object", meta)
+    for key in ("step", "epoch", "pos"):
+        v = meta.get(key)
+        if not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT):
+            raise bad(key, "an integer >= 0", v)
+    hist = meta.get("history")
+    if not (isinstance(hist, list) and all(isinstance(r, dict) for r in hist)):
+        raise bad("history", "a list of objects", hist)
+    opt = meta.get("optimizer")
+    if not (isinstance(opt, dict) and isinstance(opt.get("param_groups"), list)
+            and all(isinstance(g, dict) for g in opt["param_groups"]) and isinstance(opt.get("scalars"), dict)):
+        raise bad("optimizer", "an object with \"param_groups\" (a list) and \"scalars\" (an object)", opt)
+    for key in opt["scalars"]:
+        pid, _, name = key.partition(".")
+        if not (pid.isdigit() and name):
+            raise bad(f"optimizer.scalars.{key}", "keyed \"<param id>.<name>\"", key)
+    return meta
 
 
 # ------------------------------------------------------------------ trainer
@@ -214,12 +343,18 @@ class Trainer:
         cfg.validate()
         self.cfg, self.out, self.cb = cfg, Path(out), callback or Callback()
         self.resume = resume
+        if self.out.exists() and not self.out.is_dir():
+            raise UsageError(f"--out {self.out} is a file, not a folder: give a new folder for the run (or "
+                             "an existing run's folder with --resume); nothing was written.")
+        from . import limits
         from .data import load_dataset
 
+        limits.check_numbers(cfg.model, key="--set")
         self.train_set = load_dataset(cfg.dataset, "train", cfg.data_root, cfg.download)
         self.test_set = load_dataset(cfg.dataset, "test", cfg.data_root, cfg.download)
         mc = dict(cfg.model)
         mc.setdefault("image_shape", list(self.train_set.image_shape))
+        mc = {**mc, **limits.check_config(cfg.arch, {"image_shape": mc["image_shape"]})}
         if [int(s) for s in mc["image_shape"]] != list(self.train_set.image_shape):
             raise ConfigError(f"image_shape {mc['image_shape']} does not match the data set "
                               f"{cfg.dataset!r}, whose images are {list(self.train_set.image_shape)}")
@@ -236,10 +371,11 @@ class Trainer:
 
     # -- setup
     def _build(self) -> None:
-        from .api import create_model
+        from .api import build_model
 
         torch.manual_seed(self.cfg.seed)
-        self.model = create_model(self.cfg.arch, **self.model_config).to(self.dist.device)
+        # checked against the limits (nfzoo.limits) with the activations of one training batch
+        self.model = build_model(self.cfg.arch, self.model_config, batch=self.cfg.batch_size).to(self.dist.device)
         if self.cfg.precision == "bf16":
             enable_bf16(self.model)
         self.conditional = self.model.num_classes is not None
@@ -259,7 +395,11 @@ class Trainer:
             raise UsageError(f"{out} already holds files (a previous run?). Pass --resume to continue "
                              "it, or choose another --out; nothing was overwritten.")
         if self.dist.is_main:
-            out.mkdir(parents=True, exist_ok=True)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot create the run folder --out {out} ({exc.strerror or exc}); choose "
+                                 "a writable folder.") from None
 
     def _lr(self, step: int) -> float:
         """Linear warm-up over warmup_steps, then constant or a cosine decay to 0 at the last step.
@@ -271,6 +411,11 @@ class Trainer:
             t = min(1.0, max(0, step - w) / max(1, total - w))
             lr *= 0.5 * (1 + math.cos(math.pi * t))
         return lr
+
+    def _shuffle_generator(self, epoch: int) -> torch.Generator:
+        """The generator of epoch `epoch`'s order: seeded with seed * 1000003 + epoch, wrapped at 2^64 as
+        torch wraps seeds (so every seed up to 2^63 - 1 works)."""
+        return torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + epoch) % 2 ** 64)
 
     def _plan(self, epoch: int, generator: Optional[torch.Generator] = None):
         """The epoch's phases [(phase, dataset indices)], from the model (FlowModel.training_plan)."""
@@ -342,28 +487,50 @@ class Trainer:
         return final
 
     def load_checkpoint(self) -> Optional[Path]:
-        """Restore the newest checkpoint that verifies; corrupt ones are skipped (and reported)."""
-        from .model import load_state_strict
+        """Restore the newest checkpoint that verifies (verify_checkpoint: every file listed in its manifest
+        and matching; then its state, weights and optimizer state well-formed). A checkpoint that does not
+        is skipped and reported through the callback's `on_warning` (a Python warning, NfzooWarning, when
+        the callback has none), and the one before it is tried."""
+        from .model import check_tensors, load_state_strict
 
         self.skipped: List[str] = []
         for path in reversed(list_checkpoints(self.out)):
             try:
                 verify_checkpoint(path)
-                meta = read_json(path / "state.json", "checkpoint state")
+                meta = _check_state(read_json(path / "state.json", "checkpoint state"), str(path / "state.json"))
                 model_t = load_tensors(path / "model.safetensors")
                 state_t = load_tensors(path / "state.safetensors")
+                check_tensors(self.model, model_t, str(path / "model.safetensors"))
+                for key in ("rng.noise", "rng.torch"):
+                    t = state_t.get(key)
+                    if t is None or t.dtype != torch.uint8 or t.dim() != 1:
+                        raise CorruptFileError(f"{path / 'state.safetensors'} has no valid {key} (a uint8 "
+                                               "vector); this checkpoint is not used.")
+                load_state_strict(self.model, model_t, str(path))
+                _optimizer_from_tensors(self.opt, {k: v for k, v in state_t.items() if k.startswith("state.")},
+                                        meta["optimizer"])
+                self.noise.set_state(state_t["rng.noise"])
+                torch.set_rng_state(state_t["rng.torch"])
             except (CorruptFileError, ConfigError) as exc:
-                self.skipped.append(f"{path.name}: {exc}")
+                self._skip(path, str(exc))
                 continue
-            load_state_strict(self.model, model_t, str(path))
-            _optimizer_from_tensors(self.opt, {k: v for k, v in state_t.items() if k.startswith("state.")},
-                                    meta["optimizer"])
-            self.noise.set_state(state_t["rng.noise"])
-            torch.set_rng_state(state_t["rng.torch"])
+            except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:
+                self._skip(path, f"{path}: cannot restore it ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}); this checkpoint is not used.")
+                continue
             self.step, self.epoch, self.pos = meta["step"], meta["epoch"], meta["pos"]
             self.history = meta["history"]
             return path
         return None
+
+    def _skip(self, path: Path, reason: str) -> None:
+        self.skipped.append(f"{path.name}: {reason}")
+        message = f"skipped the checkpoint {path.name}: {reason}"
+        report = getattr(self.cb, "on_warning", None)
+        if callable(report):
+            report(message)
+        else:
+            warnings.warn(message, NfzooWarning, stacklevel=3)
 
     def _diverged(self, what: str) -> TrainingDivergedError:
         cks = list_checkpoints(self.out)
@@ -426,7 +593,7 @@ class Trainer:
             spe = self.steps_per_epoch()
             ck_every = self.cfg.checkpoint_every or spe
             self.cb.on_epoch_start(self.epoch + 1, spe)
-            shuffle = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.epoch)
+            shuffle = self._shuffle_generator(self.epoch)
             plan = self._plan(self.epoch, shuffle)
             t0, seen, bpd_sum, n_sum = time.perf_counter(), 0, 0.0, 0
             for phase, x, y, n_global, offset in self._batches(plan, self.pos):
@@ -623,5 +790,15 @@ def write_curve(history: List[Dict[str, Any]], path: Path, title: str = "") -> N
 
 
 def load_train_config(out: Path) -> TrainConfig:
-    doc = read_json(Path(out) / "train.json", "training settings")
-    return TrainConfig(**doc["train"])
+    """The settings of the run in `out` (its train.json), checked: a missing, edited or corrupt file is a
+    ConfigError (exit code 2) that names the file and the key."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a training run's folder.")
+    path = out / "train.json"
+    if not path.is_file():
+        raise UsageError(f"{out} holds no training run (no train.json). Start one without --resume.")
+    doc = read_json(path, "training settings")
+    if not isinstance(doc, dict) or "train" not in doc:
+        raise ConfigError(f"{path} is not an nfzoo training run's settings: it needs a \"train\" object.")
+    return TrainConfig.from_dict(doc["train"], str(path))
