@@ -172,7 +172,7 @@ def test_model_card_front_matter_parses_back(arch, ds, lic, metrics):
     whatever the names hold (quotes, colons, '#', unicode)."""
     from huggingface_hub import RepoCard
 
-    from nfzoo.hub import model_card
+    from nfzoo.publish import model_card
 
     info = {"architecture": arch, "dataset": ds, "license": lic, "metrics": metrics, "config": {"k": arch}}
     data = RepoCard(model_card("m", info)).data.to_dict()
@@ -193,7 +193,7 @@ def test_run_info_reads_any_run_files_or_refuses_them(train, history, tmp_path_f
     import json
 
     from nfzoo.errors import NfzooError
-    from nfzoo.hub import run_info
+    from nfzoo.publish import run_info
 
     d = tmp_path_factory.mktemp("run")
     (d / "config.json").write_text(json.dumps({"architecture": "glow", "config": {}}))

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo import hub as nfhub
+from nfzoo import publish
 from nfzoo.errors import ChecksumError, NotCachedError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ def _model_dir(path, seed, card=True):
     m.initialize(torch.rand(8, 1, 8, 8))
     m.save_pretrained(path)
     if card:
-        (path / "README.md").write_text(nfhub.model_card(path.name, nfhub.run_info(path)))
+        (path / "README.md").write_text(publish.model_card(path.name, publish.run_info(path)))
     return path
 
 
@@ -424,11 +424,11 @@ def test_model_card_names_that_yaml_would_retype_stay_strings(tmp_path):
     from nfzoo.errors import ConfigError
 
     for name in ("0", "true", "null", "1e5", "a: b", "\U00010000", "#x"):
-        data = RepoCard(nfhub.model_card("m", {"architecture": "glow", "dataset": name, "license": name})).data
+        data = RepoCard(publish.model_card("m", {"architecture": "glow", "dataset": name, "license": name})).data
         assert data.datasets == [name] and data.license == name, name
     (tmp_path / "config.json").write_text(json.dumps({"architecture": "glow", "config": {}}))
     (tmp_path / "history.json").write_text("null")
     with pytest.raises(ConfigError, match="history.json"):
-        nfhub.run_info(tmp_path)
+        publish.run_info(tmp_path)
     (tmp_path / "history.json").write_text(json.dumps([{"test_bpd": "abc"}, {"test_bpd": 1.5, "epoch": 2}]))
-    assert nfhub.run_info(tmp_path)["metrics"] == {"test_bpd": 1.5, "epochs": 2}
+    assert publish.run_info(tmp_path)["metrics"] == {"test_bpd": 1.5, "epochs": 2}

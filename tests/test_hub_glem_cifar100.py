@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo import hub as nfhub
+from nfzoo import publish
+from nfzoo.hub_settings import cache_dir
 
 pytest.importorskip("nfzoo_glem")
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,7 @@ def checkpoint(tmp_path_factory):
         model.initialize(torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
     d = tmp_path_factory.mktemp("glem-cifar100-shaped")
     model.save_pretrained(d)
-    (d / "README.md").write_text(nfhub.model_card(NAME, nfhub.run_info(d)))
+    (d / "README.md").write_text(publish.model_card(NAME, publish.run_info(d)))
     return d, entry
 
 
@@ -88,7 +89,7 @@ def test_pull_verify_load_and_sample_chosen_classes(hub, checkpoint, fresh_regis
 
     # the hub goes away and the cache is empty: one clear line, exit 1
     hub.stop()
-    shutil.rmtree(nfhub.cache_dir(), ignore_errors=True)
+    shutil.rmtree(cache_dir(), ignore_errors=True)
     res = runner.invoke(app, ["pull", NAME])
     assert res.exit_code == 1
     line = _one_error_line(res)

@@ -13,6 +13,7 @@ import pytest
 
 import nfzoo
 from nfzoo import hub as nfhub
+from nfzoo import hub_files, hub_http, hub_names
 from nfzoo.errors import ChecksumError, HubError, UsageError
 
 from hubserver import SilentServer
@@ -39,13 +40,13 @@ BAD_REVISIONS = ["../../../escaped", "..", "a/../b", "-rf", "/etc", "a//b", "a/"
 
 @pytest.mark.parametrize("rev", GOOD_REVISIONS)
 def test_good_revisions_pass(rev):
-    assert nfhub.check_revision(rev) == rev and nfhub.revision_problem(rev) is None
+    assert hub_names.check_revision(rev) == rev and hub_names.revision_problem(rev) is None
 
 
 @pytest.mark.parametrize("rev", BAD_REVISIONS)
 def test_bad_revisions_are_usage_errors_that_say_why(rev):
     with pytest.raises(UsageError, match="bad revision .*branch or tag name .* 40-hex commit sha"):
-        nfhub.check_revision(rev)
+        hub_names.check_revision(rev)
     with pytest.raises(UsageError, match="hf-hub:ORG/NAME@REVISION"):
         nfhub.parse_hf_id(f"hf-hub:nfzoo/tiny@{rev}")
     with pytest.raises(UsageError):
@@ -56,7 +57,7 @@ def test_bad_revisions_are_usage_errors_that_say_why(rev):
                                      "../x", "a/.b", "a/b c", ""])
 def test_bad_repo_ids_are_usage_errors(repo_id):
     with pytest.raises(UsageError, match="ORG/NAME"):
-        nfhub.check_repo_id(repo_id)
+        hub_names.check_repo_id(repo_id)
     with pytest.raises(UsageError, match="hf-hub:ORG/NAME"):
         nfhub.spec_for(f"hf-hub:{repo_id}")
 
@@ -91,14 +92,14 @@ def test_the_ref_write_refuses_a_path_outside_refs(hub, monkeypatch, tmp_path):
     """Defence in depth: even with the revision check bypassed, write_ref does not leave refs/."""
     sha = "a" * 40
     with pytest.raises(UsageError):
-        nfhub.write_ref("nfzoo/tiny", "../../../escaped", sha)
-    monkeypatch.setattr(nfhub, "check_revision", lambda rev: rev)
+        hub_files.write_ref("nfzoo/tiny", "../../../escaped", sha)
+    monkeypatch.setattr(hub_files, "check_revision", lambda rev: rev)
     with pytest.raises(HubError, match="outside"):
-        nfhub.write_ref("nfzoo/tiny", "../../../escaped", sha)
+        hub_files.write_ref("nfzoo/tiny", "../../../escaped", sha)
     with pytest.raises(HubError, match="outside"):
-        nfhub.write_ref("nfzoo/tiny", "main", "../not-a-sha")
+        hub_files.write_ref("nfzoo/tiny", "main", "../not-a-sha")
     assert not (tmp_path / "escaped").exists()
-    assert nfhub.write_ref("nfzoo/tiny", "dev/x", sha).read_text() == sha
+    assert hub_files.write_ref("nfzoo/tiny", "dev/x", sha).read_text() == sha
 
 
 def test_a_bad_file_name_in_an_index_is_refused_and_listed_as_invalid(hub):
@@ -206,7 +207,7 @@ def test_the_timeout_applies_to_requests_and_nowhere_else(hub, monkeypatch):
 
     monkeypatch.setenv("NFZOO_HUB_TIMEOUT", "7.5")
     seen = []
-    with nfhub.hub_call("test"):
+    with hub_http.hub_call("test"):
         session = get_session()
         session.event_hooks["request"].append(lambda r: seen.append(r.extensions["timeout"]))
         session.get(f"{hub.url}/api/models/nfzoo/none")

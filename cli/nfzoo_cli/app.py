@@ -885,10 +885,10 @@ def push_cmd(directory: Path = typer.Argument(..., help="model directory (config
              json_: bool = typer.Option(False, "--json", help="print the result as JSON")):
     """Upload a model directory to the Hub: config.json, model.safetensors and a README.md model card
     (generated when the directory has none). Prints the commit sha and sha256 pins for the zoo index."""
-    from nfzoo import hub
+    from nfzoo import publish
 
     with err.status(f"pushing {directory} to {repo_id}"):
-        doc = hub.push(directory, repo_id, token=token, revision=revision, private=private or None,
+        doc = publish.push(directory, repo_id, token=token, revision=revision, private=private or None,
                        commit_message=message)
     if json_:
         print_json(doc)
@@ -907,15 +907,16 @@ app.add_typer(cache_app, name="cache")
 def cache_ls_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained name or hf-hub:ORG/NAME"),
                  json_: bool = typer.Option(False, "--json", help="print JSON")):
     """List the cached revisions of nfzoo models."""
-    from nfzoo import hub
+    from nfzoo import cache
+    from nfzoo.hub_settings import cache_dir
 
-    rows = [hub.public(r) for r in hub.cache_list(name)]
+    rows = [cache.public(r) for r in cache.cache_list(name)]
     if json_:
         print_json(rows)
         return
     from rich.table import Table
 
-    table = Table(title=f"nfzoo models in {hub.cache_dir()}", title_justify="left")
+    table = Table(title=f"nfzoo models in {cache_dir()}", title_justify="left")
     for col in ("name", "repo", "revision", "refs", "pinned", "files", "size"):
         table.add_column(col)
     for r in rows:
@@ -930,9 +931,9 @@ def cache_ls_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained n
 def cache_verify_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained name or hf-hub:ORG/NAME"),
                      json_: bool = typer.Option(False, "--json", help="print JSON")):
     """Recompute the sha256 of cached files and compare with the zoo index (exit 1 on a mismatch)."""
-    from nfzoo import hub
+    from nfzoo import cache
 
-    docs = hub.cache_verify(name)
+    docs = cache.cache_verify(name)
     bad = [(d, f, r) for d in docs for f, r in d["results"].items() if r["status"] in ("mismatch", "missing")]
     if json_:
         print_json(docs)
@@ -957,12 +958,12 @@ def cache_rm_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained n
                  all_: bool = typer.Option(False, "--all", help="every cached nfzoo model"),
                  json_: bool = typer.Option(False, "--json", help="print JSON")):
     """Remove cached revisions of a model (or of every nfzoo model with --all)."""
-    from nfzoo import hub
+    from nfzoo import cache
 
     if (name is None) != all_:
         fail("give a model NAME (see `nfzoo cache ls`) or --all" if name is None else
              "give a model NAME or --all, not both")
-    doc = hub.cache_remove(name, revision)
+    doc = cache.cache_remove(name, revision)
     if json_:
         print_json(doc)
         return

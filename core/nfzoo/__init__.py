@@ -16,7 +16,7 @@ _LAZY = {
     "list_models": "nfzoo.api", "list_pretrained": "nfzoo.api", "list_plugins": "nfzoo.api",
     "create_model": "nfzoo.api", "load": "nfzoo.api",
     "testing": "nfzoo.testing", "bijectors": "nfzoo.bijectors", "priors": "nfzoo.priors",
-    "hub": "nfzoo.hub",
+    "hub": "nfzoo.hub", "publish": "nfzoo.publish",
 }
 
 __all__ = ["hookimpl", "__version__", *_LAZY]

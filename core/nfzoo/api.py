@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from .constants import HF_PREFIX
 from .errors import ConfigError, UnknownNameError, UsageError
 from .plugins import get_registry
 
@@ -111,7 +112,7 @@ def _where(source: Optional[str]) -> str:
 def load_directory(directory: os.PathLike, device: Optional[str] = None):
     """A model from a directory (config.json + model.safetensors): the config is checked, and compared
     with the weights' header, before the model is built; the weights are loaded strictly."""
-    from .model import CONFIG_NAME, WEIGHTS_NAME
+    from .constants import CONFIG_NAME, WEIGHTS_NAME
     from .safeio import read_json
 
     d = Path(directory)
@@ -156,7 +157,7 @@ def load(name: str, revision: Optional[str] = None, download: bool = False, devi
         return load_directory(name, device)
     from . import hub
 
-    if name.startswith(hub.HF_PREFIX):
+    if name.startswith(HF_PREFIX):
         return load_directory(hub.resolve(hub.spec_for(name, revision), download=download).path, device)
     entry = resolve_pretrained(name)
     if entry.metadata.get("kind") == "oracle":

@@ -18,10 +18,9 @@ from torch import Tensor, nn
 
 from .errors import ConfigError, UsageError
 from .interfaces import Bijector, Prior, Sampler
+from .constants import CONFIG_NAME, WEIGHTS_NAME
 from .safeio import atomic_write_json, load_tensors, save_tensors
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 LOGIT_ALPHA = 0.05
 
 
