@@ -330,3 +330,158 @@ def test_nonfinite_samples_are_left_out_and_counted():
     assert res["nonfinite_samples"] == 3 and res["n_samples"] == 9 and math.isfinite(res["fid"])
     with pytest.raises(NfzooError, match="non-finite"):
         evaluate_samples(Broken(), ds, 2, oracle=_oracle((1, 8, 8)), batch_size=1)
+
+
+# ------------------------------------------------------------------ Inception weights: never unpickled
+class _PlantFile:
+    """Unpickling this creates the file `path` (what a hostile .pth would do, with a harmless effect)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _plant_evil_inception(torch_home, marker):
+    """A crafted .pth at torchvision's cache path of Inception-v3's weights; returns its path."""
+    from nfzoo.metrics import INCEPTION_FILE
+
+    path = torch_home / "hub" / "checkpoints" / INCEPTION_FILE
+    path.parent.mkdir(parents=True)
+    torch.save({"Conv2d_1a_3x3.conv.weight": _PlantFile(marker)}, path)
+    return path
+
+
+def _sha256(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_pinned_inception_file_is_torchvisions():
+    """The pinned sha256 is the one whose first 8 hex digits torchvision publishes in the file name."""
+    import os
+
+    from torchvision.models import Inception_V3_Weights
+
+    from nfzoo.metrics import INCEPTION_FILE, INCEPTION_SHA256, INCEPTION_URL
+
+    assert INCEPTION_URL == Inception_V3_Weights.IMAGENET1K_V1.url
+    assert os.path.basename(INCEPTION_URL) == INCEPTION_FILE
+    assert INCEPTION_FILE.rsplit("-", 1)[1].split(".")[0] == INCEPTION_SHA256[:8]
+    assert len(INCEPTION_SHA256) == 64 and int(INCEPTION_SHA256, 16) >= 0
+
+
+def test_cli_eval_with_inception_features_never_runs_a_planted_weight_file(runner, app, tiny_run, tmp_path,
+                                                                          monkeypatch):
+    """Issue 20, item 1: a crafted file where torchvision caches Inception-v3's weights used to be
+    unpickled (and run) by `eval --features inception`; now it is refused before it is read, exit 2."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    marker = tmp_path / "pwned"
+    path = _plant_evil_inception(tmp_path / "torch-home", marker)
+    res = runner.invoke(app, ["eval", str(tiny_run), "--dataset", "digits", "--samples", "10",
+                              "--features", "inception"])
+    assert not marker.exists(), "the planted weight file ran"
+    assert res.exit_code == 2, res.output
+    out = " ".join(res.output.split())
+    assert "sha256" in out and "inception_v3_google-0cc3c7bd.pth" in out and "not loaded" in out
+    assert "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth" in out
+    assert "Traceback" not in res.output
+    # the API refuses it too (not only the CLI's early check)
+    from nfzoo.metrics import InceptionFeatures
+
+    with pytest.raises(CorruptFileError, match="sha256"):
+        InceptionFeatures()
+    assert not marker.exists() and path.is_file()
+
+
+def test_the_inception_hash_is_checked_whole_and_before_anything_is_loaded(tmp_path, monkeypatch):
+    """torchvision checks only the 8-digit prefix of the name, and only when downloading: a file whose
+    sha256 shares that prefix but not the rest is refused, and torch.load is never called."""
+    import nfzoo.metrics as metrics
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    marker = tmp_path / "pwned"
+    path = _plant_evil_inception(tmp_path / "torch-home", marker)
+    digest = _sha256(path)
+    wrong = digest[:8] + ("0" if digest[8] != "0" else "1") + digest[9:]   # same prefix, another file
+    monkeypatch.setattr(metrics, "INCEPTION_SHA256", wrong)
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(k) or pytest.fail("torch.load called"))
+    for call in (metrics.require_inception_weights, metrics.load_inception_state_dict,
+                 metrics.InceptionFeatures):
+        with pytest.raises(CorruptFileError, match=digest):
+            call()
+    assert loads == [] and not marker.exists()
+
+
+def test_a_weight_file_with_the_pinned_hash_but_more_than_tensors_is_refused(tmp_path, monkeypatch):
+    """Second line of defence: were the pinned hash ever that of a hostile file, the weights-only loader
+    still refuses to build anything but tensors."""
+    import nfzoo.metrics as metrics
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    marker = tmp_path / "pwned"
+    path = _plant_evil_inception(tmp_path / "torch-home", marker)
+    monkeypatch.setattr(metrics, "INCEPTION_SHA256", _sha256(path))
+    with pytest.raises(CorruptFileError, match="weights-only loader refused") as info:
+        metrics.InceptionFeatures()
+    msg = str(info.value)
+    assert "Unsupported global" in msg and "io.open" in msg and str(path) in msg
+    assert "weights_only" not in msg and "safe_globals" not in msg, "never suggest loading it unsafely"
+    assert not marker.exists()
+    # a file of plain tensors that is not Inception's is refused by the strict load
+    torch.save({"fc.weight": torch.zeros(2, 2)}, path)
+    monkeypatch.setattr(metrics, "INCEPTION_SHA256", _sha256(path))
+    with pytest.raises(CorruptFileError, match="do not fit"):
+        metrics.InceptionFeatures()
+
+
+@pytest.fixture(scope="module")
+def inception_like_weights(tmp_path_factory):
+    """A state dict in the format of torchvision's Inception-v3 file (random weights, torch.save), saved
+    where the torch hub cache keeps the real one: (TORCH_HOME, its sha256)."""
+    from torchvision.models import inception_v3
+
+    from nfzoo.metrics import inception_weights_path
+
+    home = tmp_path_factory.mktemp("torch-home")
+    torch.manual_seed(0)
+    net = inception_v3(weights=None, aux_logits=True, init_weights=False)
+    for m in net.modules():   # BatchNorm statistics away from 0 / 1, so that they matter
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(home))
+        path = inception_weights_path()
+    path.parent.mkdir(parents=True)
+    torch.save(net.state_dict(), path)
+    return home, _sha256(path)
+
+
+def test_inception_features_are_those_of_torchvisions_own_loading(inception_like_weights, monkeypatch):
+    """The weights-only path builds the same network as inception_v3(weights=IMAGENET1K_V1) did: the
+    same features, bit for bit, from the same file."""
+    import torch.nn.functional as F
+    from torchvision.models import Inception_V3_Weights, inception_v3
+
+    import nfzoo.metrics as metrics
+
+    home, digest = inception_like_weights
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    monkeypatch.setattr(metrics, "INCEPTION_SHA256", digest)
+    extractor, described = metrics.get_feature_extractor("inception")
+    assert described == "inception-v3"
+    # the previous code path (torchvision unpickles the file; fine here: the test wrote it)
+    ref = inception_v3(weights=Inception_V3_Weights.IMAGENET1K_V1, aux_logits=True, transform_input=False)
+    ref.fc = torch.nn.Identity()
+    ref.eval()
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    big = F.interpolate(x.repeat(1, 3, 1, 1), size=(299, 299), mode="bilinear", align_corners=False,
+                        antialias=True)
+    with torch.no_grad():
+        want = ref(big * 2 - 1)
+    got = extractor(x)
+    assert got.shape == (2, 2048) and torch.equal(got, want)

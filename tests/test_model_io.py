@@ -119,19 +119,6 @@ def test_save_pretrained_is_atomic(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
 
 
-def test_nothing_unpickles():
-    import pathlib
-
-    import nfzoo as pkg
-
-    root = pathlib.Path(pkg.__file__).parent
-    for f in root.rglob("*.py"):
-        text = f.read_text()
-        # the needles are built so that this test itself is not flagged by text scans for them
-        for needle in ("torch." + "load(", "pickle." + "load"):
-            assert needle not in text, f"{f} contains {needle}"
-
-
 # ------------------------------------------- issue 20, item 6: wrong dtypes and non-finite weights refused
 def _rewrite_weights(d, change):
     from safetensors.torch import load_file, save_file

@@ -14,12 +14,25 @@ How work is split, so that results do not depend on the number of processes:
   (FlowModel.training_draws_per_image: the dequantization noise), a rank skips the numbers of the images
   before its piece, so each image gets the noise it gets on one process; otherwise each rank draws from
   its own stream, seeded from the seed, the step and the rank.
+
+Shutting down: nfzoo's own collectives (the sums, gathers and barriers below) run on a gloo group of
+their own (`DistContext.group`), not on the default group that DistributedDataParallel holds. DDP keeps
+the default group's C++ object, and so its gloo worker threads, alive until the process ends, whatever
+destroy_process_group does. A worker drops the last reference to the tensors of a collective only after
+the caller has moved on; when the caller's Python object of that tensor is gone by then, freeing it needs
+the GIL, and a thread that asks for the GIL once the interpreter is finalizing is ended by CPython with
+pthread_exit, which aborts inside torch's noexcept destructor ("terminate called without an active
+exception", SIGABRT: a finished run reported as failed, on a busy machine). Nothing else holds nfzoo's
+group, so `close()` (and, on any other way out, an atexit handler, which runs before finalization)
+destroys it: the destructor joins its worker threads, with the GIL released, while the interpreter is
+alive.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -35,6 +48,8 @@ class DistContext:
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
     backend: Optional[str] = None
+    group: Any = None        # the process group of nfzoo's collectives (None: the default group)
+    _busy: bool = False      # inside a collective (an exception left it there: see _close_at_exit)
 
     @property
     def is_main(self) -> bool:
@@ -44,11 +59,18 @@ class DistContext:
     def enabled(self) -> bool:
         return self.world > 1
 
+    @contextmanager
+    def _collective(self):
+        self._busy = True
+        yield
+        self._busy = False   # not reset when the collective raised
+
     def barrier(self) -> None:
         if self.enabled:
             import torch.distributed as dist
 
-            dist.barrier()
+            with self._collective():
+                dist.barrier(group=self.group)
 
     def all_reduce_sum(self, values: Sequence[float]) -> List[float]:
         """Sum of each value over the ranks (float64)."""
@@ -57,21 +79,13 @@ class DistContext:
         import torch.distributed as dist
 
         t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(t)
+        with self._collective():
+            dist.all_reduce(t, group=self.group)
         return t.cpu().tolist()
 
     def any(self, flag: bool) -> bool:
         """True on every rank if it is true on any rank (a collective: every rank must call it)."""
         return self.all_reduce_sum([1.0 if flag else 0.0])[0] > 0
-
-    def broadcast_object(self, obj: Any) -> Any:
-        if not self.enabled:
-            return obj
-        import torch.distributed as dist
-
-        box = [obj]
-        dist.broadcast_object_list(box, src=0, device=self._comm_device())
-        return box[0]
 
     def gather_tensor(self, t: torch.Tensor) -> Optional[torch.Tensor]:
         """Rank 0 gets the ranks' tensors concatenated in rank order (shapes may differ along dim 0);
@@ -83,17 +97,19 @@ class DistContext:
         dev = self._comm_device()
         n = torch.tensor([t.shape[0]], device=dev)
         sizes = [torch.zeros_like(n) for _ in range(self.world)]
-        dist.all_gather(sizes, n)
+        with self._collective():
+            dist.all_gather(sizes, n, group=self.group)
         sizes = [int(s.item()) for s in sizes]
         width = max(sizes)
         pad = torch.zeros((width, *t.shape[1:]), dtype=t.dtype, device=dev)
         pad[:t.shape[0]] = t.to(dev)
-        if self.backend == "nccl":   # nccl has no gather: all_gather, and the others drop theirs
-            parts = [torch.empty_like(pad) for _ in range(self.world)]
-            dist.all_gather(parts, pad)
-        else:
-            parts = [torch.empty_like(pad) for _ in range(self.world)] if self.is_main else None
-            dist.gather(pad, parts, dst=0)
+        with self._collective():
+            if self.backend == "nccl":   # nccl has no gather: all_gather, and the others drop theirs
+                parts = [torch.empty_like(pad) for _ in range(self.world)]
+                dist.all_gather(parts, pad, group=self.group)
+            else:   # nfzoo's group has every rank: its rank 0 is the global rank 0
+                parts = [torch.empty_like(pad) for _ in range(self.world)] if self.is_main else None
+                dist.gather(pad, parts, dst=0, group=self.group)
         if not self.is_main:
             return None
         return torch.cat([p[:s] for p, s in zip(parts, sizes)]).cpu()
@@ -105,14 +121,27 @@ class DistContext:
         return shard(n, self.world, self.rank)
 
     def close(self) -> None:
+        """Destroy the process groups (every rank calls it, after a barrier). nfzoo's group has no other
+        holder, so this joins its gloo threads now: none is left to free a tensor while the
+        interpreter shuts down (see the module's docstring)."""
         global _CONTEXT
         if self.enabled:
             import torch.distributed as dist
 
+            self.group = None         # the last reference: destroying the group frees it (joins its threads)
             if dist.is_initialized():
                 dist.destroy_process_group()
             if _CONTEXT is self:      # a later context() starts a new group rather than reuse this one
                 _CONTEXT = None
+
+
+def _close_at_exit() -> None:
+    """At exit (before the interpreter finalizes), close a context that no command closed: a run stopped
+    by SIGTERM, an error. Not when a collective raised: a worker may still wait on a peer there, and
+    joining it could hang the exit."""
+    ctx = _CONTEXT
+    if ctx is not None and not ctx._busy:
+        ctx.close()
 
 
 def shard(n: int, world: int, rank: int) -> Tuple[int, int]:
@@ -131,12 +160,13 @@ def env_world() -> int:
 
 
 _CONTEXT: Optional[DistContext] = None
+_AT_EXIT = False
 
 
 def context(device: str = "auto") -> DistContext:
     """The process group of this process (initialised on first use from torchrun's environment).
     device: "cpu", "cuda" or "auto" (cuda when torch sees a GPU)."""
-    global _CONTEXT
+    global _CONTEXT, _AT_EXIT
     if device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"--device must be cpu, cuda or auto, got {device!r}")
     use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
@@ -161,8 +191,16 @@ def context(device: str = "auto") -> DistContext:
         dev, backend = torch.device("cpu"), "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
+    # nfzoo's collectives get a gloo group of their own, which close() can really destroy (DDP holds the
+    # default one); nccl keeps the default group (one communicator per GPU is enough)
+    group = dist.new_group(backend="gloo") if backend == "gloo" else None
     _CONTEXT = DistContext(world=dist.get_world_size(), rank=dist.get_rank(), local_rank=local, device=dev,
-                           backend=backend)
+                           backend=backend, group=group)
+    if not _AT_EXIT:
+        import atexit
+
+        atexit.register(_close_at_exit)
+        _AT_EXIT = True
     return _CONTEXT
 
 
