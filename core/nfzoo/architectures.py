@@ -17,6 +17,7 @@ from .priors import StandardNormal
 
 
 def check_shape(image_shape: Sequence[int], levels: int) -> tuple:
+    """(C, H, W) as ints, or a ConfigError that says which `levels` fit: each level halves H and W."""
     if len(image_shape) != 3:
         raise ConfigError(f"image_shape must be (C, H, W), got {tuple(image_shape)}")
     c, h, w = (int(s) for s in image_shape)
@@ -55,7 +56,11 @@ def multiscale_flow(image_shape, levels: int, make_steps, split_prior: bool = Tr
     return MultiScale(out, top=top)
 
 
-def _model(bijector, image_shape, preprocess: str, num_classes):
+def flow_model(bijector, image_shape, *, preprocess: str = "shift",
+               num_classes: Optional[int] = None) -> FlowModel:
+    """An image FlowModel: x -> preprocess -> bijector -> z, log p(x) = log N(z; 0, I) + logdet (the
+    learned split and top gaussians of a multi-scale bijector whiten inside it). The last line of every
+    architecture builder built on `multiscale_flow`."""
     return FlowModel(bijector, StandardNormal(image_shape), image_shape, preprocess=preprocess,
                      num_classes=num_classes)
 
@@ -70,7 +75,7 @@ def glow(image_shape=(1, 28, 28), levels: int = 2, steps: int = 8, hidden: int =
         return [Composite([ActNorm(c), InvConv1x1(c), AffineCoupling(c, hidden, blocks, "channel")])
                 for _ in range(steps)]
     flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes, split_bias)
-    return _model(flow, image_shape, preprocess, num_classes)
+    return flow_model(flow, image_shape, preprocess=preprocess, num_classes=num_classes)
 
 
 def realnvp(image_shape=(1, 28, 28), levels: int = 2, steps: int = 3, hidden: int = 64,
@@ -89,7 +94,7 @@ def realnvp(image_shape=(1, 28, 28), levels: int = 2, steps: int = 3, hidden: in
             out.append(Composite([ActNorm(c), layer]) if actnorm else layer)
         return out
     flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes)
-    return _model(flow, image_shape, preprocess, num_classes)
+    return flow_model(flow, image_shape, preprocess=preprocess, num_classes=num_classes)
 
 
 def nice(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int = 64,
@@ -102,7 +107,7 @@ def nice(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int =
     flow = multiscale_flow(image_shape, levels, make_steps, split_prior=False, learn_top=False,
                        num_classes=num_classes)
     bij = Composite([flow, Rescale(tuple(int(s) for s in image_shape))])
-    return _model(bij, image_shape, preprocess, num_classes)
+    return flow_model(bij, image_shape, preprocess=preprocess, num_classes=num_classes)
 
 
 def nsf(image_shape=(1, 28, 28), levels: int = 2, steps: int = 6, hidden: int = 64,
@@ -115,4 +120,4 @@ def nsf(image_shape=(1, 28, 28), levels: int = 2, steps: int = 6, hidden: int = 
                            SplineCoupling(c, hidden, blocks, "channel", bins=bins, bound=tail_bound)])
                 for _ in range(steps)]
     flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes)
-    return _model(flow, image_shape, preprocess, num_classes)
+    return flow_model(flow, image_shape, preprocess=preprocess, num_classes=num_classes)

@@ -31,9 +31,6 @@ def register_bijectors(register):
     register("spline-coupling", f"{_B}:SplineCoupling",
              description="rational-quadratic spline coupling", paper=NSF,
              example=({"channels": 4, "hidden": 8, "bins": 4}, img))
-    register("multiscale", "nfzoo.testing:tiny_multiscale",
-             description="multi-scale container: squeeze, steps, split with a learned gaussian prior",
-             paper=GLOW, example=({"channels": 2, "num_classes": 3}, (2, 2, 8, 4)), context="labels:3")
 
 
 @hookimpl

@@ -122,7 +122,12 @@ def check_bijector(bijector: torch.nn.Module, input_shape: Sequence[int], contex
 
 def tiny_multiscale(channels: int = 2, height: int = 8, width: int = 4, num_classes: Optional[int] = None,
                     hidden: int = 8):
-    """A two-level Glow-style multi-scale bijector for the testing kit (input (B, channels, H, W))."""
+    """A test fixture: a two-level Glow-style multi-scale bijector (squeeze, one step, split to a learned
+    gaussian; squeeze, one step, learned top gaussian, class-conditional with `num_classes`) on inputs
+    (B, channels, height, width), height and width divisible by 4. Small enough for `check_bijector`:
+
+        check_bijector(tiny_multiscale(num_classes=3), (2, 2, 8, 4), context=torch.tensor([0, 2]))
+    """
     from .bijectors import (ActNorm, AffineCoupling, Composite, GaussianSplit, InvConv1x1, Level,
                             MultiScale, TopGaussian)
 

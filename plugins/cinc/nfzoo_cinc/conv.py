@@ -15,10 +15,6 @@ from nfzoo import Bijector
 from .solve import conv_tl, solve
 
 
-def _hw(x):
-    return x.shape[-2] * x.shape[-1]
-
-
 class MaskedKernel(nn.Module):
     """A (C, C, k, k) conv weight whose own-pixel tap [:, :, k-1, k-1] is upper triangular with diagonal
     sign * exp(log_diag) (never 0, so the operator is always invertible), or exactly 1 (`unit_diagonal`).
@@ -42,16 +38,19 @@ class MaskedKernel(nn.Module):
         self.register_buffer("sign", torch.ones(c))
 
     def diagonal(self) -> torch.Tensor:
+        """The own tap's diagonal, (C,): sign * exp(log_diag), or the signs alone with a unit diagonal."""
         if self.log_diag is None:
             return self.sign
         return self.sign * torch.exp(self.log_diag)
 
     def log_abs_det_per_pixel(self) -> torch.Tensor:
+        """sum_c log|diag_c|: the operator's log|det| per pixel (0 with a unit diagonal)."""
         if self.log_diag is None:
             return self.raw.new_zeros(())
         return self.log_diag.sum()
 
     def forward(self) -> torch.Tensor:
+        """The masked weight, (C, C, k, k), with the diagonal placed on the own tap."""
         c, k = self.raw.shape[0], self.raw.shape[-1]
         own = torch.zeros(c, c, k, k, dtype=self.raw.dtype, device=self.raw.device)
         own[:, :, -1, -1] = torch.diag(self.diagonal())
@@ -71,11 +70,12 @@ class CInCConv2d(Bijector):
         self.backend = backend
 
     def weight(self) -> torch.Tensor:
+        """The conv weight W, (C, C, k, k) (see MaskedKernel)."""
         return self.kernel()
 
     def logdet(self, x) -> torch.Tensor:
         """log|det M| for inputs shaped like x, per sample: H * W * sum_c log|diag_c|."""
-        return (_hw(x) * self.kernel.log_abs_det_per_pixel()).expand(x.shape[0])
+        return (x.shape[-2] * x.shape[-1] * self.kernel.log_abs_det_per_pixel()).expand(x.shape[0])
 
     def forward(self, x, context=None):
         return conv_tl(x, self.weight(), self.dilation), self.logdet(x)

@@ -18,6 +18,8 @@ diagonal and the channels (U^-1 y and U^-1 R are computed once per call). Back-e
 - `dense_solve`       the materialised CHW x CHW operator and torch.linalg.solve_triangular: used by
                       `nfzoo bench cinc` only, as a reference point
 
+U^-1 and U^-1 R come from nfzoo_cinc.taps, a leaf module, so the Triton back-end needs nothing from here.
+
 `transpose=True` solves M^T x = y instead (what the adjoint of a solve needs): M^T is the same kind of
 operator with W transposed in its channel axes, padded from the bottom-right, so it is the same solve run
 on the image rotated by 180 degrees, as a wavefront from the bottom-right corner.
@@ -32,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .taps import factors, is_upper, own_tap
+
 
 def conv_tl(x: Tensor, weight: Tensor, dilation: int = 1) -> Tensor:
     """M x: the top-left padded convolution (the CInC forward, the Inverse-Flow sampling direction)."""
@@ -42,35 +46,6 @@ def conv_tl(x: Tensor, weight: Tensor, dilation: int = 1) -> Tensor:
 def conv_tl_transposed(x: Tensor, weight: Tensor, dilation: int = 1) -> Tensor:
     """M^T x, as a bottom-right padded convolution with the channel-transposed weight."""
     return conv_tl(x.flip(-1, -2), weight.transpose(0, 1), dilation).flip(-1, -2)
-
-
-def own_tap(weight: Tensor) -> Tensor:
-    return weight[:, :, -1, -1]
-
-
-def check_invertible(weight: Tensor) -> None:
-    """Raise a clear error unless the own tap is triangular with a non-zero diagonal."""
-    u = own_tap(weight)
-    if not (torch.equal(torch.tril(u, -1), torch.zeros_like(u)) or
-            torch.equal(torch.triu(u, 1), torch.zeros_like(u))):
-        raise ValueError("the own-pixel tap weight[:, :, -1, -1] must be triangular for the CInC solve")
-    if bool((torch.diagonal(u) == 0).any()):
-        raise ValueError("the own-pixel tap has a zero on its diagonal: the convolution is singular")
-
-
-def factors(weight: Tensor) -> Tuple[Tensor, Tensor]:
-    """(U^-1, U^-1 R): U^-1 (C, C) and the other taps premultiplied by it, as (C, C, k*k) with the own
-    tap's column zeroed."""
-    check_invertible(weight)
-    c, k = weight.shape[0], weight.shape[-1]
-    u = own_tap(weight)
-    upper = torch.equal(torch.tril(u, -1), torch.zeros_like(u))
-    eye = torch.eye(c, dtype=weight.dtype, device=weight.device)
-    u_inv = torch.linalg.solve_triangular(u, eye, upper=upper)
-    rest = weight.reshape(c, c, k * k).clone()
-    rest[:, :, -1] = 0
-    a = torch.einsum("ij,jkt->ikt", u_inv, rest)
-    return u_inv, a
 
 
 @functools.lru_cache(maxsize=64)
@@ -121,10 +96,9 @@ def sequential_solve(y: Tensor, weight: Tensor, dilation: int = 1, transpose: bo
     k = weight.shape[-1]
     p = (k - 1) * dilation
     u = own_tap(weight)
-    upper = torch.equal(torch.tril(u, -1), torch.zeros_like(u))
     rest = weight.clone()
     rest[:, :, -1, -1] = 0
-    order = range(c - 1, -1, -1) if upper else range(c)
+    order = range(c - 1, -1, -1) if is_upper(weight) else range(c)
     xp = y.new_zeros(b, c, h + p, w + p)
     for i in range(h):
         for j in range(w):
@@ -143,8 +117,7 @@ def dense_operator(weight: Tensor, shape: Tuple[int, int, int], dilation: int = 
     n = c * h * w
     eye = torch.eye(n, dtype=weight.dtype, device=weight.device).view(n, c, h, w)
     cols = conv_tl(eye, weight, dilation).reshape(n, n).T                 # M[:, j] = M e_j
-    upper = torch.equal(torch.tril(own_tap(weight), -1), torch.zeros_like(own_tap(weight)))
-    chan = torch.arange(c - 1, -1, -1) if upper else torch.arange(c)
+    chan = torch.arange(c - 1, -1, -1) if is_upper(weight) else torch.arange(c)
     perm = (chan[None, :] * h * w + torch.arange(h * w)[:, None]).reshape(-1).to(weight.device)
     return cols[perm][:, perm], perm
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .taps import factors
+
 try:
     import triton
     import triton.language as tl
@@ -89,8 +91,6 @@ def triton_solve(y: Tensor, weight: Tensor, dilation: int = 1, transpose: bool =
     use_dot = kernel == "dot"
     if use_dot and y.dtype != torch.float32:
         raise ValueError(f"the dot kernel is float32 only, got {y.dtype}: use kernel='fma'")
-    from .solve import factors
-
     w = weight.transpose(0, 1) if transpose else weight
     u_inv, a = factors(w.detach())
     y = y.detach()

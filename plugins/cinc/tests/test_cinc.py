@@ -193,7 +193,8 @@ def test_registered_from_the_plugin():
 
 
 def _nfzoo_json(*args):
-    res = subprocess.run([sys.executable, "-m", "nfzoo", *args, "--json"], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "nfzoo_cli", *args, "--json"], capture_output=True,
+                         text=True)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
 
@@ -211,7 +212,7 @@ def test_uninstalling_the_plugin_removes_its_models_and_breaks_nothing_else(tmp_
         plugins = {p["name"]: p for p in _nfzoo_json("plugins")}
         assert "cinc" not in plugins and plugins["quad"]["error"] is None
         assert "nfzoo-cinc" in plugins["inverse-flow"]["error"]
-        res = subprocess.run([sys.executable, "-m", "nfzoo", "sample", "--model", "glow", "-n", "4",
+        res = subprocess.run([sys.executable, "-m", "nfzoo_cli", "sample", "--model", "glow", "-n", "4",
                               "--out", str(tmp_path / "glow.png")],
                              capture_output=True, text=True)
         assert res.returncode == 0, res.stderr

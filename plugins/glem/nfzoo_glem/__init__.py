@@ -5,14 +5,15 @@
 - `glem` architecture (`GLEMFlow`): a Glow-style multi-scale flow with that prior, trained by the EM-like
   alternation (E: the flow on 90% of the data, gaussians fixed; M: the gaussians on the other 10%, flow
   fixed; then the flow on all data), classifies by argmax_y log N(f(x); mu_y, Sigma_y).
+- `RFCMSampler`: the "rfcm" sampler, latents from the re-estimated full-covariance class gaussians.
+
+Importing this package (as registering the plugin does) imports no torch; the names load on first use.
 """
+from nfzoo.lazy import lazy_exports
+
 __version__ = "0.1.0"
-__all__ = ["MultiGaussianPrior", "psi"]
+_LAZY = {"MultiGaussianPrior": "prior", "psi": "prior", "GLEMFlow": "models", "glem": "models",
+         "RFCMSampler": "samplers"}
+__all__ = sorted(_LAZY)
 
-
-def __getattr__(name):   # lazy: registering the plugin (nfzoo_glem.plugin) must not import torch
-    if name in __all__:
-        from . import prior
-
-        return getattr(prior, name)
-    raise AttributeError(f"module 'nfzoo_glem' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

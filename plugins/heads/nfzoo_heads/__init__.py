@@ -11,21 +11,16 @@ prior's schedule where a model has one), so a third party's model gets them too:
 
 Importing this package imports no torch; the heads load on first use.
 """
-import importlib
+from nfzoo.lazy import lazy_exports
 
 _LAZY = {
     "synthesize": "synth", "sample_labelled": "synth",
     "latent_mixup": "augment", "principal_jitter": "augment", "LatentAugment": "augment",
-    "interpolate": "augment", "augment_folder": "augment",
+    "interpolate": "augment", "augment_folder": "augment", "augment_study": "augment",
     "inpaint": "inpainting", "box_mask": "inpainting", "anonymize_study": "inpainting",
     "score": "scoring", "typicality_reference": "scoring", "ood_auroc": "scoring",
-    "resnet18_for": "classifier", "train_classifier": "classifier",
+    "resnet18_for": "classifier", "train_classifier": "classifier", "cnn_a": "classifier",
 }
-
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -49,6 +49,8 @@ class InverseConvSolve(torch.autograd.Function):
 
 
 def inverse_conv_solve(y, weight, dilation: int = 1, backend: str = "auto"):
+    """z = M^-1 y for the top-left padded conv M of `weight` (C, C, k, k), differentiable in y and weight
+    through the adjoint backward (InverseConvSolve); `backend` as in nfzoo_cinc.solve.solve."""
     return InverseConvSolve.apply(y, weight, dilation, backend)
 
 

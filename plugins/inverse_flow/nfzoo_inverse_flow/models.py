@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from nfzoo import FlowModel
-from nfzoo_cinc.models import conv_step_flow
+from nfzoo_cinc import conv_step_flow
 
 from .conv import InverseConv2d
 
@@ -17,5 +17,7 @@ def inverse_flow(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidde
     """Inverse-Flow: each step is ActNorm -> InverseConv2d (solve when normalizing, conv when sampling)
     -> [LU 1x1 conv] -> coupling (Glow's "affine" by default, so sampling costs what Glow's does; or
     "quad")."""
-    return conv_step_flow(InverseConv2d, image_shape, levels, steps, hidden, num_classes, blocks, coupling,
-                          kernel_size, invconv, learn_top, preprocess, backend)
+    return conv_step_flow(conv_cls=InverseConv2d, image_shape=image_shape, levels=levels, steps=steps,
+                          hidden=hidden, num_classes=num_classes, blocks=blocks, coupling=coupling,
+                          kernel_size=kernel_size, invconv=invconv, learn_top=learn_top,
+                          preprocess=preprocess, backend=backend)

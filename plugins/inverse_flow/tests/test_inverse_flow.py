@@ -106,7 +106,7 @@ def test_the_main_job_samples_the_embedded_default_offline(tmp_path):
 
     out = tmp_path / "samples.png"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")
-    res = subprocess.run([sys.executable, "-m", "nfzoo", "sample", "--model", "inverse-flow", "-n", "4",
+    res = subprocess.run([sys.executable, "-m", "nfzoo_cli", "sample", "--model", "inverse-flow", "-n", "4",
                           "--temperature", "0.7", "--seed", "0", "--out", str(out)],
                          capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr

@@ -4,10 +4,9 @@ from __future__ import annotations
 from typing import Optional
 
 from nfzoo import FlowModel
-from nfzoo.architectures import multiscale_flow
+from nfzoo.architectures import flow_model, multiscale_flow
 from nfzoo.bijectors import ActNorm, Composite, InvConv1x1
 from nfzoo.errors import ConfigError
-from nfzoo.priors import StandardNormal
 
 from .coupling import QuadCoupling
 
@@ -26,5 +25,4 @@ def quad_flow(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: 
         return [Composite([ActNorm(c), InvConv1x1(c), QuadCoupling(c, hidden)]) for _ in range(steps)]
 
     flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes)
-    return FlowModel(flow, StandardNormal(image_shape), image_shape, preprocess=preprocess,
-                     num_classes=num_classes)
+    return flow_model(flow, image_shape, preprocess=preprocess, num_classes=num_classes)
