@@ -23,7 +23,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _cmd(arch, out, *extra):
-    return [sys.executable, "-m", "nfzoo", "train", arch, "--dataset", "digits", "--epochs", "2",
+    return [sys.executable, "-m", "nfzoo_cli", "train", arch, "--dataset", "digits", "--epochs", "2",
             "--batch-size", "32", "--checkpoint-every", "4", "--seed", "0", "--out", str(out), *ARCHS[arch],
             *extra]
 

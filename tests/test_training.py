@@ -6,9 +6,10 @@ import torch
 
 import nfzoo
 from nfzoo.bijectors import Composite
+from nfzoo.checkpoints import list_checkpoints
 from nfzoo.interfaces import Bijector
 from nfzoo.safeio import load_tensors
-from nfzoo.training import Callback, TrainConfig, Trainer, list_checkpoints
+from nfzoo.training import Callback, TrainConfig, Trainer
 
 TINY = {"levels": 2, "steps": 1, "hidden": 8}
 

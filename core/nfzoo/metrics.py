@@ -169,7 +169,7 @@ def compute_features(extractor: FeatureFn, images, batch_size: int = 500) -> np.
 
 def dataset_features(extractor: FeatureFn, dataset, batch_size: int = 500) -> np.ndarray:
     """Features of every image of a data set (in order)."""
-    from .training import iterate
+    from .data import iterate
 
     return np.concatenate([compute_features(extractor, x, batch_size)
                            for x, _ in iterate(dataset, batch_size, shuffle=False)])

@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .errors import ConfigError, UsageError
-from .model import CONFIG_NAME, WEIGHTS_NAME, load_state_strict, to_unit
+from .constants import CONFIG_NAME, WEIGHTS_NAME
+from .model import load_state_strict, to_unit
 from .safeio import atomic_write_json, load_tensors, read_json, save_tensors
 
 ORACLE_KIND = "oracle"
@@ -150,7 +151,7 @@ def random_affine(x: Tensor, generator: torch.Generator, shift: float = 2.0, deg
 
 @torch.no_grad()
 def oracle_accuracy(oracle: OracleNet, dataset, batch_size: int = 500) -> float:
-    from .training import iterate
+    from .data import iterate
 
     oracle.eval()
     correct = n = 0
@@ -173,8 +174,7 @@ def train_oracle(dataset: str = "mnist5k", epochs: int = 20, seed: int = 0,
     "test_accuracy", "seconds"}; `step_progress(done, total)` after every batch. Returns a result
     document (test accuracy, settings, seconds, per-epoch history) with the trained OracleNet under
     "oracle". The test split is only reported, never used to choose anything."""
-    from .data import dataset_image_shape, dataset_num_classes, load_dataset
-    from .training import iterate
+    from .data import dataset_image_shape, dataset_num_classes, iterate, load_dataset
 
     if epochs < 1 or batch_size < 1:
         raise UsageError("--epochs and --batch-size must be >= 1")
@@ -252,35 +252,29 @@ def train_oracle(dataset: str = "mnist5k", epochs: int = 20, seed: int = 0,
 
 def find_oracle(name_or_dir: Optional[str] = None, dataset: Optional[str] = None,
                 device: Optional[str] = None) -> tuple:
-    """(OracleNet, where it came from) for an oracle directory, a pretrained oracle name, or, when
-    `name_or_dir` is None, the zoo's default oracle for `dataset` (the pretrained entry
-    `oracle-<dataset>`). A zoo entry (index.json of nfzoo-zoo) is found like any zoo model: embedded,
-    else in the Hugging Face cache, checked by sha256, never downloaded here (`nfzoo pull` does that).
-    A plugin's entry may instead target a directory or a loader `fn(revision=None, download=False)`
-    returning a directory or an OracleNet."""
-    if name_or_dir is not None and os.path.isdir(name_or_dir):
-        return load_oracle(name_or_dir, device), str(name_or_dir)
+    """(OracleNet, where it came from) for an oracle directory (a path, or `local-dir:NAME`), a pretrained
+    oracle name, or, when `name_or_dir` is None, the zoo's default oracle for `dataset` (the pretrained
+    entry `oracle-<dataset>`). Names are resolved as `nfzoo.load` resolves them
+    (nfzoo.sources.resolve_source): a zoo entry (index.json of nfzoo-zoo) is found embedded, else in the
+    Hugging Face cache, checked by sha256, never downloaded here (`nfzoo pull` does that); a plugin's entry
+    may instead target a directory or a loader `fn(revision=None, download=False)` returning a directory or
+    an OracleNet."""
     from .plugins import get_registry
+    from .sources import resolve_source
 
-    pre = get_registry().registry("pretrained")
-    name = name_or_dir if name_or_dir is not None else (f"oracle-{dataset}" if dataset else None)
-    if name is None or name not in pre:
-        if name_or_dir is not None:
-            raise UsageError(f"--oracle {name_or_dir}: no such directory, and no pretrained oracle of that "
-                             "name. Pass an oracle directory (written by `nfzoo train-oracle`).")
-        raise UsageError(
-            f"no oracle for {dataset!r} is available here (the zoo has no {name!r} yet): pass --oracle DIR "
-            f"(train one with `nfzoo train-oracle --dataset {dataset} --out DIR`)"
-            + ("" if dataset == "mnist5k" else ", or use the Inception features (--features inception)")
-            + ".")
-    entry = pre[name]
-    from . import hub
-
-    if hub.is_zoo_entry(entry.metadata):   # the zoo's: embedded, else the Hugging Face cache (checked)
-        return load_oracle(hub.resolve(hub.spec_from_entry(entry), download=False).path, device), name
-    source = entry.load()
-    if callable(source) and not isinstance(source, OracleNet):
-        source = source(revision=None, download=False)
-    if isinstance(source, OracleNet):
-        return (source.to(device) if device else source).eval(), name
-    return load_oracle(source, device), name
+    name = name_or_dir
+    if name is None:
+        name = f"oracle-{dataset}" if dataset else None
+        if name is None or name not in get_registry().registry("pretrained"):
+            raise UsageError(
+                f"no oracle for {dataset!r} is available here (the zoo has no {name!r} yet): pass --oracle DIR "
+                f"(train one with `nfzoo train-oracle --dataset {dataset} --out DIR`)"
+                + ("" if dataset == "mnist5k" else ", or use the Inception features (--features inception)")
+                + ".")
+    src = resolve_source(name, download=False, kind="oracle")
+    if src.path is not None:
+        return load_oracle(src.path, device), (str(name) if src.entry is None else src.entry.name)
+    if not isinstance(src.obj, OracleNet):
+        raise ConfigError(f"the loader of the pretrained oracle {src.entry.name!r} (plugin {src.entry.plugin!r}) "
+                          f"returned a {type(src.obj).__name__}, not an OracleNet or a directory.")
+    return (src.obj.to(device) if device else src.obj).eval(), src.entry.name

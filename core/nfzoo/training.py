@@ -1,4 +1,5 @@
-"""Training and evaluation.
+"""Training: the Trainer and what it reports (Callback). One module: the loop, resuming, preemption and the
+DDP wrapping share the trainer's state.
 
 A run directory (`--out`) holds:
     config.json, model.safetensors   the latest model (a loadable FlowModel directory)
@@ -7,7 +8,7 @@ A run directory (`--out`) holds:
     checkpoints/step-NNNNNNNN/        the last two checkpoints: model, optimizer and RNG states, position
 Every file is written atomically; a checkpoint folder is renamed into place only once complete, and its
 manifest holds the sha256 of each file. A checkpoint is loaded only if every file it needs is listed in its
-manifest and matches, and its state and weights are well-formed (verify_checkpoint); a torn, corrupt or
+manifest and matches, and its state and weights are well-formed (nfzoo.checkpoints); a torn, corrupt or
 edited one is skipped, reported (Callback.on_warning), and the one before it used. train.json and
 state.json are checked key by key: a bad value is an error naming the file and the key.
 
@@ -22,134 +23,26 @@ global batch, whatever the number of processes.
 from __future__ import annotations
 
 import math
-import re
-import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
-from .errors import (ConfigError, CorruptFileError, NfzooWarning, PreemptedError, TrainingDivergedError,
-                     UsageError)
-from .safeio import atomic_write_json, load_tensors, read_json, save_tensors, sha256_file
-from .generation import SEED_MAX
+from .checkpoints import (CHECKPOINT_DIR, checkpoint_path, list_checkpoints, restore_checkpoint,
+                          write_checkpoint)
+from .data import iterate, load_batches
+from .errors import ConfigError, CorruptFileError, NfzooWarning, PreemptedError, TrainingDivergedError, UsageError
+from .evaluation import evaluate_bpd
+from .plots import write_curve
+from .precision import enable_bf16
+from .safeio import atomic_write_json
+from .train_config import TrainConfig, load_train_config
 
-CHECKPOINT_DIR = "checkpoints"
-KEEP_CHECKPOINTS = 2
-
-
-@dataclass
-class TrainConfig:
-    arch: str
-    dataset: str
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adam"          # adam | adamax
-    warmup_steps: int = 200
-    lr_schedule: str = "constant"    # constant | cosine (decays to 0 at the last step, after warm-up)
-    grad_clip: float = 50.0          # max global gradient norm (0: off)
-    weight_decay: float = 0.0
-    seed: int = 0
-    checkpoint_every: int = 0        # steps between checkpoints; 0: once per epoch
-    init_batch: int = 512            # images for the data-dependent (ActNorm) initialisation
-    eval_batch: int = 500
-    eval_every: int = 1              # epochs between test-bpd evaluations (the last epoch always)
-    data_root: Optional[str] = None
-    download: bool = False
-    device: str = "cpu"              # cpu | cuda | auto (one GPU per process under torchrun)
-    precision: str = "fp32"          # fp32 | bf16 (CUDA: the coupling nets under bf16 autocast)
-    model: Dict[str, Any] = field(default_factory=dict)  # architecture config (`--set KEY=VALUE`)
-
-    def validate(self) -> None:
-        """Types and ranges of every setting; a bad one raises UsageError naming its option (`.key` is the
-        field's name)."""
-        for f in fields(self):
-            _check_type(f.name, getattr(self, f.name))
-        for key, lo in (("epochs", 1), ("batch_size", 1), ("warmup_steps", 0), ("checkpoint_every", 0),
-                        ("init_batch", 1), ("eval_batch", 1), ("eval_every", 1)):
-            v = getattr(self, key)
-            if v < lo or v > MAX_COUNT:
-                raise _field_error(key, f"must be an integer in [{lo}, {MAX_COUNT}], got {v}")
-        if not 0 <= self.seed <= SEED_MAX:    # one seed range for the project (nfzoo.generation.check_seed)
-            raise _field_error("seed", f"must be an integer in [0, {SEED_MAX}] (2^32 - 1), got {self.seed}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise _field_error("lr", f"must be a positive number, got {self.lr}")
-        if not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
-            raise _field_error("grad_clip", f"must be a finite number >= 0 (0: no clipping), got {self.grad_clip}")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise _field_error("weight_decay", f"must be a finite number >= 0, got {self.weight_decay}")
-        for key, allowed in (("lr_schedule", ("constant", "cosine")), ("optimizer", ("adam", "adamax")),
-                             ("device", ("cpu", "cuda", "auto")), ("precision", ("fp32", "bf16"))):
-            if getattr(self, key) not in allowed:
-                raise _field_error(key, f"must be {' or '.join(map(repr, allowed))}, got {getattr(self, key)!r}")
-        if self.precision == "bf16" and self.device == "cpu":
-            raise UsageError("--precision bf16 is for CUDA (autocast on a GPU): add --device cuda, or drop it")
-
-    @classmethod
-    def from_dict(cls, doc: Any, source: str) -> "TrainConfig":
-        """A TrainConfig from a saved document (train.json's or state.json's "train"): unknown or missing
-        keys and bad values are ConfigError naming the file and the key."""
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{source}: \"train\" must be an object of training settings, got "
-                              f"{type(doc).__name__}")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(doc) - names)
-        if unknown:
-            raise ConfigError(f"{source}: unknown training setting(s) {', '.join(map(repr, unknown))}. "
-                              "The file was edited or comes from another version; start a new run.")
-        missing = [k for k in ("arch", "dataset") if k not in doc]
-        if missing:
-            raise ConfigError(f"{source}: the training settings lack {', '.join(map(repr, missing))}.")
-        try:
-            cfg = cls(**doc)
-            cfg.validate()
-        except UsageError as exc:
-            key = getattr(exc, "key", None)
-            raise ConfigError(f"{source}: bad training setting" + (f" {key!r}" if key else "") + f": {exc}. "
-                              "The file was edited or is corrupt; fix it or start a new run.") from None
-        return cfg
-
-
-MAX_COUNT = 2 ** 31 - 1
-_INT = ("epochs", "batch_size", "warmup_steps", "seed", "checkpoint_every", "init_batch", "eval_batch",
-        "eval_every")
-_FLOAT = ("lr", "grad_clip", "weight_decay")
-_STR = ("arch", "dataset", "optimizer", "lr_schedule", "device", "precision")
-
-
-def _option(key: str) -> str:
-    return {"warmup_steps": "--warmup"}.get(key, "--" + key.replace("_", "-"))
-
-
-def _field_error(key: str, message: str) -> UsageError:
-    exc = UsageError(f"{_option(key)} ({key}) {message}")
-    exc.key = key
-    return exc
-
-
-def _check_type(key: str, v: Any) -> None:
-    if key in _INT:
-        ok = isinstance(v, int) and not isinstance(v, bool)
-        want = "an integer"
-    elif key in _FLOAT:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-        want = "a number"
-    elif key in _STR:
-        ok, want = isinstance(v, str), "a string"
-    elif key == "data_root":
-        ok, want = v is None or isinstance(v, str), "a path or null"
-    elif key == "download":
-        ok, want = isinstance(v, bool), "true or false"
-    elif key == "model":
-        ok, want = isinstance(v, dict), "an object of architecture settings"
-    else:
-        return
-    if not ok:
-        raise _field_error(key, f"must be {want}, got {v!r}")
+# the training API; the parts live in train_config, checkpoints, data, evaluation, precision and plots
+__all__ = ["Trainer", "TrainConfig", "Callback", "load_train_config", "evaluate_bpd"]
 
 
 class Callback:
@@ -167,177 +60,12 @@ class Callback:
         warnings.warn(message, NfzooWarning, stacklevel=2)
 
 
-# ---------------------------------------------------------------- evaluation
-@torch.no_grad()
-def evaluate_bpd(model, dataset, batch_size: int = 500, seed: int = 0,
-                 progress: Optional[Callable[[int, int], None]] = None, dist=None) -> Dict[str, Any]:
-    """Exact test bpd: every image, eval mode, uniform dequantization noise from a seeded generator
-    (the standard dequantized bound, the same number on every run). With a distributed context `dist`,
-    each rank scores a contiguous shard and the sums are all-reduced; where the model declares its draws
-    per image, each image gets the noise it gets on one process, so the result does not depend on the
-    number of ranks."""
-    from .distributed import mix_seed, skip_uniform
-
-    model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    order = None
-    if dist is not None and dist.enabled:
-        a, b = dist.shard(len(dataset))
-        order = torch.arange(a, b)
-        draws = model.training_draws_per_image
-        if draws is not None:
-            skip_uniform(gen, a * draws)
-        else:
-            gen = torch.Generator().manual_seed(mix_seed(seed, dist.rank))
-    total, n, total_marginal = 0.0, 0, 0.0
-    conditional = model.num_classes is not None
-    # a class-conditional model that scores every class at once (GLEM's class_log_likelihoods) also
-    # reports the bpd of the mixture p(x) = mean_y p(x | y), comparable with an unconditional model's,
-    # from the same pass (and so the same noise)
-    mixture = conditional and hasattr(model, "class_log_likelihoods")
-    bits = model.dim * math.log(2.0)
-    for x, y in iterate(dataset, batch_size, shuffle=False, order=order):
-        x, y = x.to(model.device), y.to(model.device)
-        if mixture:
-            ll = model.class_log_likelihoods(x, generator=gen, noise=True)
-            b = -ll.gather(1, y.long()[:, None]).squeeze(1) / bits
-            marginal = -(torch.logsumexp(ll, 1) - math.log(model.num_classes)) / bits
-            total_marginal += marginal.double().sum().item()
-        else:
-            b = model.bpd(x, y if conditional else None, generator=gen)
-        if not torch.isfinite(b).all():
-            raise TrainingDivergedError("the model gives a non-finite bpd on the evaluation data")
-        total += b.double().sum().item()
-        n += x.shape[0]
-        if progress:
-            progress(n, len(dataset))
-    if dist is not None and dist.enabled:
-        total, n, total_marginal = dist.all_reduce_sum([total, n, total_marginal])
-        n = int(n)
-    out = {"bpd": total / n, "images": n}
-    if mixture:
-        out["bpd_marginal"] = total_marginal / n
-    return out
-
-
-def iterate(dataset, batch_size: int, shuffle: bool, generator: Optional[torch.Generator] = None,
-            start: int = 0, order: Optional[torch.Tensor] = None):
-    """Batches (images in [0, 1], labels) from batch `start` of a (possibly shuffled) epoch; `order`
-    (dataset indices) replaces the epoch's order."""
-    n = len(dataset)
-    if order is None:
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    n = len(order)
-    yield from load_batches(dataset, [order[i:i + batch_size] for i in range(start * batch_size, n, batch_size)])
-
-
-def load_batches(dataset, index_lists):
-    """(images, labels) for each list of dataset indices, in order (a DataLoader with 2 workers for
-    datasets read from files)."""
-    from .data import ArrayDataset
-
-    if isinstance(dataset, ArrayDataset):
-        for idx in index_lists:
-            yield dataset.batch(idx)
-        return
-    from torch.utils.data import DataLoader
-
-    lists = [idx.tolist() if torch.is_tensor(idx) else list(idx) for idx in index_lists]
-    if not lists:
-        return
-    for x, y in DataLoader(dataset, batch_sampler=lists, num_workers=2):
-        yield x, torch.as_tensor(y)
-
-
-# ------------------------------------------------------------- checkpoints
-def _optimizer_to_tensors(opt: torch.optim.Optimizer):
-    sd = opt.state_dict()
-    tensors, extra = {}, {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"state.{pid}.{k}"] = v
-            else:
-                extra[f"{pid}.{k}"] = v
-    return tensors, {"param_groups": sd["param_groups"], "scalars": extra}
-
-
-def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors, meta) -> None:
-    state: Dict[int, Dict[str, Any]] = {}
-    for key, v in tensors.items():
-        _, pid, k = key.split(".", 2)
-        state.setdefault(int(pid), {})[k] = v
-    for key, v in meta["scalars"].items():
-        pid, k = key.split(".", 1)
-        state.setdefault(int(pid), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def list_checkpoints(out: Path) -> List[Path]:
-    d = out / CHECKPOINT_DIR
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.iterdir() if p.is_dir() and p.name.startswith("step-"))
-
-
-CHECKPOINT_FILES = ("model.safetensors", "state.safetensors", "state.json")
-
-
-def verify_checkpoint(path: Path) -> Dict[str, Any]:
-    """The checkpoint's manifest, once every file the checkpoint needs (CHECKPOINT_FILES) is listed in it
-    with a sha256 that the file matches; anything else raises CorruptFileError (the checkpoint is not
-    used). A manifest without "sha256", with an empty or ill-formed one, or listing other names is not
-    trusted."""
-    mpath = path / "manifest.json"
-    manifest = read_json(mpath, "checkpoint manifest")
-    digests = manifest.get("sha256") if isinstance(manifest, dict) else None
-    if not isinstance(digests, dict):
-        raise CorruptFileError(f"{mpath} has no \"sha256\" object (file name -> sha256); this checkpoint is "
-                               "not used.")
-    missing = [f for f in CHECKPOINT_FILES if f not in digests]
-    if missing:
-        raise CorruptFileError(f"{mpath} lists no sha256 for {', '.join(missing)}; this checkpoint is not "
-                               "used.")
-    for name, digest in digests.items():
-        if name not in CHECKPOINT_FILES:
-            raise CorruptFileError(f"{mpath} lists an unknown file {name!r}; this checkpoint is not used.")
-        if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
-            raise CorruptFileError(f"{mpath}: the sha256 of {name} is not 64 hex digits ({digest!r}); this "
-                                   "checkpoint is not used.")
-        f = path / name
-        if not f.is_file() or sha256_file(f) != digest:
-            raise CorruptFileError(f"checkpoint file {f} is missing or does not match its sha256; "
-                                   "this checkpoint is not used.")
-    return manifest
-
-
-def _check_state(meta: Any, source: str) -> Dict[str, Any]:
-    """A checkpoint's state.json: the position (non-negative integers), the history and the optimizer's
-    settings, well-formed; else CorruptFileError naming the key."""
-    def bad(key: str, want: str, got: Any):
-        return CorruptFileError(f"{source}: {key!r} must be {want}, got {got!r:.80}; this checkpoint is not used.")
-    if not isinstance(meta, dict):
-        raise bad("state", "an object", meta)
-    for key in ("step", "epoch", "pos"):
-        v = meta.get(key)
-        if not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT):
-            raise bad(key, "an integer >= 0", v)
-    hist = meta.get("history")
-    if not (isinstance(hist, list) and all(isinstance(r, dict) for r in hist)):
-        raise bad("history", "a list of objects", hist)
-    opt = meta.get("optimizer")
-    if not (isinstance(opt, dict) and isinstance(opt.get("param_groups"), list)
-            and all(isinstance(g, dict) for g in opt["param_groups"]) and isinstance(opt.get("scalars"), dict)):
-        raise bad("optimizer", "an object with \"param_groups\" (a list) and \"scalars\" (an object)", opt)
-    for key in opt["scalars"]:
-        pid, _, name = key.partition(".")
-        if not (pid.isdigit() and name):
-            raise bad(f"optimizer.scalars.{key}", "keyed \"<param id>.<name>\"", key)
-    return meta
-
-
 # ------------------------------------------------------------------ trainer
 class Trainer:
+    """Trains `cfg.arch` on `cfg.dataset` into the run folder `out` (a new or empty folder; with
+    resume=True, a run's folder, continued from its newest good checkpoint); `run()` returns the result
+    document. The data sets are loaded and the settings checked here; the model is built by `run()`."""
+
     def __init__(self, cfg: TrainConfig, out: Path, callback: Optional[Callback] = None,
                  resume: bool = False):
         cfg.validate()
@@ -459,58 +187,27 @@ class Trainer:
 
     # -- checkpoints
     def save_checkpoint(self) -> Path:
-        """Write a checkpoint (rank 0 only: the ranks hold the same state; the shared noise generator's
-        too, and the per-rank streams are derived from the step)."""
-        ckdir = self.out / CHECKPOINT_DIR
+        """Write a checkpoint (nfzoo.checkpoints; rank 0 only: the ranks hold the same state; the shared
+        noise generator's too, and the per-rank streams are derived from the step)."""
         if not self.dist.is_main:
-            return ckdir / f"step-{self.step:08d}"
-        ckdir.mkdir(parents=True, exist_ok=True)
-        final = ckdir / f"step-{self.step:08d}"
-        if final.exists():
-            return final
-        tmp = ckdir / f".tmp-step-{self.step:08d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        save_tensors(self.model.state_dict(), tmp / "model.safetensors")
-        opt_tensors, opt_meta = _optimizer_to_tensors(self.opt)
-        rng = {"noise": self.noise.get_state(), "torch": torch.get_rng_state()}
-        save_tensors({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, tmp / "state.safetensors")
-        atomic_write_json(tmp / "state.json", {
-            "step": self.step, "epoch": self.epoch, "pos": self.pos, "history": self.history,
-            "optimizer": opt_meta, "model_config": self.model_config, "train": asdict(self.cfg)})
-        files = ["model.safetensors", "state.safetensors", "state.json"]
-        atomic_write_json(tmp / "manifest.json", {"step": self.step,
-                                                  "sha256": {f: sha256_file(tmp / f) for f in files}})
-        tmp.rename(final)  # the checkpoint appears whole or not at all
-        for old in list_checkpoints(self.out)[:-KEEP_CHECKPOINTS]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
+            return checkpoint_path(self.out, self.step)
+        return write_checkpoint(
+            self.out, self.step, self.model, self.opt,
+            rng={"noise": self.noise.get_state(), "torch": torch.get_rng_state()},
+            state={"step": self.step, "epoch": self.epoch, "pos": self.pos, "history": self.history,
+                   "model_config": self.model_config, "train": asdict(self.cfg)})
 
     def load_checkpoint(self) -> Optional[Path]:
-        """Restore the newest checkpoint that verifies (verify_checkpoint: every file listed in its manifest
-        and matching; then its state, weights and optimizer state well-formed). A checkpoint that does not
-        is skipped and reported through the callback's `on_warning` (a Python warning, NfzooWarning, when
-        the callback has none), and the one before it is tried."""
-        from .model import check_tensors, load_state_strict
-
+        """Restore the newest checkpoint that verifies (nfzoo.checkpoints.restore_checkpoint: every file
+        listed in its manifest and matching; then its state, weights and optimizer state well-formed). A
+        checkpoint that does not is skipped and reported through the callback's `on_warning` (a Python
+        warning, NfzooWarning, when the callback has none), and the one before it is tried."""
         self.skipped: List[str] = []
         for path in reversed(list_checkpoints(self.out)):
             try:
-                verify_checkpoint(path)
-                meta = _check_state(read_json(path / "state.json", "checkpoint state"), str(path / "state.json"))
-                model_t = load_tensors(path / "model.safetensors")
-                state_t = load_tensors(path / "state.safetensors")
-                check_tensors(self.model, model_t, str(path / "model.safetensors"))
-                for key in ("rng.noise", "rng.torch"):
-                    t = state_t.get(key)
-                    if t is None or t.dtype != torch.uint8 or t.dim() != 1:
-                        raise CorruptFileError(f"{path / 'state.safetensors'} has no valid {key} (a uint8 "
-                                               "vector); this checkpoint is not used.")
-                load_state_strict(self.model, model_t, str(path))
-                _optimizer_from_tensors(self.opt, {k: v for k, v in state_t.items() if k.startswith("state.")},
-                                        meta["optimizer"])
-                self.noise.set_state(state_t["rng.noise"])
-                torch.set_rng_state(state_t["rng.torch"])
+                meta, rng = restore_checkpoint(path, self.model, self.opt, rng=("noise", "torch"))
+                self.noise.set_state(rng["noise"])
+                torch.set_rng_state(rng["torch"])
             except (CorruptFileError, ConfigError) as exc:
                 self._skip(path, str(exc))
                 continue
@@ -734,71 +431,3 @@ class _TrainingLoss(torch.nn.Module):
 
     def forward(self, x, y, generator=None, **kw):
         return self.model.training_loss(x, y, generator=generator, **kw)
-
-
-def enable_bf16(model) -> None:
-    """Run the model's networks (modules with `mixed_precision = True`, e.g. the coupling nets) under
-    bf16 autocast, their outputs cast back to float32: the flow's own transforms, log-determinants,
-    priors and the loss stay in float32. The state dict is unchanged."""
-    import functools
-
-    if next(model.parameters()).device.type != "cuda":
-        raise UsageError("bf16 autocast is for CUDA: move the model to a GPU (--device cuda)")
-
-    def wrap(forward):
-        @functools.wraps(forward)
-        def run(*args, **kwargs):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                out = forward(*args, **kwargs)
-            return out.float() if torch.is_tensor(out) else out
-        return run
-
-    wrapped: List[str] = []
-    for name, m in model.named_modules():   # parents come before their children
-        if getattr(m, "mixed_precision", False) and not any(name.startswith(w + ".") for w in wrapped):
-            m.forward = wrap(m.forward)
-            wrapped.append(name)
-
-
-def write_curve(history: List[Dict[str, Any]], path: Path, title: str = "") -> None:
-    """Train / test bpd per epoch as a PNG (matplotlib, written atomically)."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .safeio import atomic_write_bytes
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ep = [r["epoch"] for r in history]
-    ax.plot(ep, [r["train_bpd"] for r in history], marker="o", ms=3, label="train bpd")
-    test = [(r["epoch"], r["test_bpd"]) for r in history if r.get("test_bpd") is not None]
-    if test:
-        ax.plot(*zip(*test), marker="s", ms=3, label="test bpd")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("bits per dimension")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def load_train_config(out: Path) -> TrainConfig:
-    """The settings of the run in `out` (its train.json), checked: a missing, edited or corrupt file is a
-    ConfigError (exit code 2) that names the file and the key."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a training run's folder.")
-    path = out / "train.json"
-    if not path.is_file():
-        raise UsageError(f"{out} holds no training run (no train.json). Start one without --resume.")
-    doc = read_json(path, "training settings")
-    if not isinstance(doc, dict) or "train" not in doc:
-        raise ConfigError(f"{path} is not an nfzoo training run's settings: it needs a \"train\" object.")
-    return TrainConfig.from_dict(doc["train"], str(path))
