@@ -98,8 +98,9 @@ def generate(model, n: int, y: Union[None, torch.Tensor, Labels] = None, tempera
              seed: int = 0, options: Optional[Dict[str, Any]] = None, dist: Optional[DistContext] = None
              ) -> Iterator[Tuple[int, torch.Tensor, Optional[torch.Tensor]]]:
     """Yield (index of the first image, images on the CPU, their labels) for this rank's chunks of n
-    samples. `y`: a label per image (all n of them), a `Labels` rule, or None. Holds one chunk at a
-    time: memory does not grow with n."""
+    samples. `y`: a label per image (all n of them), a `Labels` rule, or None. `options`: keywords of
+    `model.sample` (a `sampler` name and that sampler's options, e.g. {"sampler": "ddim", "steps": 50}).
+    Holds one chunk at a time: memory does not grow with n."""
     seed = check_seed(seed)
     model.eval()
     device = model_device(model)

@@ -1,4 +1,4 @@
-"""The core interfaces: Bijector, Prior, Sampler.
+"""The core interfaces: Bijector, Prior, Sampler (it draws latents; FlowModel decodes them).
 
 Direction convention (as nflows and zuko): `forward` maps data to latent (the normalizing direction),
 `inverse` maps latent to data. Both return `(output, logdet)` with logdet of shape (B,):
@@ -62,9 +62,14 @@ class Prior(nn.Module):
 
 
 class Sampler:
-    """Turns a FlowModel's prior and bijector into images in [0, 1]."""
+    """Draws latents for a FlowModel: `sample(model, n, y, temperature, generator, **options) -> z`, of
+    shape (n, *model.prior.event_shape); `FlowModel.sample` decodes them into images. Registered by name
+    (`register_samplers`) and built with `nfzoo.create_sampler(name)`."""
 
     name = "sampler"
+    from_prior = False
+    """True if the latents are the prior's own samples (Prior.sample): labels then choose a class only if
+    the prior keeps one density per class."""
 
     def check(self, model, temperature: float = 1.0, **options) -> None:
         """Raise UsageError (naming the fix) if this sampler cannot run on `model` with these options;
@@ -72,4 +77,5 @@ class Sampler:
 
     def sample(self, model, n: int, y: Optional[Tensor] = None, temperature: float = 1.0,
                generator: Optional[torch.Generator] = None, **options) -> Tensor:
+        """n latents for `model` (labels y for a class-conditional one, through `model.context(y, n)`)."""
         raise NotImplementedError

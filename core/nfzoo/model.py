@@ -34,8 +34,15 @@ def to_unit(x: Tensor) -> Tensor:
 
 
 class FlowModel(nn.Module):
-    def __init__(self, bijector: Bijector, prior: Prior, image_shape, sampler: Optional[Sampler] = None,
-                 preprocess: str = "shift", num_classes: Optional[int] = None):
+    """Images <-> latents: x in [0, 1] -> dequantize -> to_flow -> bijector -> z ~ prior. `sample` draws
+    latents with a sampler (the registry's `default_sampler` unless told otherwise) and decodes them."""
+
+    default_sampler: str = "ancestral"
+    """The registered name of the sampler `sample` uses when given none (a subclass names its own)."""
+
+    def __init__(self, bijector: Bijector, prior: Prior, image_shape,
+                 sampler: Union[str, Sampler, None] = None, preprocess: str = "shift",
+                 num_classes: Optional[int] = None):
         super().__init__()
         if preprocess not in ("shift", "logit"):
             raise ConfigError(f"preprocess must be 'shift' or 'logit', got {preprocess!r}")
@@ -50,15 +57,28 @@ class FlowModel(nn.Module):
 
     @property
     def sampler(self) -> Sampler:
-        if self._sampler is None:
-            from .samplers import AncestralSampler
-
-            self._sampler = AncestralSampler()
+        """The sampler `sample` uses by default: the one set (a Sampler or a registered name), else the
+        registry's `default_sampler`, built on first use."""
+        if not isinstance(self._sampler, Sampler):
+            self._sampler = self.get_sampler(self._sampler or self.default_sampler)
         return self._sampler
 
     @sampler.setter
-    def sampler(self, value: Sampler) -> None:
+    def sampler(self, value: Union[str, Sampler]) -> None:
         self._sampler = value
+
+    def get_sampler(self, sampler: Union[str, Sampler, None] = None) -> Sampler:
+        """`sampler` as a Sampler: None is this model's default (`self.sampler`), a name is built through
+        the registry (`nfzoo.create_sampler`), a Sampler is itself."""
+        from .samplers import create_sampler
+
+        if sampler is None:
+            return self.sampler
+        if isinstance(sampler, str):
+            return create_sampler(sampler)
+        if not isinstance(sampler, Sampler):
+            raise UsageError(f"sampler must be a registered name or an nfzoo.Sampler, got {sampler!r}")
+        return sampler
 
     @property
     def dim(self) -> int:
@@ -104,7 +124,11 @@ class FlowModel(nn.Module):
             x = (torch.sigmoid(v) - LOGIT_ALPHA) / (1 - 2 * LOGIT_ALPHA)
         return x.clamp(0.0, 1.0)
 
-    def _context(self, y: Optional[Tensor], n: int) -> Optional[Tensor]:
+    def context(self, y: Optional[Tensor], n: int) -> Optional[Tensor]:
+        """What the bijector and the prior are conditioned on for n images with labels y: None for an
+        unconditional model; for a class-conditional one the (n,) long tensor of labels on the model's
+        device (one label is repeated n times). Labels missing or outside [0, num_classes) raise
+        UsageError."""
         if self.num_classes is None:
             return None
         if y is None:
@@ -122,7 +146,7 @@ class FlowModel(nn.Module):
         """Dequantized lower bound of log P(8-bit image) in nats, shape (B,)."""
         xd = self.dequantize(x, generator=generator, noise=noise)
         v, ld0 = self.to_flow(xd)
-        ctx = self._context(y, x.shape[0])
+        ctx = self.context(y, x.shape[0])
         z, ld = self.bijector(v, ctx)
         return self.prior.log_prob(z, ctx) + ld + ld0 - self.dim * math.log(256.0)
 
@@ -134,17 +158,25 @@ class FlowModel(nn.Module):
     def encode(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """Images -> latents (deterministic: the centre of each 8-bit bin)."""
         v, _ = self.to_flow(self.dequantize(x, noise=False))
-        return self.bijector(v, self._context(y, x.shape[0]))[0]
+        return self.bijector(v, self.context(y, x.shape[0]))[0]
 
     def decode(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """Latents -> images in [0, 1]."""
-        v, _ = self.bijector.inverse(z, self._context(y, z.shape[0]))
+        v, _ = self.bijector.inverse(z, self.context(y, z.shape[0]))
         return self.from_flow(v)
 
     @torch.no_grad()
     def sample(self, n: int, y: Optional[Tensor] = None, temperature: float = 1.0,
-               generator: Optional[torch.Generator] = None, **options) -> Tensor:
-        return self.sampler.sample(self, n, y=y, temperature=temperature, generator=generator, **options)
+               generator: Optional[torch.Generator] = None, sampler: Union[str, Sampler, None] = None,
+               **options) -> Tensor:
+        """n images in [0, 1]: z = sampler.sample(self, n, y, temperature, generator, **options), then
+        `decode(z, y)`. `sampler`: a registered name ("ddim"), a Sampler, or None for this model's default;
+        `options` go to the sampler (e.g. steps=50, eta=1.0 for ddim), which refuses (UsageError) a model
+        or options it does not take: `model.sample(16, sampler="ddim", steps=50, eta=1.0)` on a
+        diffusion model."""
+        z = self.get_sampler(sampler).sample(self, n, y=y, temperature=temperature, generator=generator,
+                                             **options)
+        return self.decode(z.to(self.device), y)
 
     @torch.no_grad()
     def initialize(self, x: Tensor, y: Optional[Tensor] = None,
@@ -217,7 +249,7 @@ class FlowModel(nn.Module):
                         download: bool = False, device: Optional[str] = None) -> "FlowModel":
         from .api import load
 
-        return load(str(name_or_dir), revision=revision, download=download, device=device)
+        return load(name_or_dir, revision=revision, download=download, device=device)
 
 
 def check_tensors(model: nn.Module, tensors: Dict[str, Tensor], source: str) -> None:

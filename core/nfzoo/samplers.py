@@ -1,5 +1,7 @@
-"""Samplers of the core."""
+"""Samplers of the core, and `create_sampler`: any registered sampler by name."""
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
@@ -7,10 +9,23 @@ from .errors import UsageError
 from .interfaces import Sampler
 
 
+def create_sampler(name: str, **kwargs: Any) -> Sampler:
+    """The sampler registered as `name` (by the core or a plugin), built with `kwargs`:
+    `create_sampler("ddim")`. An unknown name raises UnknownNameError naming the closest registered ones.
+
+    >>> nfzoo.create_sampler("ancestral").name
+    'ancestral'
+    """
+    from .plugins import get_registry
+
+    return get_registry().get("samplers", name).load()(**kwargs)
+
+
 class AncestralSampler(Sampler):
-    """Draw z from the prior (at temperature T), map it through the bijector's inverse."""
+    """z ~ prior(. | y) at temperature T (the prior's own `sample`); the model decodes z."""
 
     name = "ancestral"
+    from_prior = True
 
     def check(self, model, temperature=1.0, **options):
         if options:
@@ -21,7 +36,4 @@ class AncestralSampler(Sampler):
     @torch.no_grad()
     def sample(self, model, n, y=None, temperature=1.0, generator=None, **options):
         self.check(model, temperature, **options)
-        ctx = model._context(y, n)
-        z = model.prior.sample(n, ctx, temperature=temperature, generator=generator)
-        v, _ = model.bijector.inverse(z.to(model.device), ctx)
-        return model.from_flow(v)
+        return model.prior.sample(n, model.context(y, n), temperature=temperature, generator=generator)

@@ -70,13 +70,12 @@ class DiffusionFlowModel(FlowModel):
     diffusion and then only the bijector's inverse."""
 
     prior: DiffusionPrior
+    default_sampler = "ddpm-ancestral"
 
     def __init__(self, bijector: Bijector, prior: DiffusionPrior, image_shape, objective: str,
                  preprocess: str = "shift", stage1_epochs: Optional[int] = None, init_flow: Optional[str] = None,
                  flow_architecture: Optional[str] = None, flow_config: Optional[Dict[str, Any]] = None):
-        from .samplers import DiffusionSampler
-
-        super().__init__(bijector, prior, image_shape, sampler=DiffusionSampler("ddpm"), preprocess=preprocess)
+        super().__init__(bijector, prior, image_shape, preprocess=preprocess)
         self.objective = objective
         self.stage1_epochs = stage1_epochs
         self.init_flow = init_flow
@@ -203,7 +202,7 @@ class DiffusionFlowModel(FlowModel):
 def fit_latent_clip(model: DiffusionFlowModel, dataset, batch_size: int = 500) -> float:
     """max |z0| over the encoded training split (bin centres, eval mode), rounded up to 3 decimals: the
     range the samplers clip the predicted z0 to (as pixel DDPM clips to [-1, 1])."""
-    from nfzoo.training import iterate
+    from nfzoo.data import iterate
 
     was = model.training
     model.eval()

@@ -1,5 +1,5 @@
-"""Diffusion samplers (diffusers' schedulers): the reverse diffusion gives z0, then the flow's inverse
-gives the image. The flow's forward is never called."""
+"""Diffusion samplers (diffusers' schedulers): the reverse diffusion gives the latent z0, which the model
+decodes (only the flow's inverse: its forward is never called)."""
 from __future__ import annotations
 
 import torch
@@ -40,21 +40,23 @@ class DiffusionSampler(Sampler):
     @torch.no_grad()
     def sample(self, model, n, y=None, temperature=1.0, generator=None, steps=None, progress=None, eta=None,
                **options):
+        """z0 from the reverse diffusion over `steps` steps (`progress(done, total)` after each)."""
         self.check(model, temperature=temperature, steps=steps, eta=eta, **options)
         if y is not None:
             raise UsageError("diffusion models here are unconditional: drop the labels")
-        z0 = model.prior.reverse(n, self.kind, steps, generator, progress=progress, eta=eta)
-        v, _ = model.bijector.inverse(z0, None)
-        return model.from_flow(v)
+        return model.prior.reverse(n, self.kind, steps, generator, progress=progress, eta=eta)
 
 
 def ancestral() -> DiffusionSampler:
+    """The registered `ddpm-ancestral` sampler."""
     return DiffusionSampler("ddpm")
 
 
 def ddim() -> DiffusionSampler:
+    """The registered `ddim` sampler."""
     return DiffusionSampler("ddim")
 
 
 def dpm_solver_pp() -> DiffusionSampler:
+    """The registered `dpm-solver++` sampler."""
     return DiffusionSampler("dpm-solver++")

@@ -107,7 +107,7 @@ class GLEMFlow(FlowModel):
     training_draws_per_image = None
 
     def log_prob(self, x, y=None, generator=None, noise=True):
-        ctx = self._context(y, x.shape[0])
+        ctx = self.context(y, x.shape[0])
         z, ld = self._latent(x, ctx, generator, noise)
         return self.prior.log_prob(z, ctx) + ld - self.dim * math.log(256.0)
 
@@ -125,7 +125,7 @@ class GLEMFlow(FlowModel):
     def encode(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """Images -> latents (8-bit bin centres). The flow is class-agnostic: labels are needed only with
         conditional encoding, whose code rows are part of the flow's input."""
-        return self._latent(x, None if y is None else self._context(y, x.shape[0]), noise=False)[0]
+        return self._latent(x, None if y is None else self.context(y, x.shape[0]), noise=False)[0]
 
     def decode(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
         v, _ = self.bijector.inverse(z, None)
@@ -141,7 +141,7 @@ class GLEMFlow(FlowModel):
                              "chosen class; sample without labels and read them from the codes")
         if y is None and not self.code_rows:
             raise UsageError("pass labels y: without conditional encoding the class comes from the gaussian")
-        rows = self._context(y, n) if y is not None else None
+        rows = self.context(y, n) if y is not None else None
         z = self.prior.sample(n, rows if rows is not None else torch.zeros(n, dtype=torch.long),
                               temperature=temperature, generator=generator)
         v, _ = self.bijector.inverse(z.to(self.device), None)
@@ -149,13 +149,14 @@ class GLEMFlow(FlowModel):
         return self.from_flow(v), labels
 
     @torch.no_grad()
-    def sample(self, n, y=None, temperature=1.0, generator=None, **options):
-        from nfzoo.samplers import AncestralSampler
-
-        if self.prior.shared and y is not None and isinstance(self.sampler, AncestralSampler):
+    def sample(self, n, y=None, temperature=1.0, generator=None, sampler=None, **options):
+        """FlowModel.sample; a monomodal CE model (one shared gaussian) refuses labels for a sampler that
+        draws from the prior (`Sampler.from_prior`): its gaussian cannot choose a class."""
+        sampler = self.get_sampler(sampler)
+        if self.prior.shared and y is not None and sampler.from_prior:
             raise UsageError("this GLEM model has one shared gaussian (monomodal CE): it cannot sample a "
                              "chosen class (use model.sample_with_labels(n))")
-        return super().sample(n, y=y, temperature=temperature, generator=generator, **options)
+        return super().sample(n, y=y, temperature=temperature, generator=generator, sampler=sampler, **options)
 
     @torch.no_grad()
     def class_log_likelihoods(self, x: Tensor, generator: Optional[torch.Generator] = None,
@@ -253,7 +254,7 @@ class GLEMFlow(FlowModel):
     @torch.no_grad()
     def fit_rfcm(self, dataset, batch_size: int = 500) -> None:
         """RFCM: re-estimate each class's mean and covariance from the projected data set."""
-        from nfzoo.training import iterate
+        from nfzoo.data import iterate
 
         was = self.training
         self.eval()

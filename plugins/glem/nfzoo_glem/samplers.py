@@ -8,6 +8,9 @@ from nfzoo.interfaces import Sampler
 
 
 class RFCMSampler(Sampler):
+    """z ~ N(mu_y, V diag(l) V^T + diag(d)): the class's re-estimated full-covariance gaussian (RFCM),
+    its covariance scaled by temperature^2; the model decodes z."""
+
     name = "rfcm"
 
     def check(self, model, temperature=1.0, **options):
@@ -20,8 +23,7 @@ class RFCMSampler(Sampler):
 
     @torch.no_grad()
     def sample(self, model, n, y=None, temperature=1.0, generator=None, **options):
+        """Latents from the RFCM gaussians of the classes y."""
         self.check(model, temperature, **options)
-        prior = model.prior
-        ctx = model._context(y, n)
-        z = prior.sample(n, ctx, temperature=temperature, generator=generator, rfcm=True)
-        return model.decode(z.to(model.device), ctx)
+        return model.prior.sample(n, model.context(y, n), temperature=temperature, generator=generator,
+                                  rfcm=True)

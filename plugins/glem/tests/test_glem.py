@@ -398,6 +398,21 @@ def test_conditional_encoding_baselines():
         nfzoo.create_model("glem", image_shape=(1, 8, 8), levels=1, gaussians="single")
 
 
+def test_a_monomodal_model_refuses_labels_only_for_samplers_that_draw_from_its_prior():
+    """One shared gaussian cannot choose a class, but RFCM keeps one estimate per class."""
+    from nfzoo.errors import UsageError
+
+    torch.manual_seed(0)
+    m = nfzoo.create_model("glem", image_shape=(1, 8, 8), levels=1, steps=1, hidden=8, num_classes=3,
+                           encoding="ce", gaussians="single", rfcm_rank=2).eval()
+    y = torch.arange(6) % 3
+    m.prior.fit_rfcm(m.encode(torch.rand(6, 1, 8, 8), y), y)
+    for sampler in (None, "ancestral"):
+        with pytest.raises(UsageError, match="shared gaussian"):
+            m.sample(2, torch.tensor([0, 1]), sampler=sampler)
+    assert m.sample(2, torch.tensor([0, 1]), sampler="rfcm").shape == (2, 1, 8, 8)
+
+
 def test_ce_trains_through_the_cli(tmp_path, runner, app):
     out, doc = _train(tmp_path, runner, app, "ce", "encoding=ce", "gaussians=single", epochs=2)
     m = nfzoo.load(str(out))

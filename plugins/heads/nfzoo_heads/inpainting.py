@@ -151,7 +151,7 @@ def _energy(model, z: Tensor, known: Tensor, keep: Tensor, sigma: float, y, obje
     if objective == "likelihood":      # -log p(completed image): the kept pixels enter exactly
         return -model.log_prob(known + (1 - keep) * xh, y, noise=False)
     fit = ((xh - known) * keep).pow(2).flatten(1).sum(1) / (2 * sigma ** 2)
-    return fit - model.prior.log_prob(z, None if y is None else model._context(y, z.shape[0]))
+    return fit - model.prior.log_prob(z, None if y is None else model.context(y, z.shape[0]))
 
 
 def _latent_fit(model, known: Tensor, mask: Tensor, gen: torch.Generator, y, progress, iters: int = 300,
