@@ -7,7 +7,28 @@ import pytest
 
 
 def _run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "nfzoo", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "nfzoo_cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_the_core_does_not_run_or_import_the_cli():
+    """`python -m nfzoo_cli` is the command (torchrun relaunches it); `python -m nfzoo`, the library, says
+    so and exits 2; no module of the core imports the CLI or a plugin (issue 21)."""
+    import ast
+    from pathlib import Path
+
+    import nfzoo
+
+    res = _run("--help")
+    assert res.returncode == 0 and "sample" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "nfzoo", "list"], capture_output=True, text=True)
+    assert res.returncode == 2 and "python -m nfzoo_cli" in res.stderr and res.stdout == ""
+    bad = []
+    for f in Path(nfzoo.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            bad += [f"{f}: {n}" for n in names if n.split(".")[0] != "nfzoo" and n.startswith("nfzoo")]
+    assert not bad, bad
 
 
 def test_listing_commands_do_not_import_torch():

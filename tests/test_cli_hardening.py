@@ -54,13 +54,13 @@ def test_a_plugin_command_without_any_decorator_maps_errors_to_exit_codes(fake_p
     fake_plugin("boomer", PLUGIN)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
     env.pop("NFZOO_TRACEBACK", None)
-    res = subprocess.run([sys.executable, "-m", "nfzoo", command], capture_output=True, text=True, env=env)
+    res = subprocess.run([sys.executable, "-m", "nfzoo_cli", command], capture_output=True, text=True, env=env)
     assert res.returncode == code, res.stderr
     assert needle in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert "second line" not in res.stderr       # one line
     if command == "boom-bug":                   # and the traceback on request
         env["NFZOO_TRACEBACK"] = "1"
-        res = subprocess.run([sys.executable, "-m", "nfzoo", command], capture_output=True, text=True, env=env)
+        res = subprocess.run([sys.executable, "-m", "nfzoo_cli", command], capture_output=True, text=True, env=env)
         assert res.returncode == 1 and "Traceback" in res.stderr and "ZeroDivisionError" in res.stderr
 
 

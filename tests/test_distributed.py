@@ -13,7 +13,7 @@ import nfzoo
 from nfzoo.distributed import mix_seed, shard, skip_uniform
 from nfzoo.generation import CHUNK, chunk_generator, chunks
 
-NFZOO = [sys.executable, "-m", "nfzoo"]
+NFZOO = [sys.executable, "-m", "nfzoo_cli"]
 
 
 def run(args, timeout=600, **env):

@@ -9,7 +9,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "nfzoo-example-plug
 
 
 def _nfzoo(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "nfzoo", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "nfzoo_cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_example_plugin_install_use_uninstall(tmp_path):

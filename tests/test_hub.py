@@ -233,7 +233,7 @@ def test_unpublished_entry_exits_1_with_one_line(hub, zoo, models, runner, app):
         assert res.exit_code == 1
         line = _error_line(res)
         assert "not published yet" in line and "nfzoo train glow --dataset digits" in line
-    r = subprocess.run([sys.executable, "-m", "nfzoo", "pull", "glow-nowhere"], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "nfzoo_cli", "pull", "glow-nowhere"], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert hub.count == 0

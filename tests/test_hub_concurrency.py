@@ -18,7 +18,7 @@ from test_hub import _model_dir
 
 
 def _pull(spec):
-    return [sys.executable, "-m", "nfzoo", "pull", spec, "--json"]
+    return [sys.executable, "-m", "nfzoo_cli", "pull", spec, "--json"]
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Preemption safety: a run killed with SIGKILL at a random step and resumed ends with the same weights,
 bit for bit, as an uninterrupted run (glow, and GLEM from a plugin: phases, class labels, EM split); SIGTERM
-writes a checkpoint of the exact position and exits 143. The runs are real `python -m nfzoo train`
+writes a checkpoint of the exact position and exits 143. The runs are real `python -m nfzoo_cli train`
 processes, single-threaded (the thread count changes the floating-point order)."""
 import os
 import random

@@ -1,1 +1,3 @@
-"""The `nfzoo` command line: typer parses, the core computes, rich renders."""
+"""The `nfzoo` command line: typer parses, the core computes, rich renders. The commands live in
+nfzoo_cli.commands (one module each), nfzoo_cli.app wires them (`nfzoo`, `python -m nfzoo_cli`), and
+nfzoo_cli.toolkit is the public toolkit that plugins' commands import."""

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import typer
 import typer.core
 
-from .render import fail
+from .toolkit import fail
 
 TRACEBACK_ENV = "NFZOO_TRACEBACK"
 _MAX_LINE = 500

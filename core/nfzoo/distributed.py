@@ -226,9 +226,10 @@ def skip_uniform(generator: torch.Generator, count: int, dtype: torch.dtype = to
         count -= k
 
 
-def launch(args: List[str], nproc: int, module: str = "nfzoo") -> int:
+def launch(args: List[str], nproc: int, module: str) -> int:
     """Run `python -m <module> ARGS` on `nproc` processes of this host through torchrun (standalone
-    rendezvous); returns torchrun's exit status."""
+    rendezvous); returns torchrun's exit status. `module` is the caller's entry point (the CLI passes
+    "nfzoo_cli"); the core names none."""
     if nproc < 1:
         raise UsageError(f"--nproc must be >= 1, got {nproc}")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",

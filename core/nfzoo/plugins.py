@@ -21,10 +21,10 @@ from .errors import PluginConflictError, UnknownNameError
 
 ENTRY_POINT_GROUP = "nfzoo"
 ALLOW_ENV = "NFZOO_LOAD_PLUGINS"
-KINDS = ("bijectors", "priors", "samplers", "architectures", "pretrained", "heads", "benchmarks")
+KINDS = ("bijectors", "priors", "samplers", "architectures", "pretrained", "heads", "eval_tasks", "benchmarks")
 SINGULAR = {"bijectors": "bijector", "priors": "prior", "samplers": "sampler",
             "architectures": "architecture", "pretrained": "pretrained model", "heads": "head",
-            "benchmarks": "benchmark"}
+            "eval_tasks": "eval task", "benchmarks": "benchmark"}
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The heads' CLI commands (added through register_commands): they parse, call the heads, and render.
-Bad input exits 2 with a message, before anything is written. They use the CLI's public toolkit
-(nfzoo_cli.options, nfzoo_cli.render); the app maps every command's errors to exit codes."""
+Bad input exits 2 with a message, before anything is written. They use only the CLI's public toolkit
+(nfzoo_cli.toolkit); the app maps every command's errors to exit codes."""
 from __future__ import annotations
 
 import json
@@ -9,46 +9,21 @@ from typing import List, Optional
 
 import typer
 
-from nfzoo_cli.options import MAX_STEPS, check_output_file, finite, parse_device, parse_sets, seed_callback
-from nfzoo_cli.render import err, out, print_json
+from nfzoo_cli.toolkit import (MAX_STEPS, check_output_file, err, finite, load_model, out, parse_sets, print_json,
+                               progress_task, rich_progress, sampler_options, seed_option, temperature_option)
 
 MAX_IMAGES = 1_000_000      # synth / augment draw their images in memory and write the folder at once
-
-
-def _progress(description: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err, transient=True)
-
-
-def _bar(prog, description: str):
-    t = prog.add_task(description, total=None)
-    return lambda done, total: prog.update(t, completed=done, total=total)
-
-
-def _load(model: str, device: Optional[str], sampler: Optional[str] = None):
-    import nfzoo
-
-    m = nfzoo.load(model, device=parse_device(device))
-    if sampler is not None:
-        from nfzoo.plugins import get_registry
-
-        m.sampler = get_registry().get("samplers", sampler).load()()
-    return m
 
 
 def synth_cmd(model: str = typer.Option(..., "--model", "-m", help="a class-conditional model (e.g. glem-mnist5k)"),
               n: int = typer.Option(..., "--n", "-n", min=1, max=MAX_IMAGES,
                                     help="number of images (classes balanced)"),
               out_dir: Path = typer.Option(..., "--out", "-o", help="a new folder (ImageFolder layout)"),
-              temperature: float = typer.Option(1.0, "--temperature", "-t", callback=finite(0),
-                                                help="prior temperature"),
+              temperature: float = temperature_option(),
               sampler: Optional[str] = typer.Option(None, "--sampler", help="a registered sampler (e.g. rfcm)"),
               steps: Optional[int] = typer.Option(None, "--steps", min=1, max=MAX_STEPS,
                                                   help="sampler steps (diffusion)"),
-              seed: int = typer.Option(0, "--seed", callback=seed_callback,
-                                       help="random seed (an integer in [0, 2^32 - 1])"),
+              seed: int = seed_option(),
               device: Optional[str] = typer.Option(None, "--device"),
               json_: bool = typer.Option(False, "--json", help="print the manifest as JSON")):
     """Write a labelled data set sampled from a class-conditional model: OUT/<class>/NNNNNN.png and
@@ -61,12 +36,12 @@ def synth_cmd(model: str = typer.Option(..., "--model", "-m", help="a class-cond
     if n < 1:
         raise UsageError(f"--n must be >= 1, got {n}")
     check_new_output(out_dir)
-    m = _load(model, device, sampler)
+    m = load_model(model, device, sampler)
     check_conditional(m, model)
-    opts = {} if steps is None else {"steps": steps}
+    opts = sampler_options(steps)
     m.sampler.check(m, temperature=temperature, **opts)
-    with _progress("sampling") as prog:
-        manifest = synthesize(m, n, out_dir, temperature, seed, progress=_bar(prog, f"sampling {n} images"),
+    with rich_progress() as prog:
+        manifest = synthesize(m, n, out_dir, temperature, seed, progress=progress_task(prog, f"sampling {n} images"),
                               model_name=model, **opts)
     if json_:
         print_json(manifest)
@@ -88,8 +63,7 @@ def augment_cmd(model: str = typer.Option(..., "--model", "-m", help="a flow (it
                 interpolate: Optional[List[Path]] = typer.Option(None, "--interpolate", help="two images: "
                                                                  "write an interpolation grid instead"),
                 steps: int = typer.Option(8, "--steps", min=2, max=1024, help="images in the interpolation"),
-                seed: int = typer.Option(0, "--seed", callback=seed_callback,
-                                         help="random seed (an integer in [0, 2^32 - 1])"),
+                seed: int = seed_option(),
                 data_root: Optional[str] = typer.Option(None, "--data-root"),
                 device: Optional[str] = typer.Option(None, "--device"),
                 json_: bool = typer.Option(False, "--json")):
@@ -107,7 +81,7 @@ def augment_cmd(model: str = typer.Option(..., "--model", "-m", help="a flow (it
         if out_path.suffix.lower() != ".png":
             raise UsageError(f"with --interpolate, --out must be a .png file, got {out_path}")
         check_output_file(out_path)
-        m = _load(model, device)
+        m = load_model(model, device)
         a, b = (read_image(p, m.image_shape[0]) for p in interpolate)
         grid = interp(m, a, b, steps)
         save_png(grid, out_path, nrow=steps)
@@ -121,10 +95,10 @@ def augment_cmd(model: str = typer.Option(..., "--model", "-m", help="a flow (it
     if n < 1:
         raise UsageError(f"--n must be >= 1, got {n}")
     check_new_output(out_path)
-    m = _load(model, device)
-    with _progress("augmenting") as prog:
+    m = load_model(model, device)
+    with rich_progress() as prog:
         manifest = augment_folder(m, dataset, n, out_path, mode, strength, seed, model, data_root,
-                                  _bar(prog, f"latent {mode} of {dataset}"))
+                                  progress_task(prog, f"latent {mode} of {dataset}"))
     if json_:
         print_json(manifest)
         return
@@ -136,8 +110,7 @@ def inpaint_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"
                 mask: Optional[Path] = typer.Option(None, "--mask", help="mask image: white is filled, black kept"),
                 box: Optional[str] = typer.Option(None, "--box", help="x0,y0,x1,y1: fill this box (x1, y1 excluded)"),
                 out_path: Path = typer.Option(..., "--out", "-o", help="output PNG"),
-                seed: int = typer.Option(0, "--seed", callback=seed_callback,
-                                         help="random seed (an integer in [0, 2^32 - 1])"),
+                seed: int = seed_option(),
                 label: Optional[int] = typer.Option(None, "--label", min=0, max=2 ** 31 - 1,
                                                     help="class (class-conditional flows)"),
                 sets: List[str] = typer.Option([], "--set", help="method options, e.g. --set iters=500 "
@@ -157,7 +130,7 @@ def inpaint_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"
     check_output_file(out_path)          # before any work: a .png in a folder we can write to
     options = parse_sets(sets)
     bx = parse_box(box) if box is not None else None
-    m = _load(model, device)
+    m = load_model(model, device)
     if label is not None and m.num_classes is None:
         raise UsageError(f"{model} is unconditional: --label needs a class-conditional model (drop --label)")
     if label is not None and not 0 <= label < m.num_classes:
@@ -175,8 +148,8 @@ def inpaint_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"
     mk = read_mask(mask, x.shape) if mask is not None else box_mask(x.shape, bx)
     y = None if label is None else torch.tensor([label])
     gen = torch.Generator().manual_seed(seed)
-    with _progress("inpainting") as prog:
-        filled = inpaint(m, x.unsqueeze(0), mk, gen, y=y, progress=_bar(prog, "inpainting"), **options)
+    with rich_progress() as prog:
+        filled = inpaint(m, x.unsqueeze(0), mk, gen, y=y, progress=progress_task(prog, "inpainting"), **options)
     save_single(filled[0], out_path)
     doc = {"image": str(image), "out": str(out_path), "filled_pixels": int(mk.sum()), "seed": seed}
     print_json(doc) if json_ else err.print(f"wrote {out_path} ({doc['filled_pixels']} pixels filled)",
@@ -191,8 +164,7 @@ def score_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"),
                                                     help="average this many bpd estimates "
                                                     "per image [1; 8 for diffusion models, whose bpd is a "
                                                     "one-sample estimate of a bound]"),
-              seed: int = typer.Option(0, "--seed", callback=seed_callback,
-                                       help="random seed (an integer in [0, 2^32 - 1])"),
+              seed: int = seed_option(),
               data_root: Optional[str] = typer.Option(None, "--data-root"),
               device: Optional[str] = typer.Option(None, "--device"),
               json_: bool = typer.Option(False, "--json", help="print one JSON record per file")):
@@ -206,7 +178,7 @@ def score_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"),
     from .scoring import score, typicality_reference
 
     files = list_images(images)
-    m = _load(model, device)
+    m = load_model(model, device)
     xs = []
     for f in files:                    # every file is read (and checked) before any scoring
         x = read_image(f, m.image_shape[0])
@@ -215,9 +187,10 @@ def score_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"),
                              f"takes {m.image_shape[2]}x{m.image_shape[1]} with {m.image_shape[0]}")
         xs.append(x)
     ref_ds = reference or _model_dataset(model)
-    with _progress("scoring") as prog:
-        ref = typicality_reference(m, ref_ds, data_root, seed, _bar(prog, f"bpd of {ref_ds}/train"), repeats)
-        recs = score(m, torch.stack(xs), ref["mean_bpd"], seed, _bar(prog, f"bpd of {len(files)} images"),
+    with rich_progress() as prog:
+        ref = typicality_reference(m, ref_ds, data_root, seed, progress_task(prog, f"bpd of {ref_ds}/train"),
+                                   repeats)
+        recs = score(m, torch.stack(xs), ref["mean_bpd"], seed, progress_task(prog, f"bpd of {len(files)} images"),
                      repeats)
     recs = [{"path": str(f), **r} for f, r in zip(files, recs)]
     if json_:

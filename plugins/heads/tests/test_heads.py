@@ -10,6 +10,7 @@ import nfzoo
 from nfzoo.api import create_model
 from nfzoo.data import load_dataset
 from nfzoo.errors import UsageError
+from nfzoo.plugins import get_registry
 
 import nfzoo_heads
 from nfzoo_heads import augment as aug
@@ -364,6 +365,9 @@ def test_plugins_lists_the_heads(runner, app):
     r = runner.invoke(app, ["plugins", "--json"])
     heads = {p["name"]: p["heads"] for p in json.loads(r.stdout)}["heads"]
     assert sorted(heads) == ["augment", "inpaint", "score", "synthesize"]
+    tasks = {p["name"]: p["eval_tasks"] for p in json.loads(r.stdout)}["heads"]   # register_eval_tasks
+    assert tasks == ["anonymize", "augment", "cnn-a", "ood"]
+    assert {e.name: e.metadata["head"] for e in get_registry().list("eval_tasks")}["cnn-a"] == "synthesize"
     r = runner.invoke(app, ["eval", "glow-mnist5k", "--dataset", "mnist5k", "--task", "nope"])
     assert r.exit_code == 2 and "cnn-a" in r.output
 

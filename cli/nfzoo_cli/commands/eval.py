@@ -1,0 +1,203 @@
+"""`nfzoo eval`: a model on a data set's split: exact bpd or likelihood classification, the sample metrics
+(FID, Coverage, Density), and the evaluation tasks plugins register (`register_eval_tasks`)."""
+from __future__ import annotations
+
+import inspect
+from typing import List, Optional
+
+import typer
+
+from ..toolkit import (MAX_BATCH, MAX_NPROC, MAX_SAMPLES, MAX_STEPS, err, finite, load_model, out,
+                       parse_device, parse_sets, print_json, rich_progress, progress_task, sampler_options,
+                       seed_option, temperature_option)
+from .ranks import command_argv, launch_ranks, rank_context
+
+TASKS = ("bpd", "classify")        # the core's; plugins add theirs through register_eval_tasks
+FEATURE_EXTRACTORS = ("oracle", "inception")
+
+
+def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrained name or model directory"),
+             dataset: str = typer.Option(..., "--dataset", "-d", help="data set (its test split)"),
+             task: str = typer.Option("bpd", "--task", help="bpd | classify, or a task a plugin registers (`nfzoo "
+                                      "plugins` lists them: cnn-a, augment, anonymize, ood with nfzoo-heads)"),
+             sets: List[str] = typer.Option([], "--set", help="KEY=VALUE options of a plugin's task, e.g. "
+                                            "--set epochs=4 --set box=8,8,20,20"),
+             split: str = typer.Option("test", "--split", help="test or train"),
+             batch_size: int = typer.Option(500, "--batch-size", min=1, max=MAX_BATCH),
+             seed: int = seed_option(0, "seed of the dequantization noise and the samples"),
+             samples: int = typer.Option(0, "--samples", min=0, max=MAX_SAMPLES, help="also draw N samples and "
+                                         "report FID, Coverage and Density against the split (0: off)"),
+             oracle: Optional[str] = typer.Option(None, "--oracle", help="oracle directory (`nfzoo "
+                                                  "train-oracle`) whose features the sample metrics use "
+                                                  "[mnist5k: the zoo's oracle-mnist5k]"),
+             features: str = typer.Option("oracle", "--features", help="oracle | inception (torchvision's "
+                                          "weights, only if already in the torch hub cache)"),
+             temperature: float = temperature_option("sampling temperature"),
+             sampler: Optional[str] = typer.Option(None, "--sampler", help="a registered sampler for "
+                                                   "--samples (e.g. rfcm for GLEM models)"),
+             steps: Optional[int] = typer.Option(None, "--steps", min=1, max=MAX_STEPS,
+                                                 help="sampler steps (diffusion samplers)"),
+             eta: Optional[float] = typer.Option(None, "--eta", callback=finite(0, 1), help="DDIM noise scale "
+                                                 "for --samples: 0 deterministic [default], 1 ancestral over "
+                                                 "the same steps"),
+             k: int = typer.Option(5, "--k", min=1, max=10_000, help="nearest neighbours for Coverage and "
+                                   "Density"),
+             data_root: Optional[str] = typer.Option(None, "--data-root"),
+             device: Optional[str] = typer.Option(None, "--device"),
+             nproc: int = typer.Option(1, "--nproc", min=1, max=MAX_NPROC, help="processes on this host "
+                                       "(launches torchrun): the test set and the samples are split across them"),
+             json_: bool = typer.Option(False, "--json", help="print JSON")):
+    """Evaluate a model on a data set's test split: exact bpd (or likelihood classification accuracy),
+    and with --samples N the FID, Coverage and Density of N samples against that split. Under torchrun
+    (or with --nproc N) the bpd and the samples are computed in shards, and rank 0 reports."""
+    from nfzoo.distributed import env_world
+    from nfzoo.errors import UnknownNameError, UsageError
+    from nfzoo.plugins import get_registry
+
+    if nproc != 1:
+        parse_device(device)
+        return launch_ranks(nproc, command_argv(ctx))
+    if env_world() > 1 and task not in ("bpd",):
+        raise UsageError(f"--task {task} runs on one process; only --task bpd (with --samples) is sharded "
+                         "across processes: drop --nproc / torchrun")
+
+    plugin_tasks = get_registry().registry("eval_tasks")
+    if task not in TASKS and task not in plugin_tasks:
+        raise UnknownNameError("eval task", task, [*TASKS, *plugin_tasks])
+    if task in plugin_tasks:
+        return _plugin_task(plugin_tasks[task].load(), task, model, dataset, sets, samples, temperature,
+                            sampler, steps, eta, oracle, seed, data_root, device, json_)
+    if sets:
+        raise UsageError(f"--set is for the tasks plugins register ({', '.join(plugin_tasks) or 'none installed'}), "
+                         f"not for --task {task}")
+    if features not in FEATURE_EXTRACTORS:
+        raise UnknownNameError("feature extractor", features, FEATURE_EXTRACTORS)
+    if samples == 1:
+        raise UsageError(f"--samples must be 0 (off) or >= 2, got {samples}")
+    dev = parse_device(device)
+    dist = rank_context(dev)
+    main_rank = dist is None or dist.is_main
+    from nfzoo.data import load_dataset
+    from nfzoo.errors import ConfigError
+
+    m = load_model(model, dev, sampler)
+    options = sampler_options(steps, eta)
+    if samples:
+        m.sampler.check(m, temperature=temperature, **options)
+    ds = load_dataset(dataset, split, data_root)
+    if tuple(ds.image_shape) != m.image_shape:
+        raise ConfigError(f"{model} takes images of shape {list(m.image_shape)} but {dataset} has "
+                          f"{list(ds.image_shape)}")
+    if samples and k >= len(ds):
+        raise UsageError(f"--k must be below the number of images in {dataset}/{split} ({len(ds)})")
+    net, oracle_from = None, None   # the oracle (OracleNet), and where it came from
+    if samples:
+        # the feature extractor is settled before any long work starts (a bad --oracle exits 2 at once)
+        from nfzoo.oracle import find_oracle
+
+        if features == "inception":   # an --oracle then only gives the label reliability
+            from nfzoo.metrics import require_inception_weights
+
+            require_inception_weights()
+        elif oracle is None and dataset != "mnist5k":
+            raise UsageError(f"the sample metrics on {dataset!r} need --oracle DIR (an oracle trained "
+                             f"on it: `nfzoo train-oracle --dataset {dataset} --out DIR`) or "
+                             "--features inception")
+        if oracle is not None or features == "oracle":
+            net, oracle_from = find_oracle(oracle, dataset, device=dev)
+            if tuple(net.image_shape) != m.image_shape:
+                raise ConfigError(f"the oracle {oracle_from} takes images of shape {list(net.image_shape)} "
+                                  f"but {model} makes {list(m.image_shape)}")
+    with rich_progress(disable=not main_rank) as prog:
+        progress = progress_task(prog, f"{task} on {dataset}/{split}", total=len(ds))
+        from nfzoo.evaluation import evaluate_bpd, evaluate_classification
+
+        if task == "bpd":
+            res = evaluate_bpd(m, ds, batch_size, seed=seed, progress=progress, dist=dist)
+        else:
+            res = evaluate_classification(m, ds, batch_size, progress=progress)
+        if samples:
+            from nfzoo.metrics import evaluate_samples
+
+            progress = progress_task(prog, f"{samples} samples vs {dataset}/{split}")
+            sres = evaluate_samples(m, ds, samples, oracle=net, seed=seed, temperature=temperature,
+                                    feature_extractor=features, k=k, progress=progress,
+                                    sample_options=options, dist=dist)
+    if dist is not None:   # as in sample: leave together, process group shut down, before rank 0 prints
+        dist.barrier()
+        dist.close()
+    if not main_rank:
+        return
+    doc = {"model": model, "dataset": dataset, "split": split, "task": task, **res}
+    if samples:
+        doc.update({"oracle": oracle_from, "sampler": m.sampler.name, **sres})
+        doc.update(options)
+        if sres["nonfinite_samples"]:
+            err.print(f"[yellow]warning:[/] {sres['nonfinite_samples']} of {samples} samples had "
+                      "non-finite pixels and were left out of the metrics", highlight=False)
+    if json_:
+        print_json(doc)
+        return
+    key = "bpd" if task == "bpd" else "accuracy"
+    line = f"{model} on {dataset}/{split}: {key} = {res[key]:.4f} ({res['images']} images)"
+    if "bpd_marginal" in res:
+        line += f"; bpd of the class mixture p(x) = {res['bpd_marginal']:.4f}"
+    out.print(line)
+    if samples:
+        line = (f"{samples} samples (T={temperature:g}) vs {sres['n_real']} images, {sres['features']} "
+                f"features: FID = {sres['fid']:.4f}, coverage = {sres['coverage']:.4f}, "
+                f"density = {sres['density']:.4f} (k={k})")
+        if "label_reliability" in sres:
+            line += f", label reliability = {sres['label_reliability']:.4f}"
+        out.print(line, highlight=False)
+
+
+def _fixed_arguments() -> tuple:
+    """The arguments every eval task receives (nfzoo.hookspecs.EvalTask), which --set cannot give."""
+    from nfzoo.hookspecs import EvalTask
+
+    params = inspect.signature(EvalTask.__call__).parameters
+    return tuple(p for p, v in params.items() if p != "self" and v.kind != v.VAR_KEYWORD)
+
+
+def _plugin_task(fn, task, model, dataset, sets, samples, temperature, sampler, steps, eta, oracle, seed,
+                 data_root, device, json_):
+    """Run a registered eval task as nfzoo.hookspecs.EvalTask describes: its options from --set, and
+    --samples (as n), --temperature, --steps, --eta, --oracle when given."""
+    from nfzoo.errors import UsageError
+
+    options = parse_sets(sets)
+    for key, value, default in (("n", samples, 0), ("temperature", temperature, 1.0), ("steps", steps, None),
+                                ("eta", eta, None), ("oracle", oracle, None)):
+        if value != default:
+            options[key] = value
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    fixed = _fixed_arguments()
+    own = [p for p in params if p not in fixed and params[p].kind != params[p].VAR_KEYWORD]
+    unknown = [k for k in options if k not in params or k in fixed]
+    if unknown and not takes_any:
+        raise UsageError(f"--task {task} has no option(s) {', '.join(unknown)}; its options: {', '.join(own)} "
+                         "(--samples sets n)")
+    dev = parse_device(device)
+    m = load_model(model, dev, sampler)
+    with rich_progress() as prog:
+        bar = prog.add_task(task, total=None)
+
+        def progress(stage, done, total):
+            prog.update(bar, description=stage, completed=done, total=total)
+        doc = fn(m, dataset, seed=seed, data_root=data_root, device=dev, progress=progress, model_name=model,
+                 **options)
+    doc = {"model": model, "dataset": dataset, **doc}
+    summary = doc.pop("summary", [])
+    if json_:
+        print_json(doc)
+        return
+    out.print(f"{model}, --task {task} on {dataset}:", highlight=False)
+    for line in summary:
+        out.print("  " + line, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `eval` to `app`."""
+    app.command("eval")(eval_cmd)

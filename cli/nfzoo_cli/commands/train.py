@@ -1,0 +1,164 @@
+"""`nfzoo train`: train an architecture on a data set (one process, or DDP under torchrun / --nproc)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..toolkit import (MAX_BATCH, MAX_EPOCHS, MAX_NPROC, check_run_dir, err, fail, finite, parse_sets,
+                       print_json, rich_progress, run_dir, seed_option)
+from .ranks import command_argv, launch_ranks
+
+
+class _RichTrainCallback:
+    """The main process's report: a progress bar per epoch (bpd, it/s) and one line per finished epoch."""
+
+    def __init__(self, epochs: int):
+        self.progress = rich_progress(transient=False, stats=True, remaining=True)
+        self.epochs = epochs
+        self.task = None
+
+    def on_start(self, trainer):
+        err.print(f"training {trainer.cfg.arch} on {trainer.cfg.dataset} -> {trainer.out} "
+                  f"({sum(p.numel() for p in trainer.model.parameters()):,} parameters)")
+        self.progress.start()
+
+    def on_epoch_start(self, epoch, steps):
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(f"epoch {epoch}/{self.epochs}", total=steps, stats="")
+
+    def on_step(self, step, loss, bpd, it_s):
+        self.progress.update(self.task, advance=1, stats=f"bpd {bpd:.3f}  {it_s:.1f} it/s")
+
+    def on_eval_progress(self, done, total):
+        """The test bpd's progress is not shown (it takes seconds)."""
+
+    def on_warning(self, message):
+        """Something to know that does not stop training (a corrupt checkpoint skipped on --resume)."""
+        self.progress.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+    def on_epoch_end(self, epoch, record):
+        test = f"  test bpd {record['test_bpd']:.4f}" if record.get("test_bpd") is not None else ""
+        self.progress.console.print(f"epoch {epoch}: train bpd {record['train_bpd']:.4f}{test}  "
+                                    f"({record['seconds']:.1f} s)")
+
+    def close(self):
+        self.progress.stop()
+
+
+class _SilentCallback:
+    """Ranks other than 0 report nothing."""
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
+def train_cmd(ctx: typer.Context, arch: str = typer.Argument(..., help="architecture (see `nfzoo list`)"),
+              dataset: str = typer.Option(..., "--dataset", "-d", help="digits, mnist5k, mnist, cifar10, "
+                                          "..., or folder:DIR"),
+              epochs: Optional[int] = typer.Option(None, "--epochs", min=1, max=MAX_EPOCHS,
+                                                   help="epochs [default: 10]"),
+              batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=MAX_BATCH,
+                                                       help="batch size [default: 64]"),
+              lr: Optional[float] = typer.Option(None, "--lr", callback=finite(above=0),
+                                                 help="learning rate [default: 1e-3]"),
+              optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam or adamax"),
+              warmup: Optional[int] = typer.Option(None, "--warmup", min=0, max=10 ** 9,
+                                                   help="linear warm-up steps [200]"),
+              lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule",
+                                                        help="constant or cosine [constant]"),
+              grad_clip: Optional[float] = typer.Option(None, "--grad-clip", callback=finite(0),
+                                                        help="max gradient norm (0: off) [50]"),
+              sets: List[str] = typer.Option([], "--set", help="KEY=VALUE architecture config"),
+              preset: Optional[str] = typer.Option(None, "--preset", help="a named setting of the "
+                                                   "architecture (model config and training settings; "
+                                                   "explicit options override it), e.g. glem's cifar100"),
+              out_dir: Optional[Path] = typer.Option(None, "--out", help="run directory "
+                                                     "[default: runs/ARCH-DATASET-TIME]"),
+              resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
+              checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=0, max=10 ** 9,
+                                                             help="steps between checkpoints [each epoch]"),
+              seed: Optional[int] = seed_option(None, "random seed [0]"),
+              data_root: Optional[str] = typer.Option(None, "--data-root", help="torchvision data folder"),
+              download: bool = typer.Option(False, "--download", help="let torchvision download data"),
+              device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto [cpu]"),
+              precision: Optional[str] = typer.Option(None, "--precision",
+                                                      help="fp32 or bf16 (CUDA autocast of the nets) [fp32]"),
+              nproc: int = typer.Option(1, "--nproc", min=1, max=MAX_NPROC, help="processes on this host "
+                                        "(launches torchrun; --batch-size stays the global batch)"),
+              json_: bool = typer.Option(False, "--json", help="print the result document as JSON")):
+    """Train ARCH on a data set; writes a loadable model directory, checkpoints and a bpd curve.
+    Under torchrun (or with --nproc N) it trains with DistributedDataParallel."""
+    import os
+    from dataclasses import asdict
+
+    from nfzoo.distributed import env_world
+    from nfzoo.training import TrainConfig, Trainer, load_train_config
+
+    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
+             "warmup_steps": warmup, "lr_schedule": lr_schedule, "grad_clip": grad_clip,
+             "checkpoint_every": checkpoint_every, "seed": seed, "data_root": data_root, "device": device,
+             "precision": precision}
+    given = {k: v for k, v in given.items() if v is not None}
+    model_cfg = parse_sets(sets)
+    if preset is not None:
+        if resume:
+            fail("--preset starts a run; --resume continues one as it was set up (drop --preset)")
+        from nfzoo.api import architecture_preset
+
+        p = architecture_preset(arch, preset)
+        given = {**p["train"], **given}
+        model_cfg = {**p["model"], **model_cfg}
+    if resume:
+        if out_dir is None:
+            fail("--resume needs --out DIR (the run to continue)")
+        cfg = load_train_config(out_dir)
+        if cfg.arch != arch or cfg.dataset != dataset:
+            fail(f"--resume: {out_dir} trains {cfg.arch} on {cfg.dataset}, not {arch} on {dataset}")
+        changed = {k for k, v in given.items() if k != "epochs" and getattr(cfg, k) != v}
+        if changed or (model_cfg and any(cfg.model.get(k) != v for k, v in model_cfg.items())):
+            fail(f"--resume continues the run as it was set up; only --epochs may change "
+                 f"(differs: {', '.join(sorted(changed | set(model_cfg))) or 'model config'})")
+        if epochs is not None:
+            cfg.epochs = epochs
+    else:
+        # unknown architecture / config keys are reported before anything is written
+        from nfzoo.api import architecture_config
+
+        architecture_config(arch, **model_cfg)
+        cfg = TrainConfig(arch=arch, dataset=dataset, model=model_cfg, download=download, **given)
+        cfg.validate()
+        if out_dir is None:
+            if env_world() > 1:
+                fail("under torchrun, pass --out DIR: every process must write to the same run")
+            out_dir = run_dir(arch, dataset, stamp=True)
+    check_run_dir(out_dir)           # a file, or a folder nobody can write to: exit 2 before any work
+    if nproc != 1:
+        if not resume and out_dir.exists() and any(out_dir.iterdir()):
+            fail(f"{out_dir} already holds files (a previous run?). Pass --resume to continue it, or "
+                 "choose another --out; nothing was overwritten.")
+        err.print(f"global batch {cfg.batch_size}, split across {nproc} processes", highlight=False)
+        return launch_ranks(nproc, command_argv(ctx, extra={"out_dir": str(out_dir)}))
+    main_rank = os.environ.get("RANK", "0") == "0"
+    cb = _RichTrainCallback(cfg.epochs) if main_rank else _SilentCallback()
+    try:
+        trainer = Trainer(cfg, out_dir, cb, resume=resume)
+        result = trainer.run()       # ends with a barrier: every rank has finished
+    finally:
+        cb.close()
+    trainer.dist.close()             # as in sample and eval: the ranks shut the process group down together
+    if not main_rank:
+        return
+    result["train_config"] = asdict(cfg)
+    if json_:
+        print_json(result)
+    else:
+        err.print(f"[green]done[/]: {result['out']}  test bpd {result['test_bpd']:.4f}  "
+                  f"(curve: {Path(result['out']) / 'curve.png'})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `train` to `app`."""
+    app.command("train")(train_cmd)
