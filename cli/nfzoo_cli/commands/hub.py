@@ -44,8 +44,9 @@ def pull_cmd(name: str = typer.Argument(..., help="pretrained name, family name,
              json_: bool = typer.Option(False, "--json", help="print the result as JSON")):
     """Download a pretrained model's files into the Hugging Face cache and check their sha256."""
     from nfzoo import hub
+    from nfzoo.pretrained import is_path_like
 
-    if Path(name).is_dir():
+    if is_path_like(name):   # the name rule of nfzoo.load: a folder of that name never shadows a zoo name
         fail(f"{name} is a local directory: there is nothing to pull")
     spec = hub.spec_for(name, revision)
     with _PullProgress() as report:
