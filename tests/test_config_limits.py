@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo import limits
+from nfzoo import limits, shape_build
 from nfzoo.errors import ConfigError, CorruptFileError
 
 
@@ -120,7 +120,7 @@ def test_training_checks_the_activations_of_one_batch(tmp_path, monkeypatch):
     from nfzoo.training import TrainConfig, Trainer
 
     tiny = {"levels": 2, "steps": 1, "hidden": 8}
-    per_image = limits.plan_model("glow", *_builder("glow", image_shape=[1, 8, 8], **tiny)).activation_bytes_per_image
+    per_image = shape_build.plan_model("glow", *_builder("glow", image_shape=[1, 8, 8], **tiny)).activation_bytes_per_image
     monkeypatch.setenv("NFZOO_MAX_ACTIVATION_GB", str(per_image * 100 / 2 ** 30))
     Trainer(TrainConfig(arch="glow", dataset="digits", batch_size=64, model=tiny), tmp_path / "a")._build()
     t = Trainer(TrainConfig(arch="glow", dataset="digits", batch_size=1000, model=tiny), tmp_path / "b")
@@ -175,7 +175,7 @@ def test_every_architecture_is_counted_by_a_shape_build(arch):
     shape build runs without allocating its large tensors and counts what the real build creates."""
     builder, kwargs, full = _builder(arch)
     rng = torch.get_rng_state()
-    plan = limits.plan_model(arch, builder, kwargs, full)
+    plan = shape_build.plan_model(arch, builder, kwargs, full)
     assert torch.equal(rng, torch.get_rng_state()), "a shape build must not move the global RNG"
     assert plan.model is None, f"{arch} could not be built with its large tensors on `meta`"
     real = nfzoo.create_model(arch)

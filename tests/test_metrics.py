@@ -345,7 +345,7 @@ class _PlantFile:
 
 def _plant_evil_inception(torch_home, marker):
     """A crafted .pth at torchvision's cache path of Inception-v3's weights; returns its path."""
-    from nfzoo.metrics import INCEPTION_FILE
+    from nfzoo.inception import INCEPTION_FILE
 
     path = torch_home / "hub" / "checkpoints" / INCEPTION_FILE
     path.parent.mkdir(parents=True)
@@ -365,7 +365,7 @@ def test_the_pinned_inception_file_is_torchvisions():
 
     from torchvision.models import Inception_V3_Weights
 
-    from nfzoo.metrics import INCEPTION_FILE, INCEPTION_SHA256, INCEPTION_URL
+    from nfzoo.inception import INCEPTION_FILE, INCEPTION_SHA256, INCEPTION_URL
 
     assert INCEPTION_URL == Inception_V3_Weights.IMAGENET1K_V1.url
     assert os.path.basename(INCEPTION_URL) == INCEPTION_FILE
@@ -389,7 +389,7 @@ def test_cli_eval_with_inception_features_never_runs_a_planted_weight_file(runne
     assert "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth" in out
     assert "Traceback" not in res.output
     # the API refuses it too (not only the CLI's early check)
-    from nfzoo.metrics import InceptionFeatures
+    from nfzoo.inception import InceptionFeatures
 
     with pytest.raises(CorruptFileError, match="sha256"):
         InceptionFeatures()
@@ -399,18 +399,18 @@ def test_cli_eval_with_inception_features_never_runs_a_planted_weight_file(runne
 def test_the_inception_hash_is_checked_whole_and_before_anything_is_loaded(tmp_path, monkeypatch):
     """torchvision checks only the 8-digit prefix of the name, and only when downloading: a file whose
     sha256 shares that prefix but not the rest is refused, and torch.load is never called."""
-    import nfzoo.metrics as metrics
+    import nfzoo.inception as inception
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     marker = tmp_path / "pwned"
     path = _plant_evil_inception(tmp_path / "torch-home", marker)
     digest = _sha256(path)
     wrong = digest[:8] + ("0" if digest[8] != "0" else "1") + digest[9:]   # same prefix, another file
-    monkeypatch.setattr(metrics, "INCEPTION_SHA256", wrong)
+    monkeypatch.setattr(inception, "INCEPTION_SHA256", wrong)
     loads = []
     monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(k) or pytest.fail("torch.load called"))
-    for call in (metrics.require_inception_weights, metrics.load_inception_state_dict,
-                 metrics.InceptionFeatures):
+    for call in (inception.require_inception_weights, inception.load_inception_state_dict,
+                 inception.InceptionFeatures):
         with pytest.raises(CorruptFileError, match=digest):
             call()
     assert loads == [] and not marker.exists()
@@ -419,23 +419,23 @@ def test_the_inception_hash_is_checked_whole_and_before_anything_is_loaded(tmp_p
 def test_a_weight_file_with_the_pinned_hash_but_more_than_tensors_is_refused(tmp_path, monkeypatch):
     """Second line of defence: were the pinned hash ever that of a hostile file, the weights-only loader
     still refuses to build anything but tensors."""
-    import nfzoo.metrics as metrics
+    import nfzoo.inception as inception
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     marker = tmp_path / "pwned"
     path = _plant_evil_inception(tmp_path / "torch-home", marker)
-    monkeypatch.setattr(metrics, "INCEPTION_SHA256", _sha256(path))
+    monkeypatch.setattr(inception, "INCEPTION_SHA256", _sha256(path))
     with pytest.raises(CorruptFileError, match="weights-only loader refused") as info:
-        metrics.InceptionFeatures()
+        inception.InceptionFeatures()
     msg = str(info.value)
     assert "Unsupported global" in msg and "io.open" in msg and str(path) in msg
     assert "weights_only" not in msg and "safe_globals" not in msg, "never suggest loading it unsafely"
     assert not marker.exists()
     # a file of plain tensors that is not Inception's is refused by the strict load
     torch.save({"fc.weight": torch.zeros(2, 2)}, path)
-    monkeypatch.setattr(metrics, "INCEPTION_SHA256", _sha256(path))
+    monkeypatch.setattr(inception, "INCEPTION_SHA256", _sha256(path))
     with pytest.raises(CorruptFileError, match="do not fit"):
-        metrics.InceptionFeatures()
+        inception.InceptionFeatures()
 
 
 @pytest.fixture(scope="module")
@@ -444,7 +444,7 @@ def inception_like_weights(tmp_path_factory):
     where the torch hub cache keeps the real one: (TORCH_HOME, its sha256)."""
     from torchvision.models import inception_v3
 
-    from nfzoo.metrics import inception_weights_path
+    from nfzoo.inception import inception_weights_path
 
     home = tmp_path_factory.mktemp("torch-home")
     torch.manual_seed(0)
@@ -467,11 +467,12 @@ def test_inception_features_are_those_of_torchvisions_own_loading(inception_like
     import torch.nn.functional as F
     from torchvision.models import Inception_V3_Weights, inception_v3
 
+    import nfzoo.inception as inception
     import nfzoo.metrics as metrics
 
     home, digest = inception_like_weights
     monkeypatch.setenv("TORCH_HOME", str(home))
-    monkeypatch.setattr(metrics, "INCEPTION_SHA256", digest)
+    monkeypatch.setattr(inception, "INCEPTION_SHA256", digest)
     extractor, described = metrics.get_feature_extractor("inception")
     assert described == "inception-v3"
     # the previous code path (torchvision unpickles the file; fine here: the test wrote it)

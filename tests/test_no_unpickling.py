@@ -85,7 +85,7 @@ def inception_like_weights(tmp_path_factory):
     at the torch hub cache's path of the real one: (TORCH_HOME, its sha256)."""
     from torchvision.models import inception_v3
 
-    from nfzoo.metrics import INCEPTION_FILE
+    from nfzoo.inception import INCEPTION_FILE
 
     home = tmp_path_factory.mktemp("torch-home")
     path = home / "hub" / "checkpoints" / INCEPTION_FILE
@@ -171,11 +171,12 @@ def test_a_hub_pull_and_load_unpickle_nothing(unpickling, runner, app, hub, tmp_
 def test_the_inception_features_unpickle_nothing(unpickling, inception_like_weights, monkeypatch):
     """A legitimate-format weight file (the test's own, so its sha256 is pinned for the test) is read
     with the weights-only loader; the features come out."""
+    import nfzoo.inception as inception
     import nfzoo.metrics as metrics
 
     home, digest = inception_like_weights
     monkeypatch.setenv("TORCH_HOME", str(home))
-    monkeypatch.setattr(metrics, "INCEPTION_SHA256", digest)
+    monkeypatch.setattr(inception, "INCEPTION_SHA256", digest)
     extractor, _ = metrics.get_feature_extractor("inception")
     assert extractor(torch.rand(2, 1, 8, 8)).shape == (2, 2048)
     assert unpickling.loads == [True]

@@ -76,5 +76,7 @@ class NfzooGroup(typer.core.TyperGroup):
     the parsing of its options to its last line."""
 
     def invoke(self, ctx: Any) -> Any:
+        """Run the command inside `exit_codes()`: errors become exit codes here, for every command, plugins'
+        included."""
         with exit_codes():
             return super().invoke(ctx)

@@ -67,8 +67,8 @@ def architecture_preset(arch: str, preset: str) -> Dict[str, Dict[str, Any]]:
 
 def create_model(arch: str, **config: Any):
     """Build a fresh model of architecture `arch`, e.g. create_model("glow", image_shape=(1, 8, 8)). The
-    config is checked first (nfzoo.limits: types, ranges, parameter and activation limits) and nothing
-    is allocated for a config that would not fit."""
+    config is checked first (nfzoo.limits: types and ranges; nfzoo.shape_build: parameter and activation
+    limits) and nothing is allocated for a config that would not fit."""
     return build_model(arch, config)
 
 
@@ -77,7 +77,7 @@ def build_model(arch: str, config: Dict[str, Any], batch: int = 1, weights: Opti
     """create_model with the checks spelled out: `batch` is the batch whose activations must fit, `weights`
     a safetensors file whose header must match what the config builds (checked before the real model is
     built), `source` the file the config came from (named in errors)."""
-    from . import limits
+    from . import limits, shape_build
 
     builder = get_registry().get("architectures", arch).load()
     limits.check_numbers(config, source, key=f"{arch} config")   # before anything walks it
@@ -86,8 +86,8 @@ def build_model(arch: str, config: Dict[str, Any], batch: int = 1, weights: Opti
     if "image_shape" in kwargs:
         kwargs["image_shape"] = tuple(kwargs["image_shape"])
     model = None
-    if not limits.planning():   # inside another model's shape build, that one counts this one too
-        plan = limits.plan_model(arch, builder, kwargs, full, batch=batch, source=source)
+    if not shape_build.planning():   # inside another model's shape build, that one counts this one too
+        plan = shape_build.plan_model(arch, builder, kwargs, full, batch=batch, source=source)
         if weights is not None:
             limits.check_weights_header(plan, weights, source or "its config")
         model = plan.model

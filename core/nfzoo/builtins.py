@@ -11,6 +11,8 @@ NSF = "Durkan, Bekasov, Murray, Papamakarios 2019 (arXiv:1906.04032)"
 
 @hookimpl
 def register_bijectors(register):
+    """The core's bijectors (ActNorm, LU 1x1 conv, squeeze, couplings, ...), each with the testing kit's
+    example (constructor kwargs, input shape)."""
     img = (2, 4, 6, 5)  # batch 2, 4 channels, non-square odd 6x5: the testing kit's default example
     register("actnorm", f"{_B}:ActNorm", description="per-channel affine with data-dependent init",
              paper=GLOW, example=({"channels": 4}, img))
@@ -35,6 +37,7 @@ def register_bijectors(register):
 
 @hookimpl
 def register_priors(register):
+    """The core's priors: `standard-normal` N(0, I) and the learned `diagonal-gaussian`."""
     register("standard-normal", "nfzoo.priors:StandardNormal", description="N(0, I)")
     register("diagonal-gaussian", "nfzoo.priors:DiagonalGaussian",
              description="learned diagonal gaussian, optionally one per class")
@@ -42,12 +45,14 @@ def register_priors(register):
 
 @hookimpl
 def register_samplers(register):
+    """The core's sampler: `ancestral` (z from the prior at temperature T; the model decodes)."""
     register("ancestral", "nfzoo.samplers:AncestralSampler",
              description="z from the prior at temperature T, then the flow's inverse")
 
 
 @hookimpl
 def register_architectures(register):
+    """The classic flows (NICE, RealNVP, Glow, NSF) as architectures: builders of FlowModels."""
     a = "nfzoo.architectures"
     register("nice", f"{a}:nice", description="NICE: additive coupling + rescaling", paper=NICE)
     register("realnvp", f"{a}:realnvp", description="RealNVP: affine coupling, checkerboard/channel "
@@ -60,6 +65,7 @@ def register_architectures(register):
 
 @hookimpl
 def register_benchmarks(register):
+    """The core's benchmarks for `nfzoo bench`: `train` (against normflows) and `scaling`."""
     register("train", "nfzoo.bench.train:bench_train",
              description="Glow training throughput and bpd: nfzoo vs normflows (same size, data, steps)")
     register("scaling", "nfzoo.bench.scaling:bench_scaling",

@@ -41,6 +41,7 @@ class ArrayDataset(Dataset):
 
     @property
     def image_shape(self) -> Tuple[int, int, int]:
+        """(C, H, W) of the images."""
         return tuple(self.images.shape[1:])
 
     def __len__(self) -> int:
@@ -50,10 +51,13 @@ class ArrayDataset(Dataset):
         return self.images[i].float() / 255.0, int(self.labels[i])
 
     def batch(self, idx: torch.Tensor):
+        """Images `idx` as floats in [0, 1], shape (len(idx), C, H, W), and their labels."""
         return self.images[idx].float() / 255.0, self.labels[idx]
 
 
 def stratified_split(labels: np.ndarray, test_per_class: Dict[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Fixed (seeded) train / test indices: `test_per_class[c]` random images of class c go to the test split,
+    the other images of those classes to the training split; both sorted."""
     rng = np.random.RandomState(SPLIT_SEED)
     train: List[np.ndarray] = []
     test: List[np.ndarray] = []
@@ -94,6 +98,8 @@ def _offline(name: str, split: str) -> ArrayDataset:
 
 
 def data_root(root: Optional[str] = None) -> Path:
+    """Where torchvision data sets are read: `root`, else $NFZOO_DATA, else $XDG_CACHE_HOME/nfzoo/data
+    (~/.cache by default)."""
     if root:
         return Path(root)
     env = os.environ.get("NFZOO_DATA")
@@ -184,6 +190,7 @@ def _gray(im) -> bool:
 
 
 def dataset_names() -> List[str]:
+    """The data set names `load_dataset` knows: the offline ones, then torchvision's (`folder:DIR` aside)."""
     return [*OFFLINE, *TORCHVISION]
 
 
@@ -229,8 +236,10 @@ def load_batches(dataset, index_lists):
 
 
 def dataset_num_classes(ds) -> Optional[int]:
+    """The number of classes of a data set, None when it does not say."""
     return getattr(ds, "num_classes", None)
 
 
 def dataset_image_shape(ds) -> Tuple[int, int, int]:
+    """(C, H, W) of a data set's images."""
     return tuple(ds.image_shape)

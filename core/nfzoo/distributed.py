@@ -43,6 +43,8 @@ from .errors import UsageError
 
 @dataclass
 class DistContext:
+    """This process's place in a torchrun launch: world size, rank, local rank, device, backend and the group
+    of nfzoo's collectives; world 1 is a plain single process, where every collective is a no-op."""
     world: int = 1
     rank: int = 0
     local_rank: int = 0
@@ -53,10 +55,12 @@ class DistContext:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the rank that logs and writes files."""
         return self.rank == 0
 
     @property
     def enabled(self) -> bool:
+        """More than one process."""
         return self.world > 1
 
     @contextmanager
@@ -66,6 +70,7 @@ class DistContext:
         self._busy = False   # not reset when the collective raised
 
     def barrier(self) -> None:
+        """Wait until every rank is here (a no-op on one process)."""
         if self.enabled:
             import torch.distributed as dist
 
@@ -118,6 +123,7 @@ class DistContext:
         return self.device if self.backend == "nccl" else torch.device("cpu")
 
     def shard(self, n: int) -> Tuple[int, int]:
+        """[start, stop) of this rank's contiguous piece of n items (`shard(n, world, rank)`)."""
         return shard(n, self.world, self.rank)
 
     def close(self) -> None:
@@ -153,6 +159,7 @@ def shard(n: int, world: int, rank: int) -> Tuple[int, int]:
 
 
 def env_world() -> int:
+    """WORLD_SIZE from the environment (torchrun sets it); 1 when unset or not an integer."""
     try:
         return int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:

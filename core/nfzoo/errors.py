@@ -9,6 +9,8 @@ from typing import Iterable
 
 
 class NfzooError(Exception):
+    """Base of nfzoo's errors; the message says what to do. The CLI exits with `exit_code` (1: a failure
+    while running)."""
     exit_code = 1
 
 
@@ -19,6 +21,8 @@ class UsageError(NfzooError):
 
 
 class UnknownNameError(UsageError, KeyError):
+    """An unknown name of some kind (architecture, pretrained model, sampler, ...), with the closest known
+    names in the message (exit code 2)."""
     def __init__(self, kind: str, name: str, known: Iterable[str], hint: str = ""):
         known = sorted(known)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)

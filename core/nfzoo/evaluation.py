@@ -78,6 +78,8 @@ def classify_logits(model, x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_classification(model, dataset, batch_size: int = 500, progress=None) -> Dict[str, Any]:
+    """Test accuracy of a class-conditional model's likelihood classifier, argmax_y log p(x | y), over a data
+    set: {"accuracy", "images"}."""
     model.eval()
     correct, n = 0, 0
     for x, y in iterate(dataset, batch_size, shuffle=False):

@@ -11,7 +11,8 @@ their chunk is drawn, so nothing of size n is ever built. A rule gives exactly t
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
+import math
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple, Union
 
 import torch
 
@@ -42,6 +43,7 @@ def check_seed(seed: Any, what: str = "seed") -> int:
 
 
 def model_device(model) -> torch.device:
+    """The device of a model: its `device` attribute, else its first parameter's, else the CPU."""
     dev = getattr(model, "device", None)
     if dev is None:
         p = next(iter(model.parameters()), None)
@@ -50,6 +52,8 @@ def model_device(model) -> torch.device:
 
 
 def chunk_generator(seed: int, chunk: int) -> torch.Generator:
+    """The generator of sample chunk `chunk` for `seed`: chunk 0 draws from the seed itself, chunk k from
+    mix_seed(seed, k), so images do not depend on the number of ranks."""
     seed = check_seed(seed)
     return torch.Generator().manual_seed(seed if chunk == 0 else mix_seed(seed, chunk))
 
@@ -82,6 +86,42 @@ def per_class_labels(per_class: int) -> Labels:
     """`per_class` images of class 0, then of class 1, ... (= torch.arange(C).repeat_interleave(k))."""
     k = int(per_class)
     return lambda start, stop: torch.div(torch.arange(start, stop), k, rounding_mode="floor")
+
+
+class SamplingLabels(NamedTuple):
+    """What to draw from a model: the label rule (None for an unconditional model), how many images, and
+    how many of them make one row of their grid."""
+    labels: Optional[Labels]
+    total: int
+    nrow: int
+
+
+def sampling_labels(model, n: Optional[int] = None, label: Optional[int] = None, per_class: bool = False,
+                    name: str = "this model") -> SamplingLabels:
+    """The label policy of sampling (`nfzoo sample`, the sample metrics, the heads' labelled data sets):
+
+        per_class         n images of each class, class by class: per_class_labels(n), total C*n, rows of n
+        label L           n images of class L: constant_labels(L)
+        neither, C >= 1   every class in turn: cycle_labels(C) (balanced: class c gets n // C + (c < n % C))
+        neither, no C     no labels (an unconditional model)
+
+    with C = model.num_classes. `n` defaults to 8 with `per_class`, else 64; without `per_class` a grid
+    has rows of ceil(sqrt(n)). UsageError (naming the model `name`) for `label` or `per_class` on an
+    unconditional model, and for a label outside [0, C - 1]."""
+    num_classes = getattr(model, "num_classes", None)
+    if (label is not None or per_class) and num_classes is None:
+        raise UsageError(f"{name} is unconditional: --label and --per-class need a class-conditional model")
+    if label is not None and not 0 <= label < num_classes:
+        raise UsageError(f"--label must be in [0, {num_classes - 1}], got {label}")
+    if per_class:
+        k = n or 8
+        return SamplingLabels(per_class_labels(k), num_classes * k, k)
+    k = n or 64
+    if label is not None:
+        rule = constant_labels(label)
+    else:
+        rule = None if num_classes is None else cycle_labels(num_classes)
+    return SamplingLabels(rule, k, max(1, int(math.ceil(math.sqrt(k)))))
 
 
 def labels_of(y: Union[None, torch.Tensor, Labels], start: int, stop: int) -> Optional[torch.Tensor]:

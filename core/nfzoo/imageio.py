@@ -69,6 +69,7 @@ def read_image(path: os.PathLike, channels: int, max_pixels: int = MAX_IMAGE_PIX
 
 
 def grid_png_bytes(images: Tensor, nrow: int = 8, padding: int = 2) -> bytes:
+    """Images (B, C, H, W) in [0, 1] as the PNG bytes of one grid, `nrow` a row, `padding` white pixels apart."""
     from torchvision.utils import save_image
 
     buf = io.BytesIO()
@@ -77,6 +78,7 @@ def grid_png_bytes(images: Tensor, nrow: int = 8, padding: int = 2) -> bytes:
 
 
 def save_grid_png(images: Tensor, path: os.PathLike, nrow: int = 8, padding: int = 2) -> None:
+    """Write `grid_png_bytes(images, nrow, padding)` to `path`, atomically."""
     atomic_write_bytes(Path(path), grid_png_bytes(images, nrow, padding))
 
 
@@ -92,4 +94,5 @@ def single_png_bytes(image: Tensor) -> bytes:
 
 
 def save_single_png(image: Tensor, path: os.PathLike) -> None:
+    """Write one image (C, H, W) in [0, 1] to `path` as a PNG of its size, atomically."""
     atomic_write_bytes(Path(path), single_png_bytes(image))

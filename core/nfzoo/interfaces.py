@@ -16,9 +16,11 @@ class Bijector(nn.Module):
     """An invertible map with a tractable log-determinant."""
 
     def forward(self, x: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """x -> (z, logdet): the normalizing direction, data to latent; logdet = log|det dz/dx|, shape (B,)."""
         raise NotImplementedError
 
     def inverse(self, z: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """z -> (x, logdet): latent to data; logdet = log|det dx/dz| (minus forward's), shape (B,)."""
         raise NotImplementedError
 
 
@@ -54,10 +56,12 @@ class Prior(nn.Module):
     event_shape: Tuple[int, ...]
 
     def log_prob(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """log p(z | y), summed over every dimension but the batch: shape (B,)."""
         raise NotImplementedError
 
     def sample(self, n: int, y: Optional[Tensor] = None, temperature: float = 1.0,
                generator: Optional[torch.Generator] = None) -> Tensor:
+        """n latents (n, *event_shape) given labels y, at `temperature` (the scale of the standard deviation)."""
         raise NotImplementedError
 
 

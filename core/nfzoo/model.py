@@ -65,6 +65,7 @@ class FlowModel(nn.Module):
 
     @sampler.setter
     def sampler(self, value: Union[str, Sampler]) -> None:
+        """Set the default sampler: a registered name or a Sampler."""
         self._sampler = value
 
     def get_sampler(self, sampler: Union[str, Sampler, None] = None) -> Sampler:
@@ -82,10 +83,12 @@ class FlowModel(nn.Module):
 
     @property
     def dim(self) -> int:
+        """Dimensions of one image, C * H * W (bpd's denominator)."""
         return math.prod(self.image_shape)
 
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters."""
         return next(self.parameters()).device
 
     # ------------------------------------------------------------- pre/post
@@ -118,6 +121,8 @@ class FlowModel(nn.Module):
         return v, ld
 
     def from_flow(self, v: Tensor) -> Tensor:
+        """The flow's input space back to images in [0, 1]: v + 1/2 (`shift`) or
+        (sigmoid(v) - alpha) / (1 - 2 alpha) (`logit`), clamped to [0, 1]."""
         if self.preprocess == "shift":
             x = v + 0.5
         else:
@@ -227,6 +232,7 @@ class FlowModel(nn.Module):
 
     # ---------------------------------------------------------- persistence
     def config_document(self) -> Dict[str, Any]:
+        """What config.json holds: library, nfzoo version, architecture and config."""
         from . import __version__
 
         return {"library": "nfzoo", "nfzoo_version": __version__, "architecture": self.architecture,
@@ -241,12 +247,15 @@ class FlowModel(nn.Module):
         return d
 
     def load_weights(self, path: Union[str, os.PathLike], strict: bool = True) -> None:
+        """Load a safetensors file of weights into this model, checked against it (strict: every tensor, and
+        only those)."""
         tensors = load_tensors(path, device="cpu")
         load_state_strict(self, tensors, source=str(path), strict=strict)
 
     @classmethod
     def from_pretrained(cls, name_or_dir: Union[str, os.PathLike], revision: Optional[str] = None,
                         download: bool = False, device: Optional[str] = None) -> "FlowModel":
+        """`nfzoo.load(name_or_dir, ...)`: a zoo name, `hf-hub:ORG/NAME[@REV]` or a path-like directory."""
         from .api import load
 
         return load(name_or_dir, revision=revision, download=download, device=device)

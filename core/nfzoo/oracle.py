@@ -65,6 +65,7 @@ class OracleNet(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """The device of the oracle's parameters."""
         return next(self.parameters()).device
 
     def _prepare(self, x: Tensor) -> Tensor:
@@ -151,6 +152,7 @@ def random_affine(x: Tensor, generator: torch.Generator, shift: float = 2.0, deg
 
 @torch.no_grad()
 def oracle_accuracy(oracle: OracleNet, dataset, batch_size: int = 500) -> float:
+    """The oracle's accuracy (argmax of its logits) on a data set's labelled images."""
     from .data import iterate
 
     oracle.eval()
@@ -250,11 +252,29 @@ def train_oracle(dataset: str = "mnist5k", epochs: int = 20, seed: int = 0,
     return result
 
 
+ZOO_ORACLE_DATASETS = ("mnist5k",)   # data sets the zoo (nfzoo-zoo) ships an oracle for
+
+
+def default_oracle(dataset: Optional[str]) -> Optional[str]:
+    """The pretrained oracle the sample metrics use on `dataset` when none is given: `oracle-<dataset>`
+    when the zoo ships one for that data set (ZOO_ORACLE_DATASETS; `nfzoo pull` it if it is not cached)
+    or an installed plugin registers a pretrained entry of that name; None when there is none (then the
+    sample metrics need an oracle directory or the Inception features)."""
+    if not dataset:
+        return None
+    from .plugins import get_registry
+
+    name = f"oracle-{dataset}"
+    if dataset in ZOO_ORACLE_DATASETS or name in get_registry().registry("pretrained"):
+        return name
+    return None
+
+
 def find_oracle(name_or_dir: Optional[str] = None, dataset: Optional[str] = None,
                 device: Optional[str] = None) -> tuple:
     """(OracleNet, where it came from) for an oracle directory (a path, or `local-dir:NAME`), a pretrained
-    oracle name, or, when `name_or_dir` is None, the zoo's default oracle for `dataset` (the pretrained
-    entry `oracle-<dataset>`). Names are resolved as `nfzoo.load` resolves them
+    oracle name, or, when `name_or_dir` is None, the default oracle for `dataset` (`default_oracle`: the
+    pretrained entry `oracle-<dataset>`). Names are resolved as `nfzoo.load` resolves them
     (nfzoo.sources.resolve_source): a zoo entry (index.json of nfzoo-zoo) is found embedded, else in the
     Hugging Face cache, checked by sha256, never downloaded here (`nfzoo pull` does that); a plugin's entry
     may instead target a directory or a loader `fn(revision=None, download=False)` returning a directory or
@@ -264,13 +284,13 @@ def find_oracle(name_or_dir: Optional[str] = None, dataset: Optional[str] = None
 
     name = name_or_dir
     if name is None:
-        name = f"oracle-{dataset}" if dataset else None
+        name = default_oracle(dataset)
         if name is None or name not in get_registry().registry("pretrained"):
             raise UsageError(
-                f"no oracle for {dataset!r} is available here (the zoo has no {name!r} yet): pass --oracle DIR "
-                f"(train one with `nfzoo train-oracle --dataset {dataset} --out DIR`)"
-                + ("" if dataset == "mnist5k" else ", or use the Inception features (--features inception)")
-                + ".")
+                f"no oracle for {dataset!r} is available here (the zoo has no {f'oracle-{dataset}'!r} yet): "
+                f"pass --oracle DIR (train one with `nfzoo train-oracle --dataset {dataset} --out DIR`)"
+                + ("" if dataset in ZOO_ORACLE_DATASETS
+                   else ", or use the Inception features (--features inception)") + ".")
     src = resolve_source(name, download=False, kind="oracle")
     if src.path is not None:
         return load_oracle(src.path, device), (str(name) if src.entry is None else src.entry.name)

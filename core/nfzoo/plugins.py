@@ -39,6 +39,7 @@ class Entry:
 
     @property
     def description(self) -> str:
+        """The registration's one-line description ('' when it has none)."""
         return self.metadata.get("description", "")
 
     def load(self) -> Any:
@@ -52,6 +53,7 @@ class Entry:
         return self.target
 
     def to_json(self) -> Dict[str, Any]:
+        """The entry as `nfzoo list --json` prints it: name, kind, plugin, target and the JSON-able metadata."""
         target = self.target if isinstance(self.target, str) else _qualname(self.target)
         meta = {k: v for k, v in self.metadata.items() if _jsonable(v)}
         return {"name": self.name, "kind": SINGULAR[self.kind], "plugin": self.plugin,
@@ -60,6 +62,8 @@ class Entry:
 
 @dataclass
 class PluginInfo:
+    """A plugin as `nfzoo plugins` shows it: name, version, the hooks it implements, its module, and its
+    load error (None when it loaded)."""
     name: str
     version: Optional[str]
     hooks: List[str]
@@ -68,6 +72,7 @@ class PluginInfo:
     builtin: bool = False
 
     def to_json(self) -> Dict[str, Any]:
+        """The plugin as `nfzoo plugins --json` prints it."""
         return {"name": self.name, "version": self.version, "hooks": self.hooks, "module": self.module,
                 "builtin": self.builtin, "error": self.error}
 
@@ -89,6 +94,8 @@ def _jsonable(v: Any) -> bool:
 
 
 def unknown_allowed_message(name: str, installed: List[str]) -> str:
+    """The load error shown for a name in NFZOO_LOAD_PLUGINS that no installed plugin has (with the closest
+    installed name)."""
     import difflib
 
     close = difflib.get_close_matches(name, installed, n=1, cutoff=0.5)
@@ -109,6 +116,8 @@ class PluginRegistry:
 
     # ---------------------------------------------------------------- loading
     def load(self) -> None:
+        """Load the built-ins and every allowed plugin's entry point, once; a plugin that fails to import is
+        recorded with its error, never raised."""
         with self._lock:
             if self._loaded:
                 return
@@ -164,6 +173,7 @@ class PluginRegistry:
             self._registries = None
 
     def unregister_plugin(self, name: str) -> None:
+        """Forget a plugin and everything it registered."""
         with self._lock:
             plugin = self.pm.get_plugin(name)
             if plugin is not None:
@@ -198,9 +208,11 @@ class PluginRegistry:
         return register
 
     def registry(self, kind: str) -> Dict[str, Entry]:
+        """Name -> Entry of one kind ('bijectors', 'architectures', ...), from every loaded plugin."""
         return self._build()[kind]
 
     def get(self, kind: str, name: str) -> Entry:
+        """The entry `name` of a kind; an UnknownNameError naming the closest names when there is none."""
         reg = self.registry(kind)
         if name not in reg:
             raise UnknownNameError(SINGULAR[kind], name, reg.keys(),
@@ -208,9 +220,11 @@ class PluginRegistry:
         return reg[name]
 
     def list(self, kind: str, pattern: str = "*") -> List[Entry]:
+        """The entries of a kind whose names match the fnmatch `pattern`, sorted by name."""
         return [e for n, e in sorted(self.registry(kind).items()) if fnmatch.fnmatch(n, pattern)]
 
     def add_commands(self, app: Any) -> None:
+        """Let every plugin add its typer commands to `app` (the `register_commands` hook)."""
         self.load()
         self.pm.hook.register_commands(app=app)
 
@@ -219,6 +233,7 @@ _REGISTRY = PluginRegistry()
 
 
 def get_registry() -> PluginRegistry:
+    """The process's PluginRegistry (`reset()` replaces it)."""
     return _REGISTRY
 
 

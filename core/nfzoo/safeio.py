@@ -20,6 +20,8 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically: a temporary file in the same folder, fsynced, then renamed over
+    `path`, so a reader sees the old file or the new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -39,10 +41,12 @@ def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_json(path: os.PathLike, obj: Any) -> None:
+    """Write `obj` as indented JSON (and a newline) to `path`, atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
 def sha256_file(path: os.PathLike, chunk: int = 1 << 20) -> str:
+    """The sha256 hex digest of a file, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
@@ -51,6 +55,7 @@ def sha256_file(path: os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def save_tensors(tensors: Dict[str, Any], path: os.PathLike, metadata: Optional[Dict[str, str]] = None):
+    """Write tensors (detached, contiguous, on the CPU) as a safetensors file, atomically."""
     from safetensors.torch import save
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
@@ -99,6 +104,7 @@ def load_tensors(path: os.PathLike, device: str = "cpu") -> Dict[str, Any]:
 
 
 def read_json(path: os.PathLike, what: str = "JSON file") -> Any:
+    """A JSON file's content; a missing or malformed file is a ConfigError that names `what`."""
     from .errors import ConfigError
 
     path = Path(path)

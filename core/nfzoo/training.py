@@ -48,11 +48,20 @@ __all__ = ["Trainer", "TrainConfig", "Callback", "load_train_config", "evaluate_
 class Callback:
     """What the trainer reports while it runs. The CLI renders these with rich."""
 
-    def on_start(self, trainer: "Trainer") -> None: ...
-    def on_epoch_start(self, epoch: int, steps: int) -> None: ...
-    def on_step(self, step: int, loss: float, bpd: float, it_s: float) -> None: ...
-    def on_epoch_end(self, epoch: int, record: Dict[str, Any]) -> None: ...
-    def on_eval_progress(self, done: int, total: int) -> None: ...
+    def on_start(self, trainer: "Trainer") -> None:
+        """Once, before the first step (the model initialised or restored). Default: nothing."""
+
+    def on_epoch_start(self, epoch: int, steps: int) -> None:
+        """Epoch `epoch` (from 1) begins; it has `steps` optimizer steps. Default: nothing."""
+
+    def on_step(self, step: int, loss: float, bpd: float, it_s: float) -> None:
+        """After optimizer step `step`: the batch's loss and mean bpd, images per second. Default: nothing."""
+
+    def on_epoch_end(self, epoch: int, record: Dict[str, Any]) -> None:
+        """Epoch `epoch` ended; `record` is its history.json entry (train / test bpd). Default: nothing."""
+
+    def on_eval_progress(self, done: int, total: int) -> None:
+        """`done` of `total` test images scored in the epoch's evaluation. Default: nothing."""
 
     def on_warning(self, message: str) -> None:
         """Something the user should know that does not stop the run (a corrupt checkpoint skipped on
@@ -160,9 +169,11 @@ class Trainer:
         return nb
 
     def steps_per_epoch(self, epoch: Optional[int] = None) -> int:
+        """Optimizer steps of an epoch (the current one by default), every phase included."""
         return sum(self._n_batches(len(idx)) for _, idx in self._plan(self.epoch if epoch is None else epoch))
 
     def total_steps(self) -> int:
+        """Optimizer steps of the whole run (computed once)."""
         if getattr(self, "_total", None) is None:
             self._total = sum(self.steps_per_epoch(e) for e in range(self.cfg.epochs))
         return self._total

@@ -93,13 +93,13 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
     net, oracle_from = None, None   # the oracle (OracleNet), and where it came from
     if samples:
         # the feature extractor is settled before any long work starts (a bad --oracle exits 2 at once)
-        from nfzoo.oracle import find_oracle
+        from nfzoo.oracle import default_oracle, find_oracle
 
         if features == "inception":   # an --oracle then only gives the label reliability
-            from nfzoo.metrics import require_inception_weights
+            from nfzoo.inception import require_inception_weights
 
             require_inception_weights()
-        elif oracle is None and dataset != "mnist5k":
+        elif oracle is None and default_oracle(dataset) is None:
             raise UsageError(f"the sample metrics on {dataset!r} need --oracle DIR (an oracle trained "
                              f"on it: `nfzoo train-oracle --dataset {dataset} --out DIR`) or "
                              "--features inception")

@@ -1,7 +1,6 @@
 """`nfzoo sample`: images from a model, as a PNG grid or a folder of PNGs streamed in constant memory."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -73,28 +72,16 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
     main_rank = dist is None or dist.is_main
     import torch
 
-    from nfzoo.generation import constant_labels, cycle_labels, per_class_labels
+    from nfzoo.generation import sampling_labels
 
     m = load_model(model, dev, sampler)
     options = sampler_options(steps, eta)
     m.sampler.check(m, temperature=temperature, **options)
-    if (label is not None or per_class) and m.num_classes is None:
-        fail(f"{model} is unconditional: --label and --per-class need a class-conditional model")
-    if label is not None and not 0 <= label < m.num_classes:
-        fail(f"--label must be in [0, {m.num_classes - 1}], got {label}")
     # labels are a rule made per chunk (nfzoo.generation), never a tensor of all n
-    if per_class:
-        k = n or 8
-        y, total, nrow = per_class_labels(k), m.num_classes * k, k
-    else:
-        k = n or 64
-        y, total = (None if label is None else constant_labels(label)), k
-        if y is None and m.num_classes is not None:   # a conditional model: every class in turn
-            y = cycle_labels(m.num_classes)
-            if main_rank:
-                err.print(f"{model} is class-conditional: sampling classes 0..{m.num_classes - 1} in turn "
-                          "(--label L for one class, --per-class for a row per class)", highlight=False)
-        nrow = max(1, int(math.ceil(math.sqrt(k))))
+    y, total, nrow = sampling_labels(m, n, label, per_class, name=model)
+    if y is not None and label is None and not per_class and main_rank:   # every class in turn
+        err.print(f"{model} is class-conditional: sampling classes 0..{m.num_classes - 1} in turn "
+                  "(--label L for one class, --per-class for a row per class)", highlight=False)
     if kind == "file" and total > GRID_MAX:
         fail(f"a grid holds at most {GRID_MAX} images and this asks for {total}: write one PNG per sample "
              f"with --out DIR (it streams in constant memory; DIR/grid.png shows the first {GRID_MAX})")

@@ -7,6 +7,7 @@ from typing import Callable, Dict, Optional
 
 
 def device_name(device: str = "cpu") -> str:
+    """A label for the device a bench ran on: the GPU's name, or the CPU and torch's thread count."""
     import torch
 
     if str(device).startswith("cuda") and torch.cuda.is_available():

@@ -32,6 +32,8 @@ MISSING = "normflows is not installed: pip install 'nfzoo[bench]' (or pip instal
 
 @dataclass(frozen=True)
 class Settings:
+    """The bench's Glow (L levels, K steps per level, H hidden channels) and training recipe, the same for
+    nfzoo and normflows."""
     levels: int = 2
     steps_per_level: int = 4          # K
     hidden: int = 64                  # H
@@ -64,10 +66,12 @@ def dequantize(x, generator):
 
 
 def count_params(model) -> int:
+    """The number of trainable parameters of a torch module."""
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
 def build_nfzoo(s: Settings):
+    """nfzoo's Glow at the bench's size, with `split_bias=True` (normflows' per-element split prior too)."""
     import nfzoo
 
     # split_bias: the split priors get normflows' learned per-element gaussian on top of Glow's

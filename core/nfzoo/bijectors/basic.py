@@ -35,6 +35,8 @@ class ActNorm(Bijector):
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor) -> None:
+        """Data-dependent init (Glow): bias = -mean and log_scale = -log(std) per channel over the batch x, so
+        z = (x + bias) * exp(log_scale) starts with zero mean and unit variance (std 1 below `dead_std`)."""
         dims = [0, 2, 3] if x.dim() == 4 else [0]
         mean = x.mean(dims, keepdim=True)
         std = x.std(dims, keepdim=True, unbiased=False) if x.shape[0] * _hw(x) > 1 else torch.ones_like(mean)
@@ -73,6 +75,7 @@ class InvConv1x1(Bijector):
         self.log_s = nn.Parameter(torch.log(diag.abs()))
 
     def weight(self) -> torch.Tensor:
+        """The conv's matrix W = P L (U + diag(sign * exp(log_s))), shape (C, C); log|det W| = sum(log_s)."""
         eye = torch.eye(self.perm.shape[0], dtype=self.lower.dtype, device=self.lower.device)
         lower = self.lower * self.lower_mask + eye
         upper = self.upper * self.lower_mask.T + torch.diag(self.sign * torch.exp(self.log_s))
@@ -107,10 +110,12 @@ class Squeeze(Bijector):
 
 
 def squeeze(x):
+    """Space-to-depth 2x2: (B, C, H, W) -> (B, 4C, H/2, W/2) (Squeeze's forward without its log-det)."""
     return Squeeze()(x)[0]
 
 
 def unsqueeze(z):
+    """The inverse of `squeeze`: (B, 4C, H, W) -> (B, C, 2H, 2W)."""
     return Squeeze().inverse(z)[0]
 
 

@@ -28,6 +28,7 @@ class NetActNorm(nn.Module):
         self.norm = ActNorm(channels, dead_std=1e-2)
 
     def forward(self, h):
+        """h normalised by the ActNorm, its log-det dropped (a layer of the net, not of the flow)."""
         return self.norm(h)[0]
 
 
@@ -45,10 +46,12 @@ class ZeroConv2d(nn.Module):
         self.factor = logscale_factor
 
     def forward(self, x):
+        """conv(x) * exp(factor * s), zero at initialisation."""
         return self.conv(x) * torch.exp(self.logs * self.factor)
 
 
 class ResBlock(nn.Module):
+    """A residual block of the coupling net: h + ActNorm(conv3x3(ReLU(ActNorm(conv3x3(ReLU(h))))))."""
     def __init__(self, channels: int):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
@@ -57,6 +60,7 @@ class ResBlock(nn.Module):
         self.norm2 = NetActNorm(channels)
 
     def forward(self, h):
+        """h plus the block's residual, same shape as h."""
         return h + self.norm2(self.conv2(F.relu(self.norm1(self.conv1(F.relu(h))))))
 
 
@@ -75,10 +79,13 @@ class CouplingNet(nn.Module):
         self.out = ZeroConv2d(hidden, out_channels)
 
     def forward(self, x):
+        """The coupling's parameters from its conditioning input x: out(body(x)), zero at initialisation."""
         return self.out(self.body(x))
 
 
 def checkerboard(h: int, w: int, parity: int, like: torch.Tensor) -> torch.Tensor:
+    """A (1, 1, h, w) mask with the dtype and device of `like`: 1 where i + j + parity is even, else 0
+    (RealNVP's checkerboard)."""
     i = torch.arange(h, device=like.device).view(-1, 1)
     j = torch.arange(w, device=like.device).view(1, -1)
     return (((i + j + parity) % 2) == 0).to(like.dtype).view(1, 1, h, w)

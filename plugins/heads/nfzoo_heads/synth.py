@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from nfzoo.errors import NfzooError, UsageError
+from nfzoo.generation import sampling_labels
 
 from .checks import float_option, int_option
 
@@ -16,12 +17,8 @@ MANIFEST = "manifest.json"
 MAX_IMAGES = 1_000_000   # a data set drawn in memory and written at once (synth, cnn-a)
 
 
-def class_counts(n: int, num_classes: int) -> List[int]:
-    """n images spread over the classes as evenly as possible (the first n % C classes get one more)."""
-    return [n // num_classes + (1 if c < n % num_classes else 0) for c in range(num_classes)]
-
-
 def check_conditional(model, name: str = "this model") -> int:
+    """The model's number of classes; UsageError naming it (`name`) when it is unconditional."""
     if getattr(model, "num_classes", None) is None:
         raise UsageError(f"{name} is unconditional: a labelled data set needs a class-conditional model "
                          "(one with num_classes, e.g. glem-mnist5k)")
@@ -35,14 +32,15 @@ def sample_labelled(model, n: int, temperature: float = 1.0, seed: int = 0, batc
     """n samples with their labels, classes balanced, in class order: (images (n, C, H, W) in [0, 1] on
     the CPU, labels (n,), number of non-finite samples that were drawn again). A sample whose pixels are
     not finite (a flow's inverse can overflow far from the data) is redrawn, up to `max_rounds` times."""
-    k = check_conditional(model)
+    check_conditional(model)
     n = int_option("--n", n, 1, MAX_IMAGES)
     temperature = float_option("temperature", temperature, low=0)
     seed = int_option("seed", seed, 0, 2 ** 32 - 1)
     batch_size = int_option("batch_size", batch_size, 1, 100_000)
     model.sampler.check(model, temperature=temperature, **sample_options)
     gen = torch.Generator().manual_seed(seed)
-    todo = torch.arange(k).repeat_interleave(torch.tensor(class_counts(n, k)))
+    # nfzoo's balanced labels (every class in turn: the first n % C classes get one more), in class order
+    todo = sampling_labels(model, n).labels(0, n).sort(stable=True).values
     images: List[Tensor] = []
     labels: List[Tensor] = []
     rejected = done = 0
