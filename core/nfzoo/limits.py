@@ -134,6 +134,19 @@ _CODE = {"U8": "torch.uint8", "I8": "torch.int8", "I16": "torch.int16", "I32": "
          "U64": "torch.uint64"}
 
 
+def name_mismatch(own, found) -> str:
+    """'missing N tensors (e.g. ...); M unexpected tensors (e.g. ...)' comparing the names a model has
+    (`own`) with those of a file (`found`); empty when they are the same."""
+    missing = sorted(set(own) - set(found))
+    unexpected = sorted(set(found) - set(own))
+    parts = []
+    if missing:
+        parts.append(f"missing {len(missing)} tensors (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected tensors (e.g. {', '.join(unexpected[:3])})")
+    return "; ".join(parts)
+
+
 def check_weights_header(plan: ModelPlan, weights: os.PathLike, config_source: str) -> None:
     """The weights file's tensor names, shapes and dtypes against what the config builds, from the
     header alone: ConfigError naming the tensors and both files on a mismatch; CorruptFileError for a
@@ -142,18 +155,12 @@ def check_weights_header(plan: ModelPlan, weights: os.PathLike, config_source: s
 
     header = safetensors_header(weights)
     own = plan.state
-    missing = sorted(set(own) - set(header))
-    unexpected = sorted(set(header) - set(own))
     intro = (f"the weights in {weights} do not match the model that {config_source} builds "
              f"({plan.arch})")
     fix = " Check that the config belongs to these weights (or re-create them)."
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} tensors (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {', '.join(unexpected[:3])})")
-        raise ConfigError(intro + ": " + "; ".join(parts) + "." + fix)
+    names = name_mismatch(own, header)
+    if names:
+        raise ConfigError(intro + ": " + names + "." + fix)
     bad = [f"{k}: file {list(header[k][0])} vs config {list(shape)}" for k, (shape, _) in own.items()
            if tuple(header[k][0]) != tuple(shape)]
     if bad:

@@ -292,16 +292,12 @@ def load_state_strict(model: nn.Module, tensors: Dict[str, Tensor], source: str,
     of the wrong kind or with non-finite values a CorruptFileError (check_tensors)."""
     own = model.state_dict()
     if strict:
-        missing = sorted(set(own) - set(tensors))
-        unexpected = sorted(set(tensors) - set(own))
-        if missing or unexpected:
-            parts = []
-            if missing:
-                parts.append(f"missing {len(missing)} tensors (e.g. {', '.join(missing[:3])})")
-            if unexpected:
-                parts.append(f"{len(unexpected)} unexpected tensors (e.g. {', '.join(unexpected[:3])})")
+        from .limits import name_mismatch
+
+        names = name_mismatch(own, tensors)
+        if names:
             raise ConfigError(f"the weights in {source} do not match the model built from its config: "
-                              + "; ".join(parts) + ". Check that config.json belongs to these weights.")
+                              + names + ". Check that config.json belongs to these weights.")
     bad = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items()
            if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)]
     if bad:

@@ -7,14 +7,10 @@ from typing import Any, Dict, List
 
 def write_curve(history: List[Dict[str, Any]], path: Path, title: str = "") -> None:
     """Train / test bpd per epoch as a PNG (matplotlib, written atomically)."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .safeio import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ep = [r["epoch"] for r in history]
@@ -27,6 +23,17 @@ def write_curve(history: List[Dict[str, Any]], path: Path, title: str = "") -> N
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    save_figure(fig, path)
+
+
+def save_figure(fig, path) -> None:
+    """Write a matplotlib figure as a PNG, atomically (nfzoo.safeio), and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from .safeio import atomic_write_bytes
+
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")

@@ -91,14 +91,12 @@ def _run_case(case, model, extractor, n: int, batch: int):
 
 
 def _plot(rows: List[Dict], path: Path) -> None:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nfzoo.safeio import atomic_write_bytes
+    from nfzoo.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     series = [("ddpm", "o", 0.0), ("diffused-flows", "s", 0.0), ("ddpm", "o", 1.0), ("diffused-flows", "s", 1.0),
@@ -129,11 +127,7 @@ def _plot(rows: List[Dict], path: Path) -> None:
     ax.set_title("mnist5k: FID against sampling time")
     ax.grid(alpha=0.3)
     ax.legend()
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path)
 
 
 def bench_diffusion(quick: bool = False, log=print, out_dir: Optional[str] = None) -> Dict:
