@@ -98,9 +98,11 @@ def test_zero_initialised_couplings_start_as_fixed_maps():
     for layer in (AdditiveCoupling(4, 8), SplineCoupling(4, 8, bins=4)):
         z, ld = layer(x)  # train mode: the nets' ActNorms initialise on this batch
         assert torch.allclose(z, x, atol=1e-6) and torch.allclose(ld, torch.zeros(3), atol=1e-5)
-    z, _ = AffineCoupling(4, 8)(x)  # Glow: scale sigmoid(0 + 2), shift 0
-    assert torch.allclose(z[:, :2], x[:, :2])
-    assert torch.allclose(z[:, 2:], x[:, 2:] * torch.sigmoid(torch.tensor(2.0)), atol=1e-6)
+    for floor in (0.0, 0.05):   # Glow's scale sigmoid(0 + 2), bounded below by the floor: f + (1 - f) sigmoid(2)
+        z, _ = AffineCoupling(4, 8, scale_floor=floor)(x)
+        assert torch.allclose(z[:, :2], x[:, :2])
+        s = floor + (1 - floor) * torch.sigmoid(torch.tensor(2.0))
+        assert torch.allclose(z[:, 2:], x[:, 2:] * s, atol=1e-6)
 
 
 def test_channel_coupling_rejects_one_channel_with_a_fix():

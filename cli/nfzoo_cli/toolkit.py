@@ -92,8 +92,12 @@ def seed_option(default: Optional[int] = 0, help: str = "random seed") -> Any:
 
 
 def temperature_option(help: str = "prior temperature") -> Any:
-    """The --temperature / -t option of the sampling commands: a finite number >= 0, default 1."""
-    return typer.Option(1.0, "--temperature", "-t", callback=finite(0), help=help)
+    """The --temperature / -t option of the sampling commands: a finite number >= 0; None (not given):
+    the model's measured default (FlowModel.default_temperature, `nfzoo info MODEL` shows it; 1 when the
+    model has none)."""
+    return typer.Option(None, "--temperature", "-t", callback=finite(0),
+                        help=f"{help} [default: the model's measured one (nfzoo info MODEL), else 1]",
+                        show_default=False)
 
 
 def parse_device(device: Optional[str]) -> str:

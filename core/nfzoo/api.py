@@ -1,6 +1,7 @@
 """The Python API: list, create and load models, list plugins."""
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from pathlib import Path
@@ -77,11 +78,18 @@ def build_model(arch: str, config: Dict[str, Any], batch: int = 1, weights: Opti
     """create_model with the checks spelled out: `batch` is the batch whose activations must fit, `weights`
     a safetensors file whose header must match what the config builds (checked before the real model is
     built), `source` the file the config came from (named in errors)."""
-    from . import limits, shape_build
+    from . import latent_prior, limits, shape_build
 
-    builder = get_registry().get("architectures", arch).load()
+    arch_builder = get_registry().get("architectures", arch).load()
     limits.check_numbers(config, source, key=f"{arch} config")   # before anything walks it
+    config = dict(config)
+    # a fitted latent prior (nfzoo.latent_prior) is the core's, whatever the architecture
+    spec = latent_prior.check_spec(config.pop(latent_prior.KEY, None), source)
     full = limits.check_config(arch, architecture_config(arch, **config), source)
+
+    @functools.wraps(arch_builder)       # its signature stays the architecture's (size messages read it)
+    def builder(**kw):
+        return latent_prior.attach(arch_builder(**kw), spec)
     kwargs = dict(full)
     if "image_shape" in kwargs:
         kwargs["image_shape"] = tuple(kwargs["image_shape"])
@@ -100,7 +108,7 @@ def build_model(arch: str, config: Dict[str, Any], batch: int = 1, weights: Opti
             raise ConfigError(f"{_where(source)}cannot build {arch} with this config: "
                               f"{limits._first_line(exc)}") from None
     model.architecture = arch
-    model.config = full
+    model.config = full if spec is None else {**full, latent_prior.KEY: spec}
     return model
 
 
@@ -123,6 +131,10 @@ def load_directory(directory: os.PathLike, device: Optional[str] = None):
     weights = d / WEIGHTS_NAME
     model = build_model(doc["architecture"], doc["config"], weights=weights, source=str(d / CONFIG_NAME))
     model.load_weights(weights)
+    if doc.get("sampling") is not None:
+        if not isinstance(doc["sampling"], dict):
+            raise ConfigError(f"{d / CONFIG_NAME}: \"sampling\" must be an object (sampler, temperature)")
+        model.set_sampling(doc["sampling"], source=str(d / CONFIG_NAME))
     model.eval()
     if device:
         model.to(device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
+from .bijectors.coupling import DEFAULT_SCALE_FLOOR
 from .bijectors import (ActNorm, AdditiveCoupling, AffineCoupling, Composite, GaussianSplit,
                         InvConv1x1, Level, MultiScale, Rescale, SplineCoupling, TopGaussian)
 from .errors import ConfigError
@@ -57,30 +58,36 @@ def multiscale_flow(image_shape, levels: int, make_steps, split_prior: bool = Tr
 
 
 def flow_model(bijector, image_shape, *, preprocess: str = "shift",
-               num_classes: Optional[int] = None) -> FlowModel:
+               num_classes: Optional[int] = None, noise_sigma: float = 0.0) -> FlowModel:
     """An image FlowModel: x -> preprocess -> bijector -> z, log p(x) = log N(z; 0, I) + logdet (the
     learned split and top gaussians of a multi-scale bijector whiten inside it). The last line of every
-    architecture builder built on `multiscale_flow`."""
+    architecture builder built on `multiscale_flow`. `noise_sigma` > 0: trained on noisy data and
+    denoised after sampling (TarFlow's noise augmentation, `FlowModel.denoise`)."""
     return FlowModel(bijector, StandardNormal(image_shape), image_shape, preprocess=preprocess,
-                     num_classes=num_classes)
+                     num_classes=num_classes, noise_sigma=noise_sigma)
 
 
 def glow(image_shape=(1, 28, 28), levels: int = 2, steps: int = 8, hidden: int = 64,
          num_classes: Optional[int] = None, blocks: int = 0, learn_top: bool = True,
-         preprocess: str = "shift", split_bias: bool = False) -> FlowModel:
+         preprocess: str = "shift", split_bias: bool = False, scale_floor: float = DEFAULT_SCALE_FLOOR,
+         noise_sigma: float = 0.0) -> FlowModel:
     """Glow (Kingma & Dhariwal 2018): ActNorm -> LU 1x1 conv -> affine coupling (sigmoid scale,
     zero-init), multi-scale with learned conditional split priors and a learned top prior.
-    `split_bias=True` adds a learned per-position offset to the split priors."""
+    `split_bias=True` adds a learned per-position offset to the split priors. `scale_floor`: the
+    couplings' smallest scale (0: Glow's unbounded sigmoid, whose inverse can overflow off the data).
+    `noise_sigma`: noise augmentation (`flow_model`)."""
     def make_steps(c, _):
-        return [Composite([ActNorm(c), InvConv1x1(c), AffineCoupling(c, hidden, blocks, "channel")])
+        return [Composite([ActNorm(c), InvConv1x1(c),
+                           AffineCoupling(c, hidden, blocks, "channel", scale_floor=scale_floor)])
                 for _ in range(steps)]
     flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes, split_bias)
-    return flow_model(flow, image_shape, preprocess=preprocess, num_classes=num_classes)
+    return flow_model(flow, image_shape, preprocess=preprocess, num_classes=num_classes,
+                      noise_sigma=noise_sigma)
 
 
 def realnvp(image_shape=(1, 28, 28), levels: int = 2, steps: int = 3, hidden: int = 64,
             num_classes: Optional[int] = None, blocks: int = 2, actnorm: bool = True,
-            learn_top: bool = False, preprocess: str = "logit") -> FlowModel:
+            learn_top: bool = False, preprocess: str = "logit", noise_sigma: float = 0.0) -> FlowModel:
     """RealNVP (Dinh et al. 2017): affine couplings s = exp(alpha * tanh(h)) with alternating
     checkerboard masks, then (except on the last level, which has steps + 1 checkerboard couplings)
     alternating channel masks, residual coupling nets, multi-scale. Batch norm is replaced by ActNorm
@@ -94,7 +101,8 @@ def realnvp(image_shape=(1, 28, 28), levels: int = 2, steps: int = 3, hidden: in
             out.append(Composite([ActNorm(c), layer]) if actnorm else layer)
         return out
     flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes)
-    return flow_model(flow, image_shape, preprocess=preprocess, num_classes=num_classes)
+    return flow_model(flow, image_shape, preprocess=preprocess, num_classes=num_classes,
+                      noise_sigma=noise_sigma)
 
 
 def nice(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int = 64,
@@ -112,7 +120,7 @@ def nice(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int =
 
 def nsf(image_shape=(1, 28, 28), levels: int = 2, steps: int = 6, hidden: int = 64,
         num_classes: Optional[int] = None, blocks: int = 1, bins: int = 8, tail_bound: float = 3.0,
-        learn_top: bool = True, preprocess: str = "shift") -> FlowModel:
+        learn_top: bool = True, preprocess: str = "shift", noise_sigma: float = 0.0) -> FlowModel:
     """Neural Spline Flow (Durkan et al. 2019) on images: Glow's step with the affine coupling replaced
     by a rational-quadratic spline coupling (K bins on [-B, B], linear tails)."""
     def make_steps(c, _):
@@ -120,4 +128,5 @@ def nsf(image_shape=(1, 28, 28), levels: int = 2, steps: int = 6, hidden: int = 
                            SplineCoupling(c, hidden, blocks, "channel", bins=bins, bound=tail_bound)])
                 for _ in range(steps)]
     flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes)
-    return flow_model(flow, image_shape, preprocess=preprocess, num_classes=num_classes)
+    return flow_model(flow, image_shape, preprocess=preprocess, num_classes=num_classes,
+                      noise_sigma=noise_sigma)

@@ -134,7 +134,7 @@ def labels_of(y: Union[None, torch.Tensor, Labels], start: int, stop: int) -> Op
 
 
 @torch.no_grad()
-def generate(model, n: int, y: Union[None, torch.Tensor, Labels] = None, temperature: float = 1.0,
+def generate(model, n: int, y: Union[None, torch.Tensor, Labels] = None, temperature: Optional[float] = None,
              seed: int = 0, options: Optional[Dict[str, Any]] = None, dist: Optional[DistContext] = None
              ) -> Iterator[Tuple[int, torch.Tensor, Optional[torch.Tensor]]]:
     """Yield (index of the first image, images on the CPU, their labels) for this rank's chunks of n
@@ -152,7 +152,7 @@ def generate(model, n: int, y: Union[None, torch.Tensor, Labels] = None, tempera
         yield start, x.cpu(), None if yc is None else yc.cpu()
 
 
-def generate_all(model, n: int, y: Union[None, torch.Tensor, Labels] = None, temperature: float = 1.0,
+def generate_all(model, n: int, y: Union[None, torch.Tensor, Labels] = None, temperature: Optional[float] = None,
                  seed: int = 0, options: Optional[Dict[str, Any]] = None, dist: Optional[DistContext] = None,
                  progress: Optional[Callable[[int, int], None]] = None) -> Optional[torch.Tensor]:
     """All n samples, in index order, on rank 0 (None on the other ranks). Holds all n: for a bounded n

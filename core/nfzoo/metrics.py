@@ -190,6 +190,33 @@ def label_reliability(oracle, images, labels, batch_size: int = 500) -> float:
     return float((pred == labels).double().mean())
 
 
+RECOGNISABLE = 0.9
+"""The oracle's probability (its largest softmax output) from which a sample counts as recognisable."""
+
+
+def oracle_confidence(oracle, images, batch_size: int = 500):
+    """The oracle's probability of its most likely class for each image, shape (B,), on the CPU."""
+    import torch
+
+    was = getattr(oracle, "training", False)
+    oracle.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([torch.softmax(oracle(images[i:i + batch_size]).float(), 1).amax(1).cpu()
+                              for i in range(0, images.shape[0], batch_size)])
+    finally:
+        oracle.train(was)
+
+
+def recognisable_share(oracle, images, threshold: float = RECOGNISABLE, batch_size: int = 500) -> float:
+    """The share of images the oracle classifies with probability >= threshold (0.9): samples a reader
+    would take for a digit of some class, whichever. Real held-out digits score about 0.9 or more on a
+    good classifier, so it reads as "how many samples look like real ones"."""
+    if images.shape[0] == 0:
+        raise UsageError("recognisable_share needs at least one image")
+    return float((oracle_confidence(oracle, images, batch_size) >= threshold).double().mean())
+
+
 # -------------------------------------------------------------- high level
 def _as_oracle(oracle, device: Optional[str] = None):
     """An OracleNet from an OracleNet, an oracle directory or a pretrained oracle's name."""
@@ -228,14 +255,17 @@ def _feature_width(extractor, model) -> int:
 
 
 def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int = 0,
-                     temperature: float = 1.0, batch_size: int = 250, feature_extractor: str = "oracle",
+                     temperature: Optional[float] = None, batch_size: int = 250, feature_extractor: str = "oracle",
                      k: int = 5, progress: Optional[Callable[[int, int], None]] = None,
                      sample_options: Optional[Dict[str, Any]] = None, dist=None) -> Optional[Dict[str, Any]]:
     """Draw `n_samples` images from a FlowModel (seeded, in batches) and compare them with every image of
     `dataset_test` (the held-out split) through the oracle's features (or Inception's):
     {"fid", "coverage", "density", "n_samples", "nonfinite_samples", "n_real", "k", "temperature",
-    "seed", "features"}. Samples with NaN / infinite pixels (a numerical overflow in the flow's inverse)
-    are left out of the metrics and counted in "nonfinite_samples"; fewer than 2 finite ones is an error.
+    "seed", "features"}, and with an oracle "recognisable" (the share of all n_samples the oracle
+    classifies with probability >= 0.9; a non-finite sample is not recognisable) beside
+    "recognisable_real" (the same share on the real images of `dataset_test`). Samples with NaN /
+    infinite pixels (a numerical overflow in the flow's inverse) are left out of the other metrics and
+    counted in "nonfinite_samples"; fewer than 2 finite ones is an error.
     `oracle`: an OracleNet, an oracle directory or a pretrained oracle's name; None: the data set's default
     oracle (nfzoo.oracle.default_oracle of its `name`) when it has one; with
     feature_extractor="inception" it is optional and only used for the label reliability.
@@ -250,6 +280,8 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
 
     if n_samples < 2:
         raise UsageError(f"need at least 2 samples for FID, got {n_samples}")
+    if temperature is None:                 # the model's measured default (FlowModel.default_temperature)
+        temperature = getattr(model, "default_temperature", 1.0)
     if not (temperature >= 0 and np.isfinite(temperature)):
         raise UsageError(f"temperature must be a finite number >= 0, got {temperature}")
     if tuple(dataset_test.image_shape) != tuple(model.image_shape):
@@ -271,7 +303,7 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
     if progress:
         progress(len(dataset_test), total)
     labels = sampling_labels(model, n_samples).labels   # every class in turn; None: unconditional
-    fake, correct, nonfinite, done = [], 0, 0, 0
+    fake, correct, nonfinite, done, recognised = [], 0, 0, 0, 0
     for _, x, y in generate(model, n_samples, labels, temperature, seed, sample_options, dist):
         b = x.shape[0]
         x = x.to(device)
@@ -284,6 +316,8 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
             fake.append(compute_features(extractor, x))
             if y is not None and net is not None:
                 correct += round(label_reliability(net, x, y) * x.shape[0])
+            if net is not None:
+                recognised += int((oracle_confidence(net, x) >= RECOGNISABLE).sum())
         done += b
         if progress:
             progress(len(dataset_test) + done, total)
@@ -291,7 +325,8 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
         local = (torch.from_numpy(np.concatenate(fake)) if fake
                  else torch.zeros(0, _feature_width(extractor, model), dtype=torch.float64))
         gathered = dist.gather_tensor(local.double())
-        nonfinite, correct = (int(v) for v in dist.all_reduce_sum([nonfinite, correct]))
+        nonfinite, correct, recognised = (int(v) for v in dist.all_reduce_sum([nonfinite, correct,
+                                                                                recognised]))
         if not main:
             return None
         fake = [gathered.numpy()]
@@ -306,4 +341,35 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
                            "features": described}
     if labels is not None and net is not None:
         doc["label_reliability"] = correct / kept
+    if net is not None:
+        from .data import iterate
+
+        real_images = torch.cat([x for x, _ in iterate(dataset_test, 500, shuffle=False)])
+        doc["recognisable"] = recognised / n_samples
+        doc["recognisable_real"] = recognisable_share(net, real_images.to(device))
+    return doc
+
+
+SEED_SUMMARY_KEYS = ("fid", "coverage", "density", "recognisable", "label_reliability")
+
+
+def evaluate_samples_over_seeds(model, dataset_test, n_samples: int, seeds, **kwargs) -> Optional[Dict[str, Any]]:
+    """`evaluate_samples` once per seed (n_samples each): {"per_seed": [the documents], "summary": {metric:
+    {"mean", "sd", "n"}} over the seeds (nfzoo.results.mean_sd), "seeds", "n_samples" (all seeds together),
+    "nonfinite_samples" (all seeds together), "recognisable_real", "temperature", "features"}.
+    Keywords go to evaluate_samples; with a distributed context only rank 0 gets the document."""
+    from .results import summarize
+
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UsageError(f"need one or more distinct seeds, got {seeds}")
+    runs = [evaluate_samples(model, dataset_test, n_samples, seed=s, **kwargs) for s in seeds]
+    if runs[0] is None:      # not rank 0
+        return None
+    doc: Dict[str, Any] = {"per_seed": runs, "summary": summarize(runs, SEED_SUMMARY_KEYS), "seeds": seeds,
+                           "n_samples": n_samples * len(seeds),
+                           "nonfinite_samples": sum(r["nonfinite_samples"] for r in runs)}
+    for key in ("recognisable_real", "temperature", "features", "k", "n_real"):
+        if key in runs[0]:
+            doc[key] = runs[0][key]
     return doc

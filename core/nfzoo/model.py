@@ -42,10 +42,14 @@ class FlowModel(nn.Module):
 
     def __init__(self, bijector: Bijector, prior: Prior, image_shape,
                  sampler: Union[str, Sampler, None] = None, preprocess: str = "shift",
-                 num_classes: Optional[int] = None):
+                 num_classes: Optional[int] = None, noise_sigma: float = 0.0):
         super().__init__()
         if preprocess not in ("shift", "logit"):
             raise ConfigError(f"preprocess must be 'shift' or 'logit', got {preprocess!r}")
+        noise_sigma = float(noise_sigma)
+        if not (0.0 <= noise_sigma <= 10.0):
+            raise ConfigError(f"noise_sigma must be in [0, 10] (0: no noise augmentation), got {noise_sigma}")
+        self.noise_sigma = noise_sigma
         self.bijector = bijector
         self.prior = prior
         self.image_shape = tuple(int(s) for s in image_shape)
@@ -54,19 +58,49 @@ class FlowModel(nn.Module):
         self._sampler = sampler
         self.architecture: str = ""
         self.config: Dict[str, Any] = {}
+        self.sampling: Dict[str, Any] = {}
+        """The sampling defaults a trained model ships with, chosen by measurement: {"sampler": a registered
+        name, "temperature": T, "source": the result file that chose them}; config.json carries them
+        ("sampling"), `sample` and the CLI use them when told nothing else (`set_sampling`)."""
 
     @property
     def sampler(self) -> Sampler:
         """The sampler `sample` uses by default: the one set (a Sampler or a registered name), else the
         registry's `default_sampler`, built on first use."""
         if not isinstance(self._sampler, Sampler):
-            self._sampler = self.get_sampler(self._sampler or self.default_sampler)
+            self._sampler = self.get_sampler(self._sampler or self.sampling.get("sampler")
+                                             or self.default_sampler)
         return self._sampler
 
     @sampler.setter
     def sampler(self, value: Union[str, Sampler]) -> None:
         """Set the default sampler: a registered name or a Sampler."""
         self._sampler = value
+
+    @property
+    def default_temperature(self) -> float:
+        """The temperature `sample` uses when given none: the measured one in `sampling`, else 1.0."""
+        return float(self.sampling.get("temperature", 1.0))
+
+    def set_sampling(self, sampling: Optional[Dict[str, Any]], source: str = "config") -> None:
+        """Set the measured sampling defaults ({"sampler", "temperature", "source"}, each optional), checked:
+        a ConfigError names `source` and the bad key. None or {} clears them."""
+        sampling = dict(sampling or {})
+        unknown = set(sampling) - {"sampler", "temperature", "source"}
+        if unknown:
+            raise ConfigError(f"{source}: \"sampling\" has unknown key(s) {', '.join(sorted(unknown))}; it takes "
+                              "sampler, temperature and source")
+        if "sampler" in sampling and not (isinstance(sampling["sampler"], str) and sampling["sampler"]):
+            raise ConfigError(f"{source}: sampling.sampler must be a registered sampler's name")
+        if "temperature" in sampling:
+            t = sampling["temperature"]
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not (0 <= t <= 100):
+                raise ConfigError(f"{source}: sampling.temperature must be a number in [0, 100], got {t!r}")
+        if "source" in sampling and not isinstance(sampling["source"], str):
+            raise ConfigError(f"{source}: sampling.source must be a string (the result file)")
+        self.sampling = sampling
+        if not isinstance(self._sampler, Sampler) and "sampler" in sampling:
+            self._sampler = None       # rebuilt from sampling["sampler"] on first use
 
     def get_sampler(self, sampler: Union[str, Sampler, None] = None) -> Sampler:
         """`sampler` as a Sampler: None is this model's default (`self.sampler`), a name is built through
@@ -147,10 +181,16 @@ class FlowModel(nn.Module):
 
     # ------------------------------------------------------------ densities
     def log_prob(self, x: Tensor, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
-                 noise: bool = True) -> Tensor:
-        """Dequantized lower bound of log P(8-bit image) in nats, shape (B,)."""
+                 noise: bool = True, augment: bool = False) -> Tensor:
+        """Dequantized lower bound of log P(8-bit image) in nats, shape (B,). `augment=True` (training of a
+        model with `noise_sigma` > 0, TarFlow's noise augmentation) adds N(0, noise_sigma^2) noise in the
+        flow's input space after the preprocessing: the density of the noisy data, not of the images."""
         xd = self.dequantize(x, generator=generator, noise=noise)
         v, ld0 = self.to_flow(xd)
+        if augment and self.noise_sigma > 0:
+            dev = generator.device if generator is not None else v.device
+            eps = torch.randn(v.shape, generator=generator, device=dev, dtype=v.dtype).to(v.device)
+            v = v + self.noise_sigma * eps
         ctx = self.context(y, x.shape[0])
         z, ld = self.bijector(v, ctx)
         return self.prior.log_prob(z, ctx) + ld + ld0 - self.dim * math.log(256.0)
@@ -165,23 +205,42 @@ class FlowModel(nn.Module):
         v, _ = self.to_flow(self.dequantize(x, noise=False))
         return self.bijector(v, self.context(y, x.shape[0]))[0]
 
-    def decode(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
-        """Latents -> images in [0, 1]."""
-        v, _ = self.bijector.inverse(z, self.context(y, z.shape[0]))
+    def decode(self, z: Tensor, y: Optional[Tensor] = None, denoise: Optional[bool] = None) -> Tensor:
+        """Latents -> images in [0, 1]. A model trained with noise augmentation (`noise_sigma` > 0) takes one
+        denoising step (`denoise`) before leaving the flow's space, unless denoise=False."""
+        ctx = self.context(y, z.shape[0])
+        v, _ = self.bijector.inverse(z, ctx)
+        if self.noise_sigma > 0 and denoise is not False:
+            v = self.denoise(v, y)
         return self.from_flow(v)
 
+    def denoise(self, v: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """TarFlow's denoising step (Zhai et al. 2024, sec. 2.3) in the flow's input space:
+        v + sigma^2 * grad_v log p(v), Tweedie's estimate of the clean point from the model's own score
+        (one forward and one backward pass; no other network). Identity when noise_sigma is 0."""
+        if self.noise_sigma <= 0:
+            return v
+        ctx = self.context(y, v.shape[0])
+        with torch.enable_grad():
+            v = v.detach().requires_grad_(True)
+            z, ld = self.bijector(v, ctx)
+            score, = torch.autograd.grad((self.prior.log_prob(z, ctx) + ld).sum(), v)
+        return (v + self.noise_sigma ** 2 * score).detach()
+
     @torch.no_grad()
-    def sample(self, n: int, y: Optional[Tensor] = None, temperature: float = 1.0,
+    def sample(self, n: int, y: Optional[Tensor] = None, temperature: Optional[float] = None,
                generator: Optional[torch.Generator] = None, sampler: Union[str, Sampler, None] = None,
-               **options) -> Tensor:
+               denoise: Optional[bool] = None, **options) -> Tensor:
         """n images in [0, 1]: z = sampler.sample(self, n, y, temperature, generator, **options), then
         `decode(z, y)`. `sampler`: a registered name ("ddim"), a Sampler, or None for this model's default;
         `options` go to the sampler (e.g. steps=50, eta=1.0 for ddim), which refuses (UsageError) a model
         or options it does not take: `model.sample(16, sampler="ddim", steps=50, eta=1.0)` on a
-        diffusion model."""
+        diffusion model. A noise-augmented model (`noise_sigma` > 0) denoises its samples unless
+        denoise=False (see `denoise`). temperature None: `default_temperature` (the measured one)."""
+        temperature = self.default_temperature if temperature is None else temperature
         z = self.get_sampler(sampler).sample(self, n, y=y, temperature=temperature, generator=generator,
                                              **options)
-        return self.decode(z.to(self.device), y)
+        return self.decode(z.to(self.device), y, denoise=denoise)
 
     @torch.no_grad()
     def initialize(self, x: Tensor, y: Optional[Tensor] = None,
@@ -204,7 +263,10 @@ class FlowModel(nn.Module):
     def training_loss(self, x: Tensor, y: Optional[Tensor], phase: str, epoch: int, epochs: int,
                       generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
         """(loss to minimise, per-image bpd) of a training batch. Default: the mean bpd."""
-        bpd = self.bpd(x, y, generator=generator)
+        if self.noise_sigma > 0:     # TarFlow's noise augmentation: the bpd of the noisy data
+            bpd = -self.log_prob(x, y, generator=generator, augment=True) / (self.dim * math.log(2.0))
+        else:
+            bpd = self.bpd(x, y, generator=generator)
         return bpd.mean(), bpd.detach()
 
     @property
@@ -212,8 +274,8 @@ class FlowModel(nn.Module):
         """How many uniform float32 numbers training_loss and bpd draw from their generator per image:
         the dequantization noise, one per dimension. A model whose loss draws other numbers too returns
         None. Distributed training and evaluation use it to give each image the noise it would get on
-        one process (nfzoo.distributed)."""
-        return self.dim
+        one process (nfzoo.distributed). With noise augmentation (gaussian draws too): None."""
+        return None if self.noise_sigma > 0 else self.dim
 
     def phase_parameters(self, phase: str) -> Optional[set]:
         """ids of the parameters that take a step in `phase` (None: all of them)."""
@@ -235,8 +297,11 @@ class FlowModel(nn.Module):
         """What config.json holds: library, nfzoo version, architecture and config."""
         from . import __version__
 
-        return {"library": "nfzoo", "nfzoo_version": __version__, "architecture": self.architecture,
-                "config": self.config}
+        doc = {"library": "nfzoo", "nfzoo_version": __version__, "architecture": self.architecture,
+               "config": self.config}
+        if self.sampling:
+            doc["sampling"] = dict(self.sampling)
+        return doc
 
     def save_pretrained(self, directory: Union[str, os.PathLike]) -> Path:
         """Write config.json and model.safetensors (each atomically)."""

@@ -118,3 +118,21 @@ def resolve_pretrained(name: str) -> PretrainedEntry:
     raise UnknownNameError("pretrained model", name, known,
                            hint="Pass a pretrained name (`nfzoo list --pretrained`) or a model directory "
                            f"written as a path (./NAME, /abs/path, or local-dir:NAME).{here}")
+
+
+def embedded_sampling(entry: Any) -> Dict[str, Any]:
+    """The measured sampling defaults ({"sampler", "temperature", "source"}) in the config.json of an
+    embedded pretrained model; {} when the model is not embedded or its config has none."""
+    import json
+
+    from .constants import CONFIG_NAME
+
+    path = PretrainedEntry.of(entry).path
+    if not path or not (Path(path) / CONFIG_NAME).is_file():
+        return {}
+    try:
+        doc = json.loads((Path(path) / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    sampling = doc.get("sampling") if isinstance(doc, dict) else None
+    return dict(sampling) if isinstance(sampling, dict) else {}

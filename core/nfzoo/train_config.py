@@ -37,6 +37,7 @@ class TrainConfig:
     device: str = "cpu"              # cpu | cuda | auto (one GPU per process under torchrun)
     precision: str = "fp32"          # fp32 | bf16 (CUDA: the coupling nets under bf16 autocast)
     model: Dict[str, Any] = field(default_factory=dict)  # architecture config (`--set KEY=VALUE`)
+    init_from: Optional[str] = None  # start from this pretrained model's weights (same architecture, shapes)
 
     def validate(self) -> None:
         """Types and ranges of every setting; a bad one raises UsageError naming its option (`.key` is the
@@ -114,8 +115,8 @@ def _check_type(key: str, v: Any) -> None:
         want = "a number"
     elif key in _STR:
         ok, want = isinstance(v, str), "a string"
-    elif key == "data_root":
-        ok, want = v is None or isinstance(v, str), "a path or null"
+    elif key in ("data_root", "init_from"):
+        ok, want = v is None or isinstance(v, str), "a name, a path or null"
     elif key == "download":
         ok, want = isinstance(v, bool), "true or false"
     elif key == "model":

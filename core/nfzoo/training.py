@@ -113,6 +113,8 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         # checked against the limits (nfzoo.limits) with the activations of one training batch
         self.model = build_model(self.cfg.arch, self.model_config, batch=self.cfg.batch_size).to(self.dist.device)
+        if self.cfg.init_from and not self.resume:
+            self._load_init(self.cfg.init_from)
         if self.cfg.precision == "bf16":
             enable_bf16(self.model)
         self.conditional = self.model.num_classes is not None
@@ -363,9 +365,23 @@ class Trainer:
                 "processes": self.dist.world, "global_batch_size": self.cfg.batch_size,
                 "parameters": sum(p.numel() for p in self.model.parameters())}
 
+    def _load_init(self, name: str) -> None:
+        """`init_from`: the weights of a pretrained model (a zoo name, hf-hub: id or model folder) of the same
+        architecture whose tensors have this model's names and shapes (the config may differ where it does
+        not change them, e.g. scale_floor or noise_sigma): fine-tuning. ActNorm is then initialised already."""
+        from .api import load
+        from .model import load_state_strict
+
+        src = load(name, device="cpu")
+        if src.architecture != self.cfg.arch:
+            raise ConfigError(f"init_from={name!r} is a {src.architecture} model; this run trains {self.cfg.arch}: "
+                              "start from a model of the same architecture")
+        load_state_strict(self.model, src.state_dict(), source=f"init_from={name}")
+
     def _initialize(self) -> None:
-        """Data-dependent initialisation (ActNorm) on rank 0; _wrap broadcasts the result."""
-        if not self.dist.is_main:
+        """Data-dependent initialisation (ActNorm) on rank 0; _wrap broadcasts the result. A run that starts
+        from a pretrained model's weights (init_from) keeps them."""
+        if not self.dist.is_main or self.cfg.init_from:
             return
         n = min(self.cfg.init_batch, len(self.train_set))
         gen = torch.Generator().manual_seed(self.cfg.seed + 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -26,7 +27,13 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
              batch_size: int = typer.Option(500, "--batch-size", min=1, max=MAX_BATCH),
              seed: int = seed_option(0, "seed of the dequantization noise and the samples"),
              samples: int = typer.Option(0, "--samples", min=0, max=MAX_SAMPLES, help="also draw N samples and "
-                                         "report FID, Coverage and Density against the split (0: off)"),
+                                         "report FID, Coverage, Density and the recognisable share against "
+                                         "the split (0: off)"),
+             seeds: int = typer.Option(1, "--seeds", min=1, max=100, help="draw the N samples this many times "
+                                       "(seeds SEED, SEED+1, ...) and report each metric as mean +- sd"),
+             out_file: Optional[Path] = typer.Option(None, "--out", help="also write the result as JSON to "
+                                                     "this file, with the command, date and commit that "
+                                                     "measured it"),
              oracle: Optional[str] = typer.Option(None, "--oracle", help="oracle directory (`nfzoo "
                                                   "train-oracle`) whose features the sample metrics use "
                                                   "[mnist5k: the zoo's oracle-mnist5k]"),
@@ -81,6 +88,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
     from nfzoo.errors import ConfigError
 
     m = load_model(model, dev, sampler)
+    temperature = m.default_temperature if temperature is None else temperature
     options = sampler_options(steps, eta)
     if samples:
         m.sampler.check(m, temperature=temperature, **options)
@@ -117,12 +125,15 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
         else:
             res = evaluate_classification(m, ds, batch_size, progress=progress)
         if samples:
-            from nfzoo.metrics import evaluate_samples
+            from nfzoo.metrics import evaluate_samples, evaluate_samples_over_seeds
 
-            progress = progress_task(prog, f"{samples} samples vs {dataset}/{split}")
-            sres = evaluate_samples(m, ds, samples, oracle=net, seed=seed, temperature=temperature,
-                                    feature_extractor=features, k=k, progress=progress,
-                                    sample_options=options, dist=dist)
+            progress = progress_task(prog, f"{samples} samples x {seeds} seed(s) vs {dataset}/{split}")
+            kwargs = dict(oracle=net, temperature=temperature, feature_extractor=features, k=k,
+                          progress=progress, sample_options=options, dist=dist)
+            if seeds == 1:
+                sres = evaluate_samples(m, ds, samples, seed=seed, **kwargs)
+            else:
+                sres = evaluate_samples_over_seeds(m, ds, samples, range(seed, seed + seeds), **kwargs)
     if dist is not None:   # as in sample: leave together, process group shut down, before rank 0 prints
         dist.barrier()
         dist.close()
@@ -133,8 +144,14 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
         doc.update({"oracle": oracle_from, "sampler": m.sampler.name, **sres})
         doc.update(options)
         if sres["nonfinite_samples"]:
-            err.print(f"[yellow]warning:[/] {sres['nonfinite_samples']} of {samples} samples had "
+            err.print(f"[yellow]warning:[/] {sres['nonfinite_samples']} of {sres['n_samples']} samples had "
                       "non-finite pixels and were left out of the metrics", highlight=False)
+    if out_file is not None:
+        import shlex
+
+        from nfzoo.results import write_result
+
+        write_result(out_file, doc, shlex.join(["nfzoo", *command_argv(ctx, drop=("out_file", "json_"))]))
     if json_:
         print_json(doc)
         return
@@ -144,12 +161,30 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
         line += f"; bpd of the class mixture p(x) = {res['bpd_marginal']:.4f}"
     out.print(line)
     if samples:
-        line = (f"{samples} samples (T={temperature:g}) vs {sres['n_real']} images, {sres['features']} "
-                f"features: FID = {sres['fid']:.4f}, coverage = {sres['coverage']:.4f}, "
-                f"density = {sres['density']:.4f} (k={k})")
-        if "label_reliability" in sres:
-            line += f", label reliability = {sres['label_reliability']:.4f}"
-        out.print(line, highlight=False)
+        out.print(_samples_line(sres, samples, seeds, temperature, k), highlight=False)
+    if out_file is not None:
+        out.print(f"wrote {out_file}", highlight=False)
+
+
+def _samples_line(sres, samples: int, seeds: int, temperature: float, k: int) -> str:
+    """The sample metrics in one line: values for one seed, mean +- sd over several."""
+    if seeds == 1:
+        def val(key, fmt):
+            return format(sres[key], fmt)
+        head = f"{samples} samples (T={temperature:g})"
+    else:
+        def val(key, fmt):
+            s = sres["summary"][key]
+            return f"{format(s['mean'], fmt)} +- {format(s['sd'], fmt)}"
+        head = f"{samples} samples x {seeds} seeds (T={temperature:g}; mean +- sd)"
+    line = (f"{head} vs {sres['n_real']} images, {sres['features']} features: FID = {val('fid', '.4f')}, "
+            f"coverage = {val('coverage', '.4f')}, density = {val('density', '.4f')} (k={k})")
+    if "recognisable" in sres or "recognisable" in sres.get("summary", {}):
+        line += (f", recognisable (oracle p >= 0.9) = {val('recognisable', '.3f')} "
+                 f"(real images: {sres['recognisable_real']:.3f})")
+    if "label_reliability" in sres or "label_reliability" in sres.get("summary", {}):
+        line += f", label reliability = {val('label_reliability', '.4f')}"
+    return line + f"; non-finite samples: {sres['nonfinite_samples']} of {sres['n_samples']}"
 
 
 def _fixed_arguments() -> tuple:
@@ -167,7 +202,7 @@ def _plugin_task(fn, task, model, dataset, sets, samples, temperature, sampler, 
     from nfzoo.errors import UsageError
 
     options = parse_sets(sets)
-    for key, value, default in (("n", samples, 0), ("temperature", temperature, 1.0), ("steps", steps, None),
+    for key, value, default in (("n", samples, 0), ("temperature", temperature, None), ("steps", steps, None),
                                 ("eta", eta, None), ("oracle", oracle, None)):
         if value != default:
             options[key] = value

@@ -67,8 +67,12 @@ def info_cmd(name: str = typer.Argument(..., help="an architecture, pretrained m
                 doc["config" if e.kind == "architectures" else "arguments"] = defaults
         if e.kind == "pretrained":
             from nfzoo.hub import source_of
+            from nfzoo.pretrained import embedded_sampling
 
             doc["source"] = source_of(e)
+            sampling = embedded_sampling(e)
+            if sampling:      # the default sampler and temperature, chosen by measurement (and where)
+                doc["default_sampling"] = sampling
         docs.append(doc)
     if json_:
         print_json(docs[0] if len(docs) == 1 else docs)

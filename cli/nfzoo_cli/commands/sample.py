@@ -75,6 +75,7 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
     from nfzoo.generation import sampling_labels
 
     m = load_model(model, dev, sampler)
+    temperature = m.default_temperature if temperature is None else temperature
     options = sampler_options(steps, eta)
     m.sampler.check(m, temperature=temperature, **options)
     # labels are a rule made per chunk (nfzoo.generation), never a tensor of all n

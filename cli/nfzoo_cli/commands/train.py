@@ -78,6 +78,9 @@ def train_cmd(ctx: typer.Context, arch: str = typer.Argument(..., help="architec
               out_dir: Optional[Path] = typer.Option(None, "--out", help="run directory "
                                                      "[default: runs/ARCH-DATASET-TIME]"),
               resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
+              init_from: Optional[str] = typer.Option(None, "--init", help="start from the weights of this "
+                                                      "pretrained model or model folder (same architecture and "
+                                                      "tensor shapes): fine-tuning"),
               checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=0, max=10 ** 9,
                                                              help="steps between checkpoints [each epoch]"),
               seed: Optional[int] = seed_option(None, "random seed [0]"),
@@ -100,7 +103,7 @@ def train_cmd(ctx: typer.Context, arch: str = typer.Argument(..., help="architec
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
              "warmup_steps": warmup, "lr_schedule": lr_schedule, "grad_clip": grad_clip,
              "checkpoint_every": checkpoint_every, "seed": seed, "data_root": data_root, "device": device,
-             "precision": precision}
+             "precision": precision, "init_from": init_from}
     given = {k: v for k, v in given.items() if v is not None}
     model_cfg = parse_sets(sets)
     if preset is not None:

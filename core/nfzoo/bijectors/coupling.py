@@ -159,18 +159,42 @@ class AdditiveCoupling(_Coupling):
         return (xb - t if inverse else xb + t), torch.zeros_like(xb)
 
 
+DEFAULT_SCALE_FLOOR = 0.05
+"""The smallest scale of a sigmoid coupling unless a config says otherwise: sampling divides by the scale,
+and Glow's unbounded sigmoid(h + 2) reaches ~0 off the data (NaN samples; see `sigmoid_log_scale`)."""
+
+
+def sigmoid_log_scale(h: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
+    """log s with s = floor + (1 - floor) * sigmoid(h + 2): Glow's coupling scale (floor = 0) or the same
+    scale bounded away from 0. The inverse divides by s, so with a floor > 0 one coupling amplifies by at
+    most 1 / floor wherever a sample lands, and the model is trained under the same bound."""
+    if floor <= 0:
+        return F.logsigmoid(h + 2.0)
+    return torch.log(floor + (1.0 - floor) * torch.sigmoid(h + 2.0))
+
+
+def check_scale_floor(floor: float) -> float:
+    """A scale floor as a float in [0, 1), else ValueError naming the range."""
+    floor = float(floor)
+    if not 0.0 <= floor < 1.0:
+        raise ValueError(f"scale_floor must be in [0, 1) (0: Glow's unbounded sigmoid scale), got {floor}")
+    return floor
+
+
 class AffineCoupling(_Coupling):
     """y_b = (x_b + t(x_a)) * s(x_a), log|det| = sum log s.
 
-    `scale="sigmoid"` (Glow): s = sigmoid(h + 2), bounded in (0, 1) and near 0.88 at init.
+    `scale="sigmoid"` (Glow): s = f + (1 - f) sigmoid(h + 2) with f = `scale_floor` (0 is Glow's own
+    s in (0, 1); f > 0 bounds what the inverse divides by, `sigmoid_log_scale`), near 0.88 at init.
     `scale="tanh"` (RealNVP): s = exp(alpha * tanh(h)) with a learned per-channel alpha."""
 
     def __init__(self, channels: int, hidden: int = 64, blocks: int = 0, mask: str = "channel",
-                 parity: int = 0, scale: str = "sigmoid"):
+                 parity: int = 0, scale: str = "sigmoid", scale_floor: float = DEFAULT_SCALE_FLOOR):
         super().__init__(channels, hidden, blocks, mask, parity)
         if scale not in ("sigmoid", "tanh"):
             raise ValueError(f"scale must be 'sigmoid' or 'tanh', got {scale!r}")
         self.scale = scale
+        self.scale_floor = check_scale_floor(scale_floor)
         if scale == "tanh":
             n = self.n_b if mask == "channel" else channels
             self.alpha = nn.Parameter(torch.ones(1, n, 1, 1))
@@ -178,7 +202,7 @@ class AffineCoupling(_Coupling):
     def _transform(self, xb, p, inverse):
         t, h = p[:, 0], p[:, 1]
         if self.scale == "sigmoid":
-            log_s = F.logsigmoid(h + 2.0)
+            log_s = sigmoid_log_scale(h, self.scale_floor)
         else:
             log_s = self.alpha * torch.tanh(h)
         if inverse:

@@ -47,6 +47,7 @@ from torch import Tensor
 
 from nfzoo.architectures import multiscale_flow
 from nfzoo.bijectors import ActNorm, AffineCoupling, Composite, InvConv1x1
+from nfzoo.bijectors.coupling import DEFAULT_SCALE_FLOOR
 from nfzoo.errors import ConfigError, UsageError
 from nfzoo.model import FlowModel
 
@@ -127,8 +128,8 @@ class GLEMFlow(FlowModel):
         conditional encoding, whose code rows are part of the flow's input."""
         return self._latent(x, None if y is None else self.context(y, x.shape[0]), noise=False)[0]
 
-    def decode(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
-        v, _ = self.bijector.inverse(z, None)
+    def decode(self, z: Tensor, y: Optional[Tensor] = None, denoise: Optional[bool] = None) -> Tensor:
+        v, _ = self.bijector.inverse(z, None)   # GLEM is not noise-augmented: `denoise` changes nothing
         return self.from_flow(v)
 
     @torch.no_grad()
@@ -149,7 +150,7 @@ class GLEMFlow(FlowModel):
         return self.from_flow(v), labels
 
     @torch.no_grad()
-    def sample(self, n, y=None, temperature=1.0, generator=None, sampler=None, **options):
+    def sample(self, n, y=None, temperature=None, generator=None, sampler=None, **options):
         """FlowModel.sample; a monomodal CE model (one shared gaussian) refuses labels for a sampler that
         draws from the prior (`Sampler.from_prior`): its gaussian cannot choose a class."""
         sampler = self.get_sampler(sampler)
@@ -276,10 +277,11 @@ def glem(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int =
          m_split: float = 0.1, m_passes: int = 5, prior_lr_scale: float = 3.0, split_seed: int = 0,
          rfcm_rank: int = 64, preprocess: str = "logit", split_bias: bool = False,
          class_latent: str = "top", encoding: str = "none", gaussians: str = "class",
-         kl_schedule: str = "exponential") -> GLEMFlow:
+         kl_schedule: str = "exponential", scale_floor: float = DEFAULT_SCALE_FLOOR) -> GLEMFlow:
     """GLEM: a Glow-style flow (ActNorm, LU 1x1 conv, affine coupling; multi-scale with learned split
     priors) whose prior is one learned diagonal gaussian per class, Sigma_y = psi(S_y),
-    psi = a / (1 + exp(-b s)) + c; trained with the EM-like alternation and the annealed KL repulsion."""
+    psi = a / (1 + exp(-b s)) + c; trained with the EM-like alternation and the annealed KL repulsion.
+    `scale_floor`: the couplings' smallest scale (nfzoo.bijectors.coupling.sigmoid_log_scale)."""
     if num_classes is None or int(num_classes) < 2:
         raise ConfigError(f"glem needs num_classes >= 2 (one gaussian per class), got {num_classes}")
     if kl_weight < 0 or kl_weight_final < 0:
@@ -290,7 +292,8 @@ def glem(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int =
         raise ConfigError(f"em_fraction must be in [0, 1] and m_split in (0, 1), got {em_fraction}, {m_split}")
 
     def make_steps(ch, _):
-        return [Composite([ActNorm(ch), InvConv1x1(ch), AffineCoupling(ch, hidden, blocks, "channel")])
+        return [Composite([ActNorm(ch), InvConv1x1(ch), AffineCoupling(ch, hidden, blocks, "channel",
+                                                                        scale_floor=scale_floor)])
                 for _ in range(steps)]
     if encoding not in ("none", "ce") or gaussians not in ("class", "single"):
         raise ConfigError(f"encoding must be 'none' or 'ce' and gaussians 'class' or 'single', got "

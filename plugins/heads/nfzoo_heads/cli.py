@@ -38,6 +38,7 @@ def synth_cmd(model: str = typer.Option(..., "--model", "-m", help="a class-cond
     check_new_output(out_dir)
     m = load_model(model, device, sampler)
     check_conditional(m, model)
+    temperature = m.default_temperature if temperature is None else temperature
     opts = sampler_options(steps)
     m.sampler.check(m, temperature=temperature, **opts)
     with rich_progress() as prog:

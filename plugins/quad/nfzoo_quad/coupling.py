@@ -4,7 +4,9 @@
     y1 = x1
     y2 = (x2 + t1(x1)) * s1(x1)
     y3 = (x3 + t2(x1, x2)) * s2(x1, x2)
-    y4 = (x4 + t3(x1, x2, x3)) * s3(x1, x2, x3)          s = sigmoid(h + 2),  log|det| = sum log s
+    y4 = (x4 + t3(x1, x2, x3)) * s3(x1, x2, x3)          s = f + (1 - f) sigmoid(h + 2), log|det| = sum log s
+
+with f = `scale_floor` (0: the thesis's sigmoid(h + 2); f > 0 bounds what the sequential inverse divides by).
 
 The forward (data -> latent) reads only the original inputs, so its three nets are independent; the
 inverse is sequential: x2 from x1, then x3 from (x1, x2), then x4 from (x1, x2, x3). (The released code
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nfzoo import Bijector
-from nfzoo.bijectors.coupling import ZeroConv2d
+from nfzoo.bijectors.coupling import DEFAULT_SCALE_FLOOR, ZeroConv2d, check_scale_floor, sigmoid_log_scale
 
 
 def split_sizes(channels: int) -> List[int]:
@@ -45,8 +47,9 @@ class QuadNet(nn.Module):
 class QuadCoupling(Bijector):
     """Quad-coupling on (B, C, H, W) with C >= 4; `hidden` channels in each of the three nets."""
 
-    def __init__(self, channels: int, hidden: int = 64):
+    def __init__(self, channels: int, hidden: int = 64, scale_floor: float = DEFAULT_SCALE_FLOOR):
         super().__init__()
+        self.scale_floor = check_scale_floor(scale_floor)
         if channels < 4:
             raise ValueError(f"QuadCoupling needs at least 4 channels (four blocks), got {channels}; "
                              "squeeze the input first")
@@ -55,11 +58,9 @@ class QuadCoupling(Bijector):
         self.nets = nn.ModuleList([QuadNet(s[0], s[1], hidden), QuadNet(s[0] + s[1], s[2], hidden),
                                    QuadNet(s[0] + s[1] + s[2], s[3], hidden)])
 
-    @staticmethod
-    def _affine(h):
+    def _affine(self, h):
         shift, logit = h.chunk(2, dim=1)
-        log_s = F.logsigmoid(logit + 2.0)
-        return shift, log_s
+        return shift, sigmoid_log_scale(logit, self.scale_floor)
 
     def forward(self, x, context=None):
         x1, x2, x3, x4 = torch.split(x, self.sizes, dim=1)
