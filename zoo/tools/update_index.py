@@ -28,7 +28,19 @@ FIELDS = ("kind", "architecture", "config", "dataset", "metrics", "repo_id", "re
           "description", "default", "status")
 
 
+def pin_files(folder: Path, files=None, names=(CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)) -> dict:
+    """The sha256 pins of a zoo entry: `files` (the entry's pins, name -> sha256) with every one of `names`
+    that exists in `folder` hashed again, sorted by name. zoo/tools/render_docs.py refreshes a card's pin
+    with it."""
+    pins = dict(files or {})
+    for name in names:
+        if (folder / name).is_file():
+            pins[name] = sha256_file(folder / name)
+    return dict(sorted(pins.items()))
+
+
 def main(argv=None) -> int:
+    """The command line above; returns the exit code."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("name", help="pretrained model name, <arch>-<dataset> (e.g. glow-mnist5k)")
     ap.add_argument("--from", dest="run", type=Path,
@@ -90,10 +102,7 @@ def main(argv=None) -> int:
     elif not card.is_file() or GENERATED_MARK in card.read_text():
         atomic_write_bytes(card, model_card(a.name, info, repo_id, zoo_name=a.name).encode())
 
-    files = dict(entry.get("files") or {})
-    for name in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME):
-        if (folder / name).is_file():
-            files[name] = sha256_file(folder / name)
+    files = pin_files(folder, entry.get("files"))
     if WEIGHTS_NAME not in files:
         ap.error(f"no {WEIGHTS_NAME} for {a.name}: pass --from RUN_DIR")
     if a.no_embed and (folder / WEIGHTS_NAME).is_file():
@@ -101,7 +110,7 @@ def main(argv=None) -> int:
     embedded = (folder / WEIGHTS_NAME).is_file()
 
     entry.update(info)
-    entry.update(repo_id=repo_id, files=dict(sorted(files.items())), revision=entry.get("revision"),
+    entry.update(repo_id=repo_id, files=files, revision=entry.get("revision"),
                  paper=info.get("paper"), default=bool(entry.get("default")) or a.default,
                  status="embedded" if embedded else ("hub" if entry.get("revision") else "unpublished"))
     if a.default:

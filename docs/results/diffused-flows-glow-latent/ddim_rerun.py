@@ -4,8 +4,8 @@ of U-Net calls, hence the time per sample, did not change). Writes ddim-rerun.js
 
     python docs/results/diffused-flows-glow-latent/ddim_rerun.py
 
-Historical (session 5): it ran on the zoo's diffused-flows-mnist5k of that time, the glow-latent model of
-this folder; the zoo's model of that name has since been replaced (session 7), so running it now measures
+Historical (e26c138, 2026-11-26): it ran on the zoo's diffused-flows-mnist5k of that time, the glow-latent model of
+this folder; the zoo's model of that name has since been replaced (b017ba1), so running it now measures
 the new one.
 """
 import json

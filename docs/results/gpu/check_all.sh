@@ -1,4 +1,4 @@
-# Everything this project checks on a GPU, in one go (a session's device time is short):
+# Everything this project checks on a GPU, in one go (the device time of a loan is short):
 # the CUDA tests, then `nfzoo bench cinc|sampling|scaling --device cuda`, JSON into OUTDIR.
 # Run from the repository root on a CUDA machine: bash docs/results/gpu/check_all.sh OUTDIR
 OUT=${1:-${OUT:-gpu-out}}
