@@ -54,6 +54,9 @@ class Prior(nn.Module):
     """A base distribution over latents of shape (B, *event_shape)."""
 
     event_shape: Tuple[int, ...]
+    temperature_one_only: bool = False
+    """True for a prior that samples at temperature 1 only (a diffusion prior): samplers refuse others in
+    `check`, before any work."""
 
     def log_prob(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """log p(z | y), summed over every dimension but the batch: shape (B,)."""

@@ -28,6 +28,9 @@ class AncestralSampler(Sampler):
     from_prior = True
 
     def check(self, model, temperature=1.0, **options):
+        if temperature != 1.0 and getattr(model.prior, "temperature_one_only", False):
+            raise UsageError(f"this model's prior samples at temperature 1 only (got {temperature:g}); drop "
+                             "--temperature")
         if options:
             raise UsageError(f"the ancestral sampler takes no options (got {', '.join(sorted(options))}); "
                              "drop them, or choose a sampler that takes them (e.g. --sampler ddim --steps 20 "

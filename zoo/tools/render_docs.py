@@ -20,14 +20,23 @@ pin_files). Every block names its files; a file with a "measured_by" record (nfz
 known from its card (LEGACY, valid only while the file's sha256 is the one recorded there). Stochastic
 numbers come as mean +- sd over the seeds a file holds, with their number. Torch is never imported.
 
+The shipped weights of a zoo model come through a chain of recorded steps, each with its file (MODEL: the zoo
+name): the training run (docs/results/MODEL-history.json, and its train.json as MODEL-train.json), a fine-tune
+(MODEL-finetune-history.json, MODEL-finetune-train.json: `nfzoo train ... --init MODEL`), a refit of the latent
+prior (MODEL-refit.json: `nfzoo refit-prior`). The model's test bpd is that of the last step there is (the
+refit's test_bpd_after, shown beside its test_bpd_before "with the N(0, I) prior"; else the fine-tune's last
+test bpd; else the training run's), and the recipe is the chain of their commands. A model with noise_sigma > 0
+in its config.json says that its bpd is on clean data and that it was trained on noisy data.
+
 Sample quality comes from docs/results/samples/MODEL/SAMPLER-tT.json (written by `nfzoo eval MODEL --dataset
 mnist5k --samples N --seeds S -t T --out FILE`): one row per file; no file, no row; a flow's file whose test
-bpd differs from the model's history measured other weights and is refused. Training numbers come from
-docs/results/MODEL-history.json (the run's history.json) and, when present, the run's settings from
-docs/results/MODEL-train.json (its train.json); GLEM's NF-A from docs/results/MODEL-classify.json (`nfzoo eval
-MODEL --dataset mnist5k --task classify --out FILE`) when present. tests/test_generated_docs.py runs --check.
+bpd differs from the shipped weights' (above; by more than 1e-3) measured other weights and is refused. The
+setting in the model's config.json "sampling" (docs/results/samples/sweep.py --choose) is marked as the
+default, and the README's zoo table gives each model's default setting beside its test bpd. GLEM's NF-A
+comes from docs/results/MODEL-classify.json (`nfzoo eval MODEL --dataset mnist5k --task classify --out
+FILE`) when present. tests/test_generated_docs.py runs --check.
 
-One module of ~1200 lines on purpose (one script that knows every table; a tenth of it is LEGACY's notes).
+One module of ~1500 lines on purpose (one script that knows every table; a tenth of it is LEGACY's notes).
 """
 from __future__ import annotations
 
@@ -55,6 +64,7 @@ MD_BLOCK = re.compile(r"(<!-- nfzoo:generated (?P<id>[\w.:+-]+) \(zoo/tools/rend
                       r"(?P<body>.*?)(<!-- nfzoo:end -->)", re.S)
 YAML_BLOCK = re.compile(r"(# nfzoo:generated (?P<id>model-index:[\w.+-]+) \(zoo/tools/render_docs\.py; do not "
                         r"edit\)\n)(?P<body>.*?)(# nfzoo:end\n)", re.S)
+BPD_TOL = 1e-3                                # test bpds of the same weights (seed-0 dequantization) agree to this
 BOUND_ARCHS = ("ddpm", "diffused-flows")      # their bpd is DDPM's variational bound, one timestep per image
 ORDER = ("glow-mnist5k", "nsf-mnist5k", "realnvp-mnist5k", "inverse-flow-mnist5k", "cinc-flow-mnist5k",
          "quad-flow-mnist5k", "glem-mnist5k", "ddpm-mnist5k", "diffused-flows-mnist5k")
@@ -260,6 +270,8 @@ class Results:
             return None
         prefix, note = LEGACY[key]
         if not hashlib.sha256(self.path(rel).read_bytes()).hexdigest().startswith(prefix):
+            if self.run_settings(rel):
+                return None               # a new run, with its train.json: cite() names that instead
             warning = (f"{rel_results(rel)} changed since LEGACY described it: its old command is not shown "
                        "(give it a measured_by record or a MODEL-train.json)")
             if warning not in self.warnings:
@@ -277,7 +289,21 @@ class Results:
             return (f"`{rel}` (measured {str(mb.get('date'))[:10]} at {short_commit(mb.get('commit'))}, "
                     f"{mb.get('threads')} thread(s): `{mb.get('command')}`)")
         note = self.legacy(rel)
-        return f"`{rel}` (no measured_by record; {note})" if note else f"`{rel}` (no measured_by record)"
+        if note:
+            return f"`{rel}` (no measured_by record; {note})"
+        settings = self.run_settings(rel)
+        if settings:
+            return f"`{rel}` (no measured_by record; the run's settings: `{settings}`)"
+        return f"`{rel}` (no measured_by record)"
+
+    def run_settings(self, rel: str) -> Optional[str]:
+        """The train.json beside a run's history (MODEL[-finetune]-history.json -> MODEL[-finetune]-train.json),
+        when there is one."""
+        rel = rel_results(rel)
+        if not rel.endswith("-history.json"):
+            return None
+        train = rel[:-len("-history.json")] + "-train.json"
+        return train if self.exists(train) else None
 
     def sources(self, rels: Sequence[str]) -> List[str]:
         """The "Sources:" lines under a table, one per file."""
@@ -315,9 +341,25 @@ def last_tested(history: List[Dict[str, Any]]) -> Dict[str, Any]:
     return tested[-1]
 
 
-def train_command(res: Results, name: str) -> Tuple[Optional[str], Optional[str]]:
-    """(the training command, its file) from docs/results/NAME-train.json (a run's train.json), else None."""
-    rel = f"{RESULTS}/{name}-train.json"
+def train_rel(name: str, step: str = "") -> str:
+    """A zoo model's train.json copy: MODEL-train.json, or MODEL-finetune-train.json for step "finetune"."""
+    return f"{RESULTS}/{name}{'-' + step if step else ''}-train.json"
+
+
+def finetune_history_rel(name: str) -> str:
+    """The history of a zoo model's fine-tune run (`nfzoo train ... --init MODEL`)."""
+    return f"{RESULTS}/{name}-finetune-history.json"
+
+
+def refit_rel(name: str) -> str:
+    """The result file of `nfzoo refit-prior` for a zoo model (its refit.json)."""
+    return f"{RESULTS}/{name}-refit.json"
+
+
+def train_command(res: Results, name: str, step: str = "") -> Tuple[Optional[str], Optional[str]]:
+    """(the training command, its file) from docs/results/NAME-train.json (a run's train.json; with step
+    "finetune" the fine-tune run's NAME-finetune-train.json), else (None, None)."""
+    rel = train_rel(name, step)
     if not res.exists(rel):
         return None, None
     t = res.json(rel).get("train", {})
@@ -333,6 +375,111 @@ def train_command(res: Results, name: str) -> Tuple[Optional[str], Optional[str]
     return shlex.join(args), rel
 
 
+def legacy_command(res: Results, rel: str) -> Optional[str]:
+    """The `nfzoo train ...` command LEGACY records for an older history (while it is that file)."""
+    note = res.legacy(rel) if res.exists(rel) else None
+    m = re.search(r"`(nfzoo train [^`]+)`", note or "")
+    return m.group(1) if m else None
+
+
+def zoo_config(res: Results, name: str) -> Dict[str, Any]:
+    """The zoo model's config.json ({} when it has none)."""
+    path = res.root / "zoo" / "nfzoo_zoo" / "models" / name / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError as exc:
+        raise RenderError(f"{path.relative_to(res.root).as_posix()} is not JSON: {exc}") from None
+    return doc if isinstance(doc, dict) else {}
+
+
+def noise_sigma(res: Results, name: str) -> float:
+    """The zoo model's noise augmentation (config.json "config"."noise_sigma"; 0: none)."""
+    v = (zoo_config(res, name).get("config") or {}).get("noise_sigma") or 0
+    return float(v) if isinstance(v, (int, float)) else 0.0
+
+
+def noise_note(res: Results, name: str) -> Optional[str]:
+    """What the test bpd of a noise-augmented model is (None for a model without noise augmentation)."""
+    sigma = noise_sigma(res, name)
+    if sigma <= 0:
+        return None
+    return (f"{name}'s test bpd is on the clean test images; the model was trained on data + N(0, {sigma:g}^2) "
+            "noise (TarFlow's noise augmentation, `noise_sigma` in its config.json), and its samples are "
+            "denoised")
+
+
+def shipped(res: Results, name: str) -> Optional[Dict[str, Any]]:
+    """The test bpd of the weights that ship, from the last step of the model's chain: {"bpd", "rel", "step"
+    ("refit", "finetune" or "training"), "before": (bpd, file) of the step before a refit, or None}. None for
+    a diffusion model (a bound) or a model without history. A refit whose test_bpd_before is not the bpd the
+    step before it ended at (1e-3) started from other weights: a RenderError."""
+    if is_bound(name) or not res.exists(history_rel(name)):
+        return None
+    bpd, rel, step = float(last_tested(res.history(history_rel(name)))["test_bpd"]), history_rel(name), "training"
+    if res.exists(finetune_history_rel(name)):
+        rel, step = finetune_history_rel(name), "finetune"
+        bpd = float(last_tested(res.history(rel))["test_bpd"])
+    if not res.exists(refit_rel(name)):
+        return {"bpd": bpd, "rel": rel, "step": step, "before": None}
+    r = res.json(refit_rel(name))
+    try:
+        before, after = float(r["test_bpd_before"]), float(r["test_bpd_after"])
+    except (KeyError, TypeError, ValueError):
+        raise RenderError(f"{refit_rel(name)} needs numbers test_bpd_before and test_bpd_after (`nfzoo "
+                          "refit-prior ... --out DIR` writes them to DIR/refit.json)") from None
+    if abs(before - bpd) > BPD_TOL:
+        raise RenderError(f"{refit_rel(name)} refitted weights of test bpd {before:.4f}, but {rel} ends at "
+                          f"{bpd:.4f}: the refit started from other weights of {name}; refit again (or remove it)")
+    return {"bpd": after, "rel": refit_rel(name), "step": "refit", "before": (before, rel)}
+
+
+def bpd_cell(res: Results, name: str, mixture: bool = False) -> Tuple[str, List[str]]:
+    """A zoo model's test bpd as a table cell (the shipped weights'; a refit's with the N(0, I) prior's
+    beside it; a diffusion model's bound as mean +- sd over seeds; with `mixture`, a GLEM model's bpd of
+    the class mixture beside its p(x given y)), and the files it comes from."""
+    if mixture and name.startswith("glem-"):
+        cell, rels = bpd_cell(res, name)
+        mix = glem_numbers(res, name).get("mixture")
+        if mix:
+            return cell + f" (p(x given y)); {mix[0]:.4f} (mixture p(x))", rels + [mix[1]]
+        return cell, rels
+    if is_bound(name):
+        s, seed0, brel = bound_doc(res, name)
+        return f"{pm(s, 3)} (upper bound; mean +- sd over {s['n']} seeds; seed 0: {seed0:.3f})", [brel]
+    sh = shipped(res, name)
+    if sh is None:
+        return "-", []
+    parts, rels = [], [sh["rel"]]
+    if sh["before"]:
+        parts.append(f"fitted latent prior; {sh['before'][0]:.4f} with the N(0, I) prior")
+        rels.insert(0, sh["before"][1])
+    if noise_sigma(res, name) > 0:
+        parts.append(f"clean images; trained with noise sigma {noise_sigma(res, name):g}")
+    return f"{sh['bpd']:.4f}" + (f" ({'; '.join(parts)})" if parts else ""), rels
+
+
+def recipe(res: Results, name: str) -> List[Tuple[str, Optional[str], List[str]]]:
+    """The chain of steps that made the shipped weights: [(what, its command or None, its files)], each
+    command from its file (a run's train.json, else what LEGACY records for its history; a refit's
+    measured_by.command)."""
+    steps: List[Tuple[str, Optional[str], List[str]]] = []
+    hist = history_rel(name)
+    if not res.exists(hist):
+        return steps
+    cmd, crel = train_command(res, name)
+    steps.append(("train", cmd or legacy_command(res, hist), [r for r in (crel, hist) if r]))
+    if res.exists(finetune_history_rel(name)) or res.exists(train_rel(name, "finetune")):
+        cmd, crel = train_command(res, name, "finetune")
+        fh = finetune_history_rel(name)
+        steps.append(("fine-tune", cmd, [r for r in (crel, fh if res.exists(fh) else None) if r]))
+    if res.exists(refit_rel(name)):
+        mb = res.json(refit_rel(name)).get(MEASURED_BY) or {}
+        steps.append(("refit the latent prior", mb.get("command"), [refit_rel(name)]))
+    return steps
+
+
 def bound_doc(res: Results, name: str) -> Tuple[Dict[str, float], float, str]:
     """(mean_sd of the bound over seeds, the seed-0 value, the file) of a diffusion model."""
     rel = f"{RESULTS}/{name}-bound-seeds.json"
@@ -344,18 +491,19 @@ def bound_doc(res: Results, name: str) -> Tuple[Dict[str, float], float, str]:
 
 
 def exact_bpd(res: Results, name: str) -> Optional[float]:
-    """The final test bpd of an exact-likelihood zoo model (None for a diffusion model or without history)."""
-    if is_bound(name) or not res.exists(history_rel(name)):
-        return None
-    return float(last_tested(res.history(history_rel(name)))["test_bpd"])
+    """The test bpd of an exact-likelihood zoo model's shipped weights (`shipped`; None for a diffusion model
+    or without history)."""
+    sh = shipped(res, name)
+    return None if sh is None else sh["bpd"]
 
 
 def check_fresh(res: Results, rel: str, bpd: Optional[float], name: str) -> None:
-    """A file that records a test bpd must agree with the model's history: else it measured other weights."""
-    want = exact_bpd(res, name)
-    if bpd is not None and want is not None and abs(float(bpd) - want) > 0.01:
-        raise RenderError(f"{rel} records test bpd {bpd:.4f} but {history_rel(name)} ends at {want:.4f}: it "
-                          f"measured other weights of {name}; measure again (or remove it)")
+    """A file that records a test bpd must agree with the shipped weights' (1e-3; both use seed 0's
+    dequantization noise): else it measured other weights."""
+    sh = shipped(res, name)
+    if bpd is not None and sh is not None and abs(float(bpd) - sh["bpd"]) > BPD_TOL:
+        raise RenderError(f"{rel} records test bpd {bpd:.4f} but the shipped weights of {name} have {sh['bpd']:.4f} "
+                          f"({sh['rel']}): it measured other weights of {name}; measure again (or remove it)")
 
 
 SAMPLE_KEYS = ("fid", "coverage", "density", "recognisable", "label_reliability")
@@ -381,15 +529,57 @@ def sample_summary(res: Results, rel: str) -> Dict[str, Any]:
             "per_seed": per_seed}
 
 
-def default_sampling_source(res: Results, name: str) -> Optional[str]:
-    """The result file a zoo model's default sampler and temperature were chosen from (its config.json's
-    "sampling": {"source": ...}, written by docs/results/samples/sweep.py --choose), if any."""
-    path = res.root / "zoo" / "nfzoo_zoo" / "models" / name / "config.json"
-    try:
-        sampling = json.loads(path.read_text()).get("sampling")
-    except (OSError, ValueError, AttributeError):
+def _same(a: Any, b: Any) -> bool:
+    """Two settings' values equal (numbers to 1e-9)."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(float(a) - float(b)) < 1e-9
+    return a == b
+
+
+def sampling_default(res: Results, name: str) -> Tuple[Dict[str, Any], Optional[str]]:
+    """(the zoo model's config.json "sampling" ({"sampler", "temperature", "source"}; {} when none), the
+    sample file of that setting or None). The file is "source" (docs/results/samples/sweep.py --choose
+    writes the file it chose from), which must be a sample file of the model and measure that sampler
+    and temperature (else a RenderError); without a source, the model's file of that sampler and
+    temperature."""
+    sampling = zoo_config(res, name).get("sampling")
+    if not isinstance(sampling, dict) or not sampling:
+        return {}, None
+    where = f"zoo/nfzoo_zoo/models/{name}/config.json"
+    files = res.sample_files(name)
+    src = sampling.get("source")
+    if src:
+        if src not in files:
+            raise RenderError(f"{where}: sampling.source {src!r} is not a sample-quality file of {name} (one of "
+                              f"{RESULTS}/samples/{name}/*.json): measure it or choose again (sweep.py --choose)")
+        d = res.json(src)
+        for key in ("sampler", "temperature"):
+            if key in sampling and not _same(d.get(key), sampling[key]):
+                raise RenderError(f"{where}: sampling.{key} is {sampling[key]!r} but its source {src} measured "
+                                  f"{key} {d.get(key)!r}")
+        return sampling, src
+    for rel in files:
+        d = res.json(rel)
+        if all(_same(d.get(k), sampling[k]) for k in ("sampler", "temperature") if k in sampling):
+            return sampling, rel
+    return sampling, None
+
+
+def default_line(res: Results, name: str) -> Optional[str]:
+    """The sentence that says which sampler and temperature a model uses by default and which file chose them
+    (None when its config.json has no "sampling")."""
+    sampling, rel = sampling_default(res, name)
+    if not sampling:
         return None
-    return sampling.get("source") if isinstance(sampling, dict) else None
+    what = f"{sampling.get('sampler', 'its default sampler')} at T={sampling.get('temperature', 1.0):g}"
+    line = (f"Default setting of {name} (its config.json \"sampling\": what `model.sample` and `nfzoo sample` use "
+            f"when given no sampler or temperature): {what}")
+    if rel and sampling.get("source"):
+        return line + f", chosen by `docs/results/samples/sweep.py --choose` from `{rel}` (the row marked \"(the " \
+                      "default)\": the lowest mean FID among the settings without non-finite samples)."
+    if rel:
+        return line + f"; its row (marked \"(the default)\") is `{rel}`."
+    return line + "; no sample-quality file measures that setting."
 
 
 def sampler_label(d: Dict[str, Any]) -> str:
@@ -448,9 +638,10 @@ def legacy_glem_eval(res: Results, name: str) -> Optional[str]:
         return None
     want = exact_bpd(res, name)
     bpd = res.json(rel).get("bpd")
-    if want is not None and bpd is not None and abs(float(bpd) - want) > 0.01:
+    if want is not None and bpd is not None and abs(float(bpd) - want) > BPD_TOL:
         if f"{rel} is stale" not in " ".join(res.warnings):
-            res.warnings.append(f"{rel} is stale (test bpd {bpd:.4f}, the history ends at {want:.4f}): not shown")
+            res.warnings.append(f"{rel} is stale (test bpd {bpd:.4f}, the shipped weights have {want:.4f}): not "
+                                "shown")
         return None
     return rel
 
@@ -480,8 +671,9 @@ def glem_numbers(res: Results, name: str) -> Dict[str, Tuple[float, str]]:
 
 # ------------------------------------------------------------------------------------------ blocks
 def b_zoo_training(res: Results, arg: Optional[str], index: Dict[str, Any]) -> List[str]:
-    """The zoo models' test bpd and epochs, with the command that trained each."""
-    rows, rels, commands = [], [], []
+    """The zoo models' test bpd (of the weights that ship) and epochs, with the chain of commands that made
+    each."""
+    rows, rels, recipes, notes = [], [], [], []
     names = [n for n in ORDER if n in index] + sorted(n for n in index if n not in ORDER)
     for name in names:
         e = index[name]
@@ -489,70 +681,181 @@ def b_zoo_training(res: Results, arg: Optional[str], index: Dict[str, Any]) -> L
             continue
         h = res.history(history_rel(name))
         rels.append(history_rel(name))
-        if is_bound(name):
-            s, seed0, brel = bound_doc(res, name)
-            rels.append(brel)
-            bpd = (f"{pm(s, 3)} (upper bound; mean +- sd over {s['n']} seeds; seed 0: {seed0:.3f})")
-        else:
-            bpd = f"{last_tested(h)['test_bpd']:.4f}"
-            mixture = glem_numbers(res, name).get("mixture") if name.startswith("glem-") else None
-            if mixture:
-                rels.append(mixture[1])
-                bpd += f" (p(x given y)); {mixture[0]:.4f} (mixture p(x))"
+        bpd, brels = bpd_cell(res, name, mixture=True)
+        rels += brels
         epochs = str(h[-1].get("epoch"))
+        files = [f"`{history_rel(name)}`"]
+        if res.exists(finetune_history_rel(name)):
+            ft = res.history(finetune_history_rel(name))
+            epochs += f" + {ft[-1].get('epoch')} (fine-tune)"
+            files.append(f"`{finetune_history_rel(name)}`")
         if name.startswith("diffused-flows-") and res.exists(f"{RESULTS}/diffused-flows-two-stage/"
                                                              "stage1-glow-history.json"):
             s1 = res.history(f"{RESULTS}/diffused-flows-two-stage/stage1-glow-history.json")
             rels.append(f"{RESULTS}/diffused-flows-two-stage/stage1-glow-history.json")
             epochs = f"{s1[-1].get('epoch')} (glow) + {epochs} (end to end)"
-        cmd, crel = train_command(res, name)
-        if crel:
-            rels.append(crel)
-            commands.append(f"- {name}: `{cmd}`")
-        rows.append([name, bpd, epochs, f"`{history_rel(name)}`"])
+        steps = recipe(res, name)
+        if any(any(r.endswith("-train.json") or r.endswith("-refit.json") for r in st[2]) for st in steps):
+            recipes.append(f"- {name}: " + "; then ".join(
+                f"{what}: `{cmd}`" if cmd else f"{what}: (command not recorded)" for what, cmd, _ in steps))
+            rels += [r for st in steps for r in st[2]]
+        note = noise_note(res, name)
+        if note:
+            notes.append(note + ".")
+        rows.append([name, bpd, epochs, ", ".join(files)])
     out = table(["model", "test bpd (mnist5k test split)", "epochs", "per-epoch numbers"], rows)
-    out += ["", "Test bpd: the last epoch's, on the 1000 test images with seed 0's dequantization noise (exact "
-            "for the flows); for ddpm and diffused-flows an upper bound estimated with one random timestep per "
-            "image, so it is reported as mean +- sd over seeds."]
-    if commands:
-        out += ["", "Commands from the runs' train.json:", ""] + commands
+    out += ["", "Test bpd: that of the weights that ship, on the 1000 test images with seed 0's dequantization "
+            "noise (exact for the flows): after a refit of the latent prior (`nfzoo refit-prior`) its result "
+            "file's, with the bpd under the N(0, I) prior beside it; else the last epoch's of the fine-tune, or "
+            "of the training run. For ddpm and diffused-flows an upper bound estimated with one random "
+            "timestep per image, so it is reported as mean +- sd over seeds."] + [""] * bool(notes) + notes
+    if recipes:
+        out += ["", "How the shipped weights were made, each command from its file (a run's train.json, a "
+                "refit's measured_by; a fine-tune's `--init` is the zoo model as it shipped before):", ""] + recipes
     return out + res.sources(rels)
 
 
+def _share_once(docs: Sequence[Dict[str, Any]]) -> Tuple[str, List[str]]:
+    """The recognisable column's header (the real test images' share beside it when every file has the same)
+    and a note for files that disagree."""
+    real = sorted({round(float(d["recognisable_real"]), 4) for d in docs
+                   if isinstance(d.get("recognisable_real"), (int, float))})
+    if len(real) == 1:
+        return f"recognisable (real test images: {pct(real[0])})", []
+    if not real:
+        return "recognisable", []
+    return "recognisable", ["", "The real test images' recognisable share differs between these files (oracles): "
+                            + ", ".join(pct(r) for r in real) + "."]
+
+
+def _nonfinite(d: Dict[str, Any]) -> str:
+    """Non-finite samples over all seeds as "k / N"."""
+    return f"{d.get('nonfinite_samples', 0)} / {d.get('n_samples', '-')}"
+
+
+def _sample_source(s: Dict[str, Any], rel: str) -> str:
+    """The source cell of a sample-quality row: the file, samples x seeds, when and at which commit."""
+    mb = s["doc"].get(MEASURED_BY) or {}
+    return (f"`{rel}` ({s['per_seed']} x {len(s['seeds'])}; {str(mb.get('date', '-'))[:10]}, "
+            f"{short_commit(mb.get('commit'))})")
+
+
 def b_samples(res: Results, arg: Optional[str], index: Dict[str, Any]) -> List[str]:
-    """Sample quality: one row per docs/results/samples file (of one model when arg is given)."""
+    """Sample quality: one row per docs/results/samples file (of one model when arg is given); the setting
+    of the model's config.json "sampling" marked as the default."""
     files = res.sample_files(arg)
-    rows, rels = [], []
-    for rel in files:
-        s = sample_summary(res, rel)
-        d, sm = s["doc"], s["summary"]
-        mb = d.get(MEASURED_BY) or {}
-        feats = d.get("oracle") if d.get("features") == "oracle" else d.get("features")
-        lr = pm(sm.get("label_reliability"), 1, True) if "label_reliability" in sm else "-"
-        label = sampler_label(d) + (" (the default)" if default_sampling_source(res, s["model"]) == rel else "")
-        row = [label, f"{d.get('temperature', '-')}", f"{s['per_seed']} x {len(s['seeds'])}",
-               pm(sm["fid"], 2), pm(sm.get("coverage"), 3), pm(sm.get("density"), 3),
-               pm(sm.get("recognisable"), 1, True), lr,
-               f"{d.get('nonfinite_samples', 0)} / {d.get('n_samples', '-')}", str(feats),
-               f"{str(mb.get('date', '-'))[:10]}, {short_commit(mb.get('commit'))}", f"`{rel}`"]
-        rows.append(([] if arg else [s["model"]]) + row)
-        rels.append(rel)
-    head = (([] if arg else ["model"]) + ["sampler", "T", "samples x seeds", "FID", "Coverage", "Density",
-                                          "recognisable", "label reliability", "non-finite", "features",
-                                          "measured", "file"])
-    if not rows:
+    if not files:
         where = f"{RESULTS}/samples/{arg}/" if arg else f"{RESULTS}/samples/"
-        return [f"No sample-quality result file under {where} yet: no number, no row. `nfzoo eval MODEL --dataset "
-                "mnist5k --samples N --seeds S -t T [--sampler NAME] --out FILE` writes one (FILE: "
-                "docs/results/samples/MODEL/SAMPLER-tT.json), and this table then has its row."]
+        out = [f"No sample-quality result file under {where} yet: no number, no row. `nfzoo eval MODEL --dataset "
+               "mnist5k --samples N --seeds S -t T [--sampler NAME] --out FILE` writes one (FILE: "
+               "docs/results/samples/MODEL/SAMPLER-tT.json), and this table then has its row."]
+        line = default_line(res, arg) if arg else None
+        return out + ["", line] if line else out
+    summaries = [(rel, sample_summary(res, rel)) for rel in files]
+    defaults = {m: sampling_default(res, m)[1] for m in {s["model"] for _, s in summaries}}
+    with_lr = any("label_reliability" in s["summary"] for _, s in summaries)
+    recog, recog_note = _share_once([s["doc"] for _, s in summaries])
+    rows, feats = [], []
+    for rel, s in summaries:
+        d, sm = s["doc"], s["summary"]
+        f = d.get("oracle") if d.get("features", "oracle") == "oracle" else d.get("features")
+        if str(f) not in feats:
+            feats.append(str(f))
+        label = sampler_label(d) + (" (the default)" if defaults.get(s["model"]) == rel else "")
+        row = [label, f"{d.get('temperature', '-')}", pm(sm["fid"], 2), pm(sm.get("coverage"), 3),
+               pm(sm.get("density"), 3), pm(sm.get("recognisable"), 1, True)]
+        row += [pm(sm.get("label_reliability"), 1, True)] * with_lr + [_nonfinite(d), _sample_source(s, rel)]
+        rows.append(([] if arg else [s["model"]]) + row)
+    head = (([] if arg else ["model"]) + ["sampler", "T", "FID", "Coverage", "Density", recog]
+            + ["label reliability"] * with_lr + ["non-finite samples", "source (samples x seeds; measured)"])
     out = table(head, rows)
     out += ["", "Each value is mean +- sd over the seeds (samples x seeds: samples per seed x seeds); FID, "
-            "Coverage and Density (k = 5) against the 1000 test images in the features named; recognisable: "
-            "the share of samples the oracle classifies with probability >= 0.9; non-finite samples (all seeds) "
-            "are left out of the other metrics. Compare FIDs only at the same sample count and features."]
+            "Coverage and Density (k = 5) against the 1000 test images in the features of "
+            f"{' / '.join(feats)}; recognisable: the share of samples the oracle classifies with probability "
+            ">= 0.9; non-finite samples (all seeds together) are left out of the other metrics. Compare FIDs "
+            "only at the same sample count and features."] + recog_note
+    lines = [default_line(res, m) for m in ([arg] if arg else
+                                            [m for m in ORDER if m in defaults] + sorted(set(defaults) - set(ORDER)))]
+    lines = [ln for ln in lines if ln]
+    if lines:
+        out += [""] + (lines if arg else [f"- {ln}" for ln in lines])
     out += ["", "Commands:", ""] + [f"- `{r}`: `{(res.json(r).get(MEASURED_BY) or {}).get('command', 'not recorded')}`"
-                                    for r in rels]
+                                    for r in files]
     return out
+
+
+def b_zoo_defaults(res: Results, arg: Optional[str], index: Dict[str, Any]) -> List[str]:
+    """Across the zoo: each model's default sampling setting (config.json "sampling") with its FID,
+    recognisable share and non-finite samples, the model's test bpd, the worst non-finite count over all of
+    the model's sample files; and real images in place of samples, for scale."""
+    rows, rels, counts, undecided = [], [], set(), []
+    names = [n for n in ORDER if n in index] + sorted(n for n in index if n not in ORDER)
+    for name in names:
+        if index[name].get("kind", "flow") != "flow":
+            continue
+        files = res.sample_files(name)
+        sampling, rel = sampling_default(res, name)
+        if rel is None:
+            if files:
+                undecided.append(name)
+            continue
+        s = sample_summary(res, rel)
+        d, sm = s["doc"], s["summary"]
+        counts.add(s["per_seed"])
+        bpd, brels = bpd_cell(res, name, mixture=True) if res.exists(history_rel(name)) else ("-", [])
+        worst = max(files, key=lambda r: res.json(r).get("nonfinite_samples", 0))    # the first of the most
+        wd = res.json(worst)
+        rows.append([name, f"{sampler_label(d)}, T={d.get('temperature')}", pm(sm["fid"], 2),
+                     pm(sm.get("recognisable"), 1, True), _nonfinite(d), bpd,
+                     f"{_nonfinite(wd)} ({Path(worst).stem}, of {len(files)} file(s))", f"`{rel}`"])
+        rels += [rel] + brels
+    if not rows:
+        out = ["No zoo model has a measured default sampling setting yet (config.json \"sampling\" with its "
+               "result file under docs/results/samples/): no number, no row. `python docs/results/samples/sweep.py` "
+               "measures, `--choose` picks the defaults, and this table then has their rows."]
+        return out + ([""] + [f"Measured, no default chosen yet: {', '.join(undecided)}."] if undecided else [])
+    refs = [r for r in reference_files(res) if res.json(r).get("n_samples") in counts] or reference_files(res)
+    real = None
+    for r in refs:
+        d = res.json(r)
+        real = d.get("recognisable_real", real)
+        rows.append([f"real images ({d['n_samples']} training images per seed, in place of samples)", "-",
+                     pm(d["summary"]["fid"], 2), pm(d["summary"]["recognisable"], 1, True), "-", "-", "-", f"`{r}`"])
+        rels.append(r)
+    head = ["model", "default: sampler, T", "FID", "recognisable", "non-finite samples", "test bpd",
+            "most non-finite samples over its files", "source"]
+    out = table(head, rows)
+    out += ["", "The default setting is the model's config.json \"sampling\" (what `model.sample` and `nfzoo "
+            "sample` use when given no sampler or temperature), chosen by `docs/results/samples/sweep.py --choose`: "
+            "the lowest mean FID among the settings without non-finite samples. FID (oracle-mnist5k features, "
+            "against the 1000 test images) and the recognisable share (oracle probability >= 0.9) as mean +- sd "
+            "over the file's seeds; compare a model's FID with the real-image row of its sample count"
+            + (f"; the test images themselves are recognisable at {pct(real)}" if real is not None else "")
+            + ". The last column: the most non-finite samples any of the model's sample files has (that file's "
+            "name: sampler and temperature); the Sample quality table has every file."]
+    if undecided:
+        out += ["", f"Measured, no default chosen yet: {', '.join(undecided)}."]
+    return out + res.sources(rels)
+
+
+def b_recipe(res: Results, arg: Optional[str], index: Dict[str, Any]) -> List[str]:
+    """The chain of commands that made a zoo model's shipped weights, each from its file."""
+    steps = recipe(res, arg)
+    if not steps:
+        return [f"No training history of {arg} under {RESULTS}/: no recipe."]
+    out = []
+    for i, (what, cmd, rels) in enumerate(steps, 1):
+        where = f" (`{rels[0]}`)" if rels else ""
+        if rels and rels[0].endswith("-history.json") and cmd:
+            where = f" (the run of `{rels[0]}`, as recorded when that file was committed)"
+        out += [f"{i}. {what[0].upper() + what[1:]}{where}:", "",
+                f"       {cmd}" if cmd else "       (the command is not recorded)", ""]
+    if any(what == "fine-tune" for what, _, _ in steps):
+        out += ["The fine-tune's `--init` names the zoo model as it shipped before the fine-tune.", ""]
+    note = noise_note(res, arg)
+    if note:
+        out += [note + ".", ""]
+    return out[:-1] + res.sources([r for _, _, rels in steps for r in rels])
 
 
 def reference_files(res: Results) -> List[str]:
@@ -595,36 +898,63 @@ def b_oracle(res: Results, arg: Optional[str], index: Dict[str, Any]) -> List[st
     return out + res.sources([REFERENCE])
 
 
+def _run_rows(h: List[Dict[str, Any]], prefix: str = "") -> List[List[str]]:
+    """Rows of one run's history: test bpd at the end and at its best, train bpd, epochs, epoch time."""
+    last = h[-1]
+    best = min((r for r in h if isinstance(r.get("test_bpd"), (int, float))), key=lambda r: r["test_bpd"])
+    rows = [[f"{prefix}test bpd (1000 test images, seeded dequantization, exact)", f"{last_tested(h)['test_bpd']:.4f}"],
+            [f"{prefix}best test bpd during training (epoch)", f"{best['test_bpd']:.4f} ({best['epoch']})"]]
+    return rows + _tail_rows(h, prefix)
+
+
+def _tail_rows(h: List[Dict[str, Any]], prefix: str = "") -> List[List[str]]:
+    """Train bpd, epochs and steps, epoch times of a history."""
+    last, rows = h[-1], []
+    secs = [r["seconds"] for r in h if isinstance(r.get("seconds"), (int, float))]
+    if isinstance(last.get("train_bpd"), (int, float)):
+        rows.append([f"{prefix}train bpd (last epoch, running mean)", f"{last['train_bpd']:.4f}"])
+    rows.append([f"{prefix}epochs / optimizer steps", f"{last.get('epoch')} / {last.get('step')}"])
+    if secs:
+        rows.append([f"{prefix}epoch time: total (shortest - longest epoch)",
+                     f"{sum(secs) / 60:.1f} min ({min(secs):.1f} - {max(secs):.1f} s)"])
+    return rows
+
+
 def b_training(res: Results, arg: Optional[str], index: Dict[str, Any]) -> List[str]:
-    """One model's training numbers from its history."""
+    """One model's numbers from the chain of runs behind its shipped weights: the training run's history,
+    a fine-tune's, a refit of the latent prior (the recipe block has their commands)."""
     rel = history_rel(arg)
     h = res.history(rel)
-    last = h[-1]
-    secs = [r["seconds"] for r in h if isinstance(r.get("seconds"), (int, float))]
-    rows = []
+    rels, rows = [rel], []
+    sh = None if is_bound(arg) else shipped(res, arg)
     if is_bound(arg):
         if not arg.startswith("ddpm-"):
             rows.append(["test bpd bound at the last epoch (seed 0, one timestep per image)",
                          f"{last_tested(h)['test_bpd']:.4f}"])
+        rows += _tail_rows(h)
+    elif sh["step"] == "training":
+        rows += _run_rows(h)
     else:
-        best = min((r for r in h if isinstance(r.get("test_bpd"), (int, float))), key=lambda r: r["test_bpd"])
-        rows += [["test bpd (1000 test images, seeded dequantization, exact)", f"{last_tested(h)['test_bpd']:.4f}"],
-                 ["best test bpd during training (epoch)", f"{best['test_bpd']:.4f} ({best['epoch']})"]]
-    if isinstance(last.get("train_bpd"), (int, float)):
-        rows.append(["train bpd (last epoch, running mean)", f"{last['train_bpd']:.4f}"])
-    rows.append(["epochs / optimizer steps", f"{last.get('epoch')} / {last.get('step')}"])
-    if secs:
-        rows.append(["epoch time: total (shortest - longest epoch)",
-                     f"{sum(secs) / 60:.1f} min ({min(secs):.1f} - {max(secs):.1f} s)"])
+        if sh["step"] == "refit":
+            r = res.json(refit_rel(arg))
+            rows += [["test bpd of the shipped weights (fitted latent prior; exact)", f"{sh['bpd']:.4f}"],
+                     ["test bpd with the N(0, I) prior (before the refit)", f"{sh['before'][0]:.4f}"],
+                     ["fitted latent prior: components / rank / fitted on", f"{r.get('components')} (by "
+                      f"{r.get('by')}) / {r.get('rank')} / {r.get('images')} training images (seed {r.get('seed')})"]]
+        if res.exists(finetune_history_rel(arg)):
+            ft = res.history(finetune_history_rel(arg))
+            rels.append(finetune_history_rel(arg))
+            rows += _run_rows(ft, "fine-tune: ")
+        rows += _run_rows(h, "training run: ")
+        if sh["step"] == "refit":
+            rels.append(refit_rel(arg))
     kl = [r["mean_pair_kl_per_dim"] for r in h if isinstance(r.get("mean_pair_kl_per_dim"), (int, float))]
     if kl:
         rows.append(["largest mean pairwise KL per class and dimension", f"{max(kl):.1f}"])
-    rels = [rel]
-    cmd, crel = train_command(res, arg)
     out = table(["metric", "value"], rows)
-    if crel:
-        rels.append(crel)
-        out += ["", f"Command (from its train.json): `{cmd}`"]
+    note = noise_note(res, arg)
+    if note:
+        out += ["", note + "."]
     return out + res.sources(rels)
 
 
@@ -767,7 +1097,7 @@ def b_glow_lr(res: Results, arg: Optional[str], index: Dict[str, Any]) -> List[s
     const, zoo = res.history(const_rel), {r["epoch"]: r for r in res.history(zoo_rel)}
     e = const[-1]["epoch"]
     rows = [["constant learning rate", str(e), num(const[-1].get("test_bpd"), 4), "-"],
-            ["cosine decay (glow-mnist5k)", str(e), num(zoo.get(e, {}).get("test_bpd"), 4),
+            ["cosine decay (glow-mnist5k's training run)", str(e), num(zoo.get(e, {}).get("test_bpd"), 4),
              f"{last_tested(list(zoo.values()))['test_bpd']:.4f} (epoch {max(zoo)})"]]
     return table(["learning rate", "epoch", "test bpd at that epoch", "final"], rows) + res.sources(
         [const_rel, zoo_rel])
@@ -965,7 +1295,8 @@ def b_bench_scaling(res: Results, arg: Optional[str], index: Dict[str, Any]) -> 
 
 
 BLOCKS: Dict[str, Callable[[Results, Optional[str], Dict[str, Any]], List[str]]] = {
-    "zoo-training": b_zoo_training, "samples": b_samples, "real-reference": b_real_reference,
+    "zoo-training": b_zoo_training, "samples": b_samples, "zoo-defaults": b_zoo_defaults, "recipe": b_recipe,
+    "real-reference": b_real_reference,
     "oracle": b_oracle, "training": b_training, "bound": b_bound, "trajectory": b_trajectory,
     "glem": b_glem, "bench-diffusion": b_bench_diffusion, "fid-seeds": b_fid_seeds,
     "diffused-flows-objectives": b_objectives, "glow-lr-schedule": b_glow_lr, "heads-cnn-a": b_heads_cnn_a,
@@ -974,7 +1305,7 @@ BLOCKS: Dict[str, Callable[[Results, Optional[str], Dict[str, Any]], List[str]]]
     "gpu-cinc": b_gpu_cinc, "gpu-sampling": b_gpu_sampling, "gpu-tests": b_gpu_tests,
     "bench-scaling": b_bench_scaling,
 }
-NEEDS_MODEL = ("training", "bound", "trajectory", "oracle")
+NEEDS_MODEL = ("training", "bound", "trajectory", "oracle", "recipe")
 
 
 # ------------------------------------------------------------------------------------------ metrics
@@ -1012,9 +1343,20 @@ def model_metrics(res: Results, name: str, entry: Dict[str, Any],
             _put(out, "test_bpd_bound_mean", s, 4, labels, f"test bpd upper bound (dequantized, 8-bit term "
                  f"included, one timestep per image); source {brel}")
         else:
-            out["test_bpd"] = round(float(last_tested(h)["test_bpd"]), 4)
-            labels["test_bpd"] = f"test bits per dimension (dequantized, 8-bit term included); source {hist}"
+            sh = shipped(res, name)
+            what = {"refit": "; the shipped weights, with the fitted latent prior", "finetune": "; after the "
+                    "fine-tune", "training": ""}[sh["step"]]
+            if noise_sigma(res, name) > 0:
+                what += f"; clean test images (trained on data + N(0, {noise_sigma(res, name):g}^2) noise)"
+            out["test_bpd"] = round(sh["bpd"], 4)
+            labels["test_bpd"] = f"test bits per dimension (dequantized, 8-bit term included{what}); source {sh['rel']}"
+            if sh["before"]:
+                out["test_bpd_normal_prior"] = round(sh["before"][0], 4)
+                labels["test_bpd_normal_prior"] = (f"test bpd with the N(0, I) prior, before the refit; source "
+                                                   f"{refit_rel(name)}")
         out["epochs"] = h[-1].get("epoch")
+        if res.exists(finetune_history_rel(name)):
+            out["finetune_epochs"] = res.history(finetune_history_rel(name))[-1].get("epoch")
     if name.startswith("glem-"):
         g = glem_numbers(res, name)
         if "mixture" in g:
@@ -1046,8 +1388,10 @@ def model_metrics(res: Results, name: str, entry: Dict[str, Any],
                          f"200 samples, the ancestral sampler, T=1000; source {BENCH_DIFFUSION}")
     for rel in res.sample_files(name):
         s = sample_summary(res, rel)
-        stem = re.sub(r"[^a-z0-9.]+", "_", s["stem"].lower())
+        stem = stem_key(rel)
         d = s["doc"]
+        out[f"nonfinite_samples_{stem}"] = int(d.get("nonfinite_samples", 0))
+        labels[f"nonfinite_samples_{stem}"] = f"non-finite samples of {d.get('n_samples')} (all seeds); source {rel}"
         feats = d.get("features", "oracle")
         for m, v in s["summary"].items():
             key = (f"fid_{'oracle' if feats == 'oracle' else re.sub(r'[^a-z0-9]+', '_', str(feats))}"
@@ -1055,6 +1399,22 @@ def model_metrics(res: Results, name: str, entry: Dict[str, Any],
             _put(out, f"{key}_{stem}", v, 2 if m == "fid" else 4, labels,
                  f"{m} of {s['per_seed']} samples per seed, {sampler_label(d)}, T={d.get('temperature')}, "
                  f"{feats} features; source {rel}")
+    return out
+
+
+def stem_key(rel: str) -> str:
+    """The suffix of a sample-quality file's metric keys in the index: "ddim50-eta1-t1.0" -> "ddim50_eta1_t1.0"."""
+    return re.sub(r"[^a-z0-9.]+", "_", Path(rel).stem.lower())
+
+
+def sample_metric_keys(res: Results, name: str, metrics: Dict[str, Any]) -> Dict[str, str]:
+    """The keys of `metrics` that come from sample-quality files -> their file."""
+    out = {}
+    for rel in res.sample_files(name):
+        stem = stem_key(rel)
+        for key in metrics:
+            if key.endswith("_" + stem):
+                out[key] = rel
     return out
 
 
@@ -1103,22 +1463,35 @@ def render_block(res: Results, block_id: str, where: str, index: Dict[str, Any])
 
 
 def model_index(res: Results, name: str, index: Dict[str, Any]) -> List[str]:
-    """A card's YAML `metrics:` list and `model-index:`: every accuracy, bpd, FID and label reliability of the
-    entry's rendered metrics, each named with its source file."""
+    """A card's YAML `metrics:` list and `model-index:`, each value named with its source file: the accuracies,
+    the test bpd (of the shipped weights; a diffusion model's bound), and of the sample-quality files the
+    default setting's (config.json "sampling") FID and recognisable share (means); a model without a default
+    keeps the FIDs and label reliabilities of its older files (the GLEM evaluation, the diffusion FID seeds)."""
     entry = index.get(name)
     if entry is None:
         raise RenderError(f"model-index:{name}: {name} is not in the zoo index")
     labels: Dict[str, str] = {}
     m = model_metrics(res, name, entry, labels)
+    from_files = sample_metric_keys(res, name, m)
+    _, default_rel = sampling_default(res, name)
+    chosen = set()
+    if default_rel:
+        stem = stem_key(default_rel)
+        chosen = {k for k in m if k.startswith(("fid_", "recognisable_")) and k.endswith("_" + stem)}
     items: List[Tuple[str, str, Any, str]] = []   # (task, type, value, name)
     for key in m:
-        if key.endswith(("_sd", "_seeds")) or key == "test_bpd_bound":
+        if key.endswith(("_sd", "_seeds")) or key in ("test_bpd_bound", "test_bpd_normal_prior"):
+            continue
+        if key in from_files:     # sample files: the default setting's FID and recognisable share only
+            if key in chosen:
+                typ = "fid" if key.startswith("fid") else "recognisable"
+                items.append(("image-generation", typ, m[key], labels[key] + " (the default setting)"))
             continue
         if key in ("test_accuracy", "nf_a"):
             items.append(("image-classification", "accuracy", m[key], labels[key]))
         elif key.startswith("test_bpd"):
             items.append(("image-generation", "bpd", m[key], labels[key]))
-        elif key.startswith("fid_") or key.startswith("label_reliability_"):
+        elif not default_rel and (key.startswith("fid_") or key.startswith("label_reliability_")):
             items.append(("image-generation", key.split("_")[0] if key.startswith("fid") else "label_reliability",
                           m[key], labels[key]))
     if not items:
@@ -1145,7 +1518,9 @@ def _diff(old: str, new: str, path: str) -> str:
 def render(root: Path = ROOT, write: bool = True) -> Tuple[List[str], List[str]]:
     """Render README.md, the zoo cards and the index's metrics under `root` from its docs/results. With
     write=True the files that differ are rewritten (cards first, then their pins); with write=False nothing
-    is written. Returns (unified diffs of what differed, warnings)."""
+    is written. All or nothing: every text and the index are rendered before anything is written, so a
+    RenderError leaves every file as it was (a card rewritten without its pin would not load). Returns
+    (unified diffs of what differed, warnings)."""
     root = Path(root)
     res = Results(root)
     index_path = root / "zoo" / "nfzoo_zoo" / "index.json"
@@ -1153,20 +1528,28 @@ def render(root: Path = ROOT, write: bool = True) -> Tuple[List[str], List[str]]
     models = index_doc.get("models", {})
     diffs: List[str] = []
     docs = [root / "README.md"] + sorted((root / "zoo" / "nfzoo_zoo" / "models").glob(f"*/{CARD_NAME}"))
+    rendered = {}
     for path in docs:
         old = path.read_text()
         new = render_text(res, old, path.relative_to(root).as_posix(), models)
         if new != old:
             diffs.append(_diff(old, new, path.relative_to(root).as_posix()))
-            if write:
-                atomic_write_bytes(path, new.encode())
+            rendered[path] = new
     new_index = json.loads(json.dumps(index_doc))
     for name, entry in new_index.get("models", {}).items():
         entry["metrics"] = model_metrics(res, name, entry)
         entry["description"] = describe(entry.get("description"), entry["metrics"])
+    if write:
+        for path, new in rendered.items():
+            atomic_write_bytes(path, new.encode())
+    for name, entry in new_index.get("models", {}).items():
         folder = root / "zoo" / "nfzoo_zoo" / "models" / name
         if (folder / CARD_NAME).is_file():
-            entry["files"] = pin_files(folder, entry.get("files"), names=(CARD_NAME,))
+            if write or folder / CARD_NAME not in rendered:
+                entry["files"] = pin_files(folder, entry.get("files"), names=(CARD_NAME,))
+            else:     # check mode: the pin the rewritten card would get
+                entry["files"] = {**(entry.get("files") or {}),
+                                  CARD_NAME: hashlib.sha256(rendered[folder / CARD_NAME].encode()).hexdigest()}
     if new_index != index_doc:
         diffs.append(_diff(json.dumps(index_doc, indent=2) + "\n", json.dumps(new_index, indent=2) + "\n",
                            "zoo/nfzoo_zoo/index.json"))

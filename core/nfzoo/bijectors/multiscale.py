@@ -21,11 +21,18 @@ from ..interfaces import Bijector, Composite
 from .basic import squeeze, unsqueeze
 
 
+SPLIT_LOG_SCALE_BOUND = 12.0
+"""|log sigma| of a split prior is clamped to this: sampling multiplies by sigma(z_a), and z_a drawn far from
+the data can drive an unbounded log sigma past float32's range (exp(89) overflows: NaN images). Trained
+models sit well inside it (a background pixel's sigma is about e^-7), so on the data nothing changes."""
+
+
 class GaussianSplit(Bijector):
     """Conditional affine whitening of z_b given z_a: eps = (z_b - mu(z_a)) * exp(-log_sigma(z_a)).
     Used with `context=z_a`. forward log|det| = -sum log_sigma. With `position_shape=(C_b, H, W)` a
     learned per-position offset (zero-init) is added to mu and log_sigma, as an unconditional
-    per-element gaussian prior has (normflows' split priors)."""
+    per-element gaussian prior has (normflows' split priors). log_sigma is clamped to
+    +-SPLIT_LOG_SCALE_BOUND (a bijection either way; the bound keeps sampling finite off the data)."""
 
     def __init__(self, in_channels: int, out_channels: int, position_shape: Optional[Sequence[int]] = None):
         super().__init__()
@@ -44,7 +51,7 @@ class GaussianSplit(Bijector):
                 raise UsageError(f"this split prior was built for {list(self.position.shape[2:])} positions but "
                                  f"got shape {list(za.shape)}: its image size is fixed by its config")
             h = h + self.position
-        return h[:, 0::2], h[:, 1::2]
+        return h[:, 0::2], h[:, 1::2].clamp(-SPLIT_LOG_SCALE_BOUND, SPLIT_LOG_SCALE_BOUND)
 
     def forward(self, x, context=None):
         mu, ls = self._params(context)

@@ -48,8 +48,9 @@ def settings(name):
 
     m = nfzoo.load(name)
     out = []
+    diffusion = m.architecture in ("ddpm", "diffused-flows")
     for entry in get_registry().list("samplers"):
-        if entry.name == "ddpm-ancestral":
+        if diffusion and entry.name in ("ddpm-ancestral", "ancestral"):
             continue                      # 1000 U-Net steps per sample: out of this CPU's budget
         extra = DIFFUSION_OPTIONS.get(entry.name, [])
         for t in TEMPERATURES:

@@ -96,6 +96,8 @@ class DiffusionPrior(Prior):
     (one random timestep per example: an unbiased estimate of the bound, so a lower bound on log p only
     in expectation); `sample` is DDPM's ancestral sampler over all T steps."""
 
+    temperature_one_only = True   # the reverse process has no temperature: samplers refuse T != 1
+
     def __init__(self, event_shape: Sequence[int], timesteps: int = 1000, beta_start: Optional[float] = None,
                  beta_end: Optional[float] = None, channels: Sequence[int] = (16, 32, 64),
                  layers_per_block: int = 1, attention: bool = False, groups: int = 8,
