@@ -13,7 +13,8 @@ DPM-Solver++) and 1000 samples x 2 seeds; their 1000-step ancestral sampler (abo
 here) is left out of the sweep.
 
 --choose reads the files and writes each model's default sampler and temperature (the lowest mean FID
-among the settings with no non-finite sample) into its config.json ("sampling", with the file it came
+among the settings with no non-finite sample and no sampler options: the diffusion models keep their
+1000-step ancestral default, which the sweep does not measure) into its config.json ("sampling", with the file it came
 from), then refreshes the zoo index pins. `nfzoo info MODEL` shows the choice.
 """
 from __future__ import annotations
@@ -94,6 +95,10 @@ def choose(names):
         for f in sorted((HERE / name).glob("*.json")):
             doc = json.loads(f.read_text())
             if doc["nonfinite_samples"]:
+                continue
+            if "steps" in doc or "eta" in doc:
+                # a sampling record holds a sampler and a temperature, not its options: a setting measured
+                # with --steps / --eta (the diffusion samplers here) cannot be a default
                 continue
             fid = doc["summary"]["fid"]["mean"] if "summary" in doc else doc["fid"]
             if best is None or fid < best[0]:
