@@ -41,13 +41,23 @@ def test_structure_first_block_passes_and_block_k_reads_only_blocks_before_it():
         assert bool(((d > 0) & (d < 1)).all())
 
 
-def test_zero_init_starts_as_constant_scale():
-    q = QuadCoupling(4, 8)
+@pytest.mark.parametrize("floor", [0.0, 0.05])
+def test_zero_init_starts_as_constant_scale(floor):
+    q = QuadCoupling(4, 8, scale_floor=floor)
     x = torch.randn(2, 4, 5, 5)
     z, ld = q(x)
-    s = torch.sigmoid(torch.tensor(2.0))
+    s = floor + (1 - floor) * torch.sigmoid(torch.tensor(2.0))     # the thesis's sigmoid(2) at floor 0
     torch.testing.assert_close(z[:, 1:], x[:, 1:] * s)
     torch.testing.assert_close(ld, torch.full((2,), 75 * torch.log(s).item()))
+
+
+def test_the_floored_sequential_inverse_stays_finite():
+    q = QuadCoupling(4, 8)                      # default floor 0.05
+    with torch.no_grad():
+        for net in q.nets:
+            net.out.conv.bias.fill_(-1e4)       # every scale logit far below 0: Glow's scale would be ~0
+    x, _ = q.inverse(torch.randn(2, 4, 5, 5))
+    assert torch.isfinite(x).all()
 
 
 def test_needs_four_channels_and_says_how_to_fix():
