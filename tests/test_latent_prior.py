@@ -215,3 +215,12 @@ def test_train_init_starts_from_a_pretrained_models_weights(tmp_path):
     other = runner.invoke(app, ["train", "nice", "--dataset", "digits", "--epochs", "1", "--init",
                                 str(tmp_path / "a"), "--out", str(tmp_path / "d")])
     assert other.exit_code == 2 and "glow model" in other.output
+
+
+def test_the_commit_is_nfzoos_own_never_another_repositorys(tmp_path):
+    import subprocess
+
+    from nfzoo.results import source_commit
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert source_commit(tmp_path) is None          # a repository nfzoo is merely installed in

@@ -25,6 +25,11 @@ def source_commit(start: Optional[os.PathLike] = None) -> Optional[str]:
     uncommitted changes to tracked files; None when nfzoo is not run from a git checkout or git is absent."""
     here = Path(start) if start is not None else Path(__file__).resolve().parent
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here, capture_output=True, text=True,
+                             timeout=10)
+        # nfzoo's own checkout only (core/nfzoo at its top), not a repository it happens to be installed in
+        if top.returncode != 0 or not (Path(top.stdout.strip()) / "core" / "nfzoo" / "results.py").is_file():
+            return None
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
                               timeout=10)
         if head.returncode != 0:
