@@ -138,10 +138,12 @@ def parse_sets(items: List[str]) -> dict:
 
 
 # ----------------------------------------------------------------------------------- models, samplers
-def sampler_options(steps: Optional[int] = None, eta: Optional[float] = None) -> dict:
-    """The sampler options given on the command line ({"steps": ..., "eta": ...}, those not None); the
-    sampler's `check` validates them."""
-    return {k: v for k, v in (("steps", steps), ("eta", eta)) if v is not None}
+def sampler_options(model: Any, steps: Optional[int] = None, eta: Optional[float] = None) -> dict:
+    """The options `model`'s sampler runs with: those given on the command line ({"steps": ..., "eta": ...},
+    those not None) over the model's measured ones (`FlowModel.sampling_options`); the sampler's `check`
+    validates them."""
+    given = {k: v for k, v in (("steps", steps), ("eta", eta)) if v is not None}
+    return model.sampling_options(**given)
 
 
 def load_model(name: str, device: Optional[str] = None, sampler: Optional[str] = None) -> Any:

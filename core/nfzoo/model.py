@@ -60,8 +60,9 @@ class FlowModel(nn.Module):
         self.config: Dict[str, Any] = {}
         self.sampling: Dict[str, Any] = {}
         """The sampling defaults a trained model ships with, chosen by measurement: {"sampler": a registered
-        name, "temperature": T, "source": the result file that chose them}; config.json carries them
-        ("sampling"), `sample` and the CLI use them when told nothing else (`set_sampling`)."""
+        name, "temperature": T, "options": that sampler's options (e.g. {"steps": 20, "eta": 1.0} for ddim),
+        "source": the result file that chose them}; config.json carries them ("sampling"), `sample` and the
+        CLI use them when told nothing else (`set_sampling`, `sampling_options`)."""
 
     @property
     def sampler(self) -> Sampler:
@@ -83,13 +84,27 @@ class FlowModel(nn.Module):
         return float(self.sampling.get("temperature", 1.0))
 
     def set_sampling(self, sampling: Optional[Dict[str, Any]], source: str = "config") -> None:
-        """Set the measured sampling defaults ({"sampler", "temperature", "source"}, each optional), checked:
-        a ConfigError names `source` and the bad key. None or {} clears them."""
+        """Set the measured sampling defaults ({"sampler", "temperature", "options", "source"}, each optional),
+        checked: a ConfigError names `source` and the bad key. None or {} clears them. "options" needs a
+        "sampler" (they are that sampler's): names to finite numbers, at most 16 of them."""
         sampling = dict(sampling or {})
-        unknown = set(sampling) - {"sampler", "temperature", "source"}
+        unknown = set(sampling) - {"sampler", "temperature", "options", "source"}
         if unknown:
             raise ConfigError(f"{source}: \"sampling\" has unknown key(s) {', '.join(sorted(unknown))}; it takes "
-                              "sampler, temperature and source")
+                              "sampler, temperature, options and source")
+        if "options" in sampling:
+            opts = sampling["options"]
+            if not isinstance(opts, dict) or len(opts) > 16:
+                raise ConfigError(f"{source}: sampling.options must be an object of at most 16 sampler options "
+                                  f"(e.g. {{\"steps\": 20, \"eta\": 1.0}}), got {opts!r:.80}")
+            if opts and "sampler" not in sampling:
+                raise ConfigError(f"{source}: sampling.options are a sampler's options: name it in sampling.sampler")
+            for k, v in opts.items():
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                if not (isinstance(k, str) and k.isidentifier() and ok):
+                    raise ConfigError(f"{source}: sampling.options.{k} must be a finite number under an option "
+                                      f"name, got {v!r:.80}")
+            sampling["options"] = dict(opts)
         if "sampler" in sampling and not (isinstance(sampling["sampler"], str) and sampling["sampler"]):
             raise ConfigError(f"{source}: sampling.sampler must be a registered sampler's name")
         if "temperature" in sampling:
@@ -101,6 +116,16 @@ class FlowModel(nn.Module):
         self.sampling = sampling
         if not isinstance(self._sampler, Sampler) and "sampler" in sampling:
             self._sampler = None       # rebuilt from sampling["sampler"] on first use
+
+    def sampling_options(self, sampler: Union[str, Sampler, None] = None, **given: Any) -> Dict[str, Any]:
+        """The options `sample` passes to `sampler` (None: this model's default): the measured ones of
+        `sampling` ("options") when that sampler is the measured one, with `given` on top; else `given`.
+        `model.sampling_options()` is the shipped setting; `model.sampling_options(steps=50)` changes one."""
+        name = sampler if isinstance(sampler, str) else self.get_sampler(sampler).name
+        recorded = self.sampling.get("options") or {}
+        if recorded and name == self.sampling.get("sampler"):
+            return {**recorded, **given}
+        return dict(given)
 
     def get_sampler(self, sampler: Union[str, Sampler, None] = None) -> Sampler:
         """`sampler` as a Sampler: None is this model's default (`self.sampler`), a name is built through
@@ -236,8 +261,10 @@ class FlowModel(nn.Module):
         `options` go to the sampler (e.g. steps=50, eta=1.0 for ddim), which refuses (UsageError) a model
         or options it does not take: `model.sample(16, sampler="ddim", steps=50, eta=1.0)` on a
         diffusion model. A noise-augmented model (`noise_sigma` > 0) denoises its samples unless
-        denoise=False (see `denoise`). temperature None: `default_temperature` (the measured one)."""
+        denoise=False (see `denoise`). temperature None: `default_temperature` (the measured one); the
+        measured sampler's options apply under the options given (`sampling_options`)."""
         temperature = self.default_temperature if temperature is None else temperature
+        options = self.sampling_options(sampler, **options)
         z = self.get_sampler(sampler).sample(self, n, y=y, temperature=temperature, generator=generator,
                                              **options)
         return self.decode(z.to(self.device), y, denoise=denoise)

@@ -121,7 +121,7 @@ def resolve_pretrained(name: str) -> PretrainedEntry:
 
 
 def embedded_sampling(entry: Any) -> Dict[str, Any]:
-    """The measured sampling defaults ({"sampler", "temperature", "source"}) in the config.json of an
+    """The measured sampling defaults ({"sampler", "temperature", "options", "source"}) in the config.json of an
     embedded pretrained model; {} when the model is not embedded or its config has none."""
     import json
 

@@ -537,7 +537,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def sampling_default(res: Results, name: str) -> Tuple[Dict[str, Any], Optional[str]]:
-    """(the zoo model's config.json "sampling" ({"sampler", "temperature", "source"}; {} when none), the
+    """(the zoo model's config.json "sampling" ({"sampler", "temperature", "options", "source"}; {} when none), the
     sample file of that setting or None). The file is "source" (docs/results/samples/sweep.py --choose
     writes the file it chose from), which must be a sample file of the model and measure that sampler
     and temperature (else a RenderError); without a source, the model's file of that sampler and
@@ -557,12 +557,27 @@ def sampling_default(res: Results, name: str) -> Tuple[Dict[str, Any], Optional[
             if key in sampling and not _same(d.get(key), sampling[key]):
                 raise RenderError(f"{where}: sampling.{key} is {sampling[key]!r} but its source {src} measured "
                                   f"{key} {d.get(key)!r}")
+        if not _same_options(d, sampling):
+            raise RenderError(f"{where}: sampling.options are {sampling.get('options') or {}!r} but its source "
+                              f"{src} measured {_options(d)!r}")
         return sampling, src
     for rel in files:
         d = res.json(rel)
-        if all(_same(d.get(k), sampling[k]) for k in ("sampler", "temperature") if k in sampling):
+        if (all(_same(d.get(k), sampling[k]) for k in ("sampler", "temperature") if k in sampling)
+                and _same_options(d, sampling)):
             return sampling, rel
     return sampling, None
+
+
+def _options(d: Dict[str, Any]) -> Dict[str, Any]:
+    """The sampler options a sample file measured with (its "steps" and "eta")."""
+    return {k: d[k] for k in ("steps", "eta") if d.get(k) is not None}
+
+
+def _same_options(d: Dict[str, Any], sampling: Dict[str, Any]) -> bool:
+    """A sample file `d` measured the options of the sampling record (the same keys, equal values)."""
+    opts, measured = sampling.get("options") or {}, _options(d)
+    return set(opts) == set(measured) and all(_same(opts[k], measured[k]) for k in opts)
 
 
 def default_line(res: Results, name: str) -> Optional[str]:
@@ -571,9 +586,10 @@ def default_line(res: Results, name: str) -> Optional[str]:
     sampling, rel = sampling_default(res, name)
     if not sampling:
         return None
-    what = f"{sampling.get('sampler', 'its default sampler')} at T={sampling.get('temperature', 1.0):g}"
+    what = (f"{sampler_label({'sampler': sampling.get('sampler', 'its default sampler'), **(sampling.get('options') or {})})}"
+            f" at T={sampling.get('temperature', 1.0):g}")
     line = (f"Default setting of {name} (its config.json \"sampling\": what `model.sample` and `nfzoo sample` use "
-            f"when given no sampler or temperature): {what}")
+            f"when given no sampler, options or temperature): {what}")
     if rel and sampling.get("source"):
         return line + f", chosen by `docs/results/samples/sweep.py --choose` from `{rel}` (the row marked \"(the " \
                       "default)\": the lowest mean FID among the settings without non-finite samples)."
@@ -826,7 +842,7 @@ def b_zoo_defaults(res: Results, arg: Optional[str], index: Dict[str, Any]) -> L
             "most non-finite samples over its files", "source"]
     out = table(head, rows)
     out += ["", "The default setting is the model's config.json \"sampling\" (what `model.sample` and `nfzoo "
-            "sample` use when given no sampler or temperature), chosen by `docs/results/samples/sweep.py --choose`: "
+            "sample` use when given no sampler, options or temperature), chosen by `docs/results/samples/sweep.py --choose`: "
             "the lowest mean FID among the settings without non-finite samples. FID (oracle-mnist5k features, "
             "against the 1000 test images) and the recognisable share (oracle probability >= 0.9) as mean +- sd "
             "over the file's seeds; compare a model's FID with the real-image row of its sample count"

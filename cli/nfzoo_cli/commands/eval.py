@@ -89,7 +89,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
 
     m = load_model(model, dev, sampler)
     temperature = m.default_temperature if temperature is None else temperature
-    options = sampler_options(steps, eta)
+    options = sampler_options(m, steps, eta)
     if samples:
         m.sampler.check(m, temperature=temperature, **options)
     ds = load_dataset(dataset, split, data_root)

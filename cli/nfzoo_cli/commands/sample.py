@@ -76,7 +76,7 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
 
     m = load_model(model, dev, sampler)
     temperature = m.default_temperature if temperature is None else temperature
-    options = sampler_options(steps, eta)
+    options = sampler_options(m, steps, eta)
     m.sampler.check(m, temperature=temperature, **options)
     # labels are a rule made per chunk (nfzoo.generation), never a tensor of all n
     y, total, nrow = sampling_labels(m, n, label, per_class, name=model)

@@ -12,10 +12,10 @@ Diffusion samplers sample at temperature 1 only, and on this CPU with 20 steps (
 DPM-Solver++) and 1000 samples x 2 seeds; their 1000-step ancestral sampler (about 200 s per 100 samples
 here) is left out of the sweep.
 
---choose reads the files and writes each model's default sampler and temperature (the lowest mean FID
-among the settings with no non-finite sample and no sampler options: the diffusion models keep their
-1000-step ancestral default, which the sweep does not measure) into its config.json ("sampling", with the file it came
-from), then refreshes the zoo index pins. `nfzoo info MODEL` shows the choice.
+--choose reads the files and writes each model's default sampler, temperature and sampler options (the
+lowest mean FID among the settings with no non-finite sample; for the diffusion models that is one of the
+20-step settings, since the 1000-step ancestral one is not measured) into its config.json ("sampling", with
+the file it came from), then refreshes the zoo index pins. `nfzoo info MODEL` shows the choice.
 """
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def measure(names, samples, seeds, force):
 
 
 def choose(names):
-    """Each model's best measured (sampler, temperature): lowest mean FID with zero non-finite samples."""
+    """Each model's best measured (sampler, temperature, options): lowest mean FID with zero non-finite
+    samples."""
     from nfzoo.safeio import atomic_write_json
 
     zoo = ROOT / "zoo" / "nfzoo_zoo" / "models"
@@ -96,23 +97,21 @@ def choose(names):
             doc = json.loads(f.read_text())
             if doc["nonfinite_samples"]:
                 continue
-            if "steps" in doc or "eta" in doc:
-                # a sampling record holds a sampler and a temperature, not its options: a setting measured
-                # with --steps / --eta (the diffusion samplers here) cannot be a default
-                continue
+            options = {k: doc[k] for k in ("steps", "eta") if doc.get(k) is not None}
             fid = doc["summary"]["fid"]["mean"] if "summary" in doc else doc["fid"]
             if best is None or fid < best[0]:
-                best = (fid, doc["sampler"], doc["temperature"], f.relative_to(ROOT).as_posix())
+                best = (fid, doc["sampler"], doc["temperature"], f.relative_to(ROOT).as_posix(), options)
         if best is None:
             print(f"{name}: no measurement without non-finite samples; nothing chosen", file=sys.stderr)
             continue
         cfg_path = zoo / name / "config.json"
         cfg = json.loads(cfg_path.read_text())
-        cfg["sampling"] = {"sampler": best[1], "temperature": best[2], "source": best[3]}
+        cfg["sampling"] = {"sampler": best[1], "temperature": best[2], **({"options": best[4]} if best[4] else {}),
+                           "source": best[3]}
         atomic_write_json(cfg_path, cfg)
         subprocess.run([sys.executable, str(ROOT / "zoo" / "tools" / "update_index.py"), name], cwd=ROOT,
                        check=True)
-        print(f"{name}: {best[1]} at T={best[2]:g} (FID {best[0]:.2f}; {best[3]})")
+        print(f"{name}: {best[1]} {best[4] or ''} at T={best[2]:g} (FID {best[0]:.2f}; {best[3]})")
 
 
 def main(argv=None):

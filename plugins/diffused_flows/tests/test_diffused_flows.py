@@ -383,6 +383,62 @@ def test_cli_sample_with_a_diffusion_sampler(runner, app, tmp_path):
     assert out1.read_bytes() != out.read_bytes()
 
 
+# --------------------------------------------------------- a measured default with sampler options
+DDIM_RECORD = {"sampler": "ddim", "temperature": 1.0, "options": {"steps": 4, "eta": 1.0},
+               "source": "docs/results/samples/x/ddim-t1.json"}
+
+
+def test_recorded_sampler_options_apply_under_the_given_ones(tmp_path):
+    m = tiny(latent_clip=3.0)
+    m.set_sampling(DDIM_RECORD)
+    m.save_pretrained(tmp_path / "m")
+    back = nfzoo.load(str(tmp_path / "m"))
+    assert back.sampling == DDIM_RECORD and back.sampler.name == "ddim"
+    assert back.sampling_options() == {"steps": 4, "eta": 1.0}
+    assert back.sampling_options(steps=2) == {"steps": 2, "eta": 1.0}      # one changed, the other kept
+    assert back.sampling_options("ddim", eta=0.0) == {"steps": 4, "eta": 0.0}
+    assert back.sampling_options("ddpm-ancestral") == {}                   # another sampler's are not its
+    g = lambda: torch.Generator().manual_seed(0)            # noqa: E731
+    x = back.sample(3, generator=g())
+    assert torch.equal(x, back.sample(3, sampler="ddim", steps=4, eta=1.0, generator=g()))
+    assert not torch.equal(x, back.sample(3, sampler="ddim", steps=4, eta=0.0, generator=g()))
+
+
+def test_cli_sample_uses_the_recorded_options_and_flags_override_them(runner, app, tmp_path):
+    m = tiny(latent_clip=3.0)
+    m.save_pretrained(tmp_path / "plain")
+    m.set_sampling(DDIM_RECORD)
+    m.save_pretrained(tmp_path / "rec")
+    outs = {}
+    for key, model, args in [("rec", "rec", []), ("explicit", "plain", ["--sampler", "ddim", "--steps", "4",
+                                                                         "--eta", "1"]),
+                             ("eta0", "rec", ["--eta", "0"]), ("eta0-explicit", "plain",
+                                                               ["--sampler", "ddim", "--steps", "4", "--eta", "0"])]:
+        outs[key] = tmp_path / f"{key}.png"
+        r = runner.invoke(app, ["sample", "--model", str(tmp_path / model), "-n", "4", "--seed", "3",
+                                "--out", str(outs[key]), *args])
+        assert r.exit_code == 0, r.output
+    assert outs["rec"].read_bytes() == outs["explicit"].read_bytes()
+    assert outs["eta0"].read_bytes() == outs["eta0-explicit"].read_bytes()
+    assert outs["rec"].read_bytes() != outs["eta0"].read_bytes()
+
+
+@pytest.mark.parametrize("sampling", [{"options": {"steps": 4}}, {"sampler": "ddim", "options": [4]},
+                                      {"sampler": "ddim", "options": {"steps": "4"}},
+                                      {"sampler": "ddim", "options": {"eta": float("nan")}},
+                                      {"sampler": "ddim", "options": {"steps": True}},
+                                      {"sampler": "ddim", "options": {f"k{i}": 1 for i in range(17)}}])
+def test_a_bad_options_record_is_a_config_error_naming_the_file(tmp_path, sampling):
+    m = tiny()
+    m.save_pretrained(tmp_path / "m")
+    p = tmp_path / "m" / "config.json"
+    doc = json.loads(p.read_text())
+    doc["sampling"] = sampling
+    p.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=r"config.json.*sampling\.(options|sampler)"):
+        nfzoo.load(str(tmp_path / "m"))
+
+
 @pytest.mark.parametrize("args,message", [
     (["--sampler", "ddmi"], "ddim"),                        # unknown sampler: suggests the close name
     (["--sampler", "ddim", "--steps", "0"], "Invalid value for '--steps'"),   # the CLI's own range check
@@ -478,7 +534,9 @@ def test_zoo_models_load_offline_and_reproduce_their_cards_bound(name, monkeypat
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     entry = nfzoo.plugins.get_registry().get("pretrained", name)
     m = nfzoo.load(name)
-    assert m.architecture == entry.metadata["architecture"] and m.sampler.name == "ddpm-ancestral"
+    assert m.architecture == entry.metadata["architecture"]
+    # the measured default (docs/results/samples/NAME/ddim-t1.json), not the 1000-step ancestral sampler
+    assert m.sampler.name == "ddim" and m.sampling_options() == {"steps": 20, "eta": 1.0}
     got = evaluate_bpd(m, load_dataset("mnist5k", "test"))["bpd"]   # seed 0, as the card's
     assert abs(got - entry.metadata["metrics"]["test_bpd_bound"]) < 1e-3
     m.sampler = DiffusionSampler("ddim")

@@ -39,7 +39,7 @@ def synth_cmd(model: str = typer.Option(..., "--model", "-m", help="a class-cond
     m = load_model(model, device, sampler)
     check_conditional(m, model)
     temperature = m.default_temperature if temperature is None else temperature
-    opts = sampler_options(steps)
+    opts = sampler_options(m, steps)
     m.sampler.check(m, temperature=temperature, **opts)
     with rich_progress() as prog:
         manifest = synthesize(m, n, out_dir, temperature, seed, progress=progress_task(prog, f"sampling {n} images"),
