@@ -17,8 +17,8 @@ $(BIN)/nfzoo: pyproject.toml zoo/pyproject.toml $(addsuffix /pyproject.toml,$(PL
 setup: $(BIN)/nfzoo
 
 # the main job: sample a grid from the zoo's embedded default Inverse-Flow (inverse-flow-mnist5k),
-# offline, at its measured default sampler and temperature; sampling runs only convolutions and couplings
-# (and one denoising step).
+# offline, at its measured default sampler and temperature; sampling draws from the fitted latent prior,
+# then runs only convolutions and couplings.
 run: setup
 	$(BIN)/nfzoo sample --model inverse-flow -n 64 --seed 0 --out samples.png
 
