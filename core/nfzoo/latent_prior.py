@@ -108,3 +108,29 @@ def fit_latent_prior(model, dataset, rank: int = 64, by: str = "labels", batch_s
         raise UsageError(f"cannot fit the latent prior: {exc}") from None
     model.config[KEY] = spec
     return {"components": k, "rank": int(rank), "by": by, "images": int(z.shape[0])}
+
+
+def refit_model(model, dataset: str, rank: int = 64, by: str = "labels", seed: int = 0,
+                data_root: Optional[str] = None,
+                progress: Optional[Callable[[str, Optional[int]], Callable[[int, Optional[int]], None]]] = None
+                ) -> Dict[str, Any]:
+    """`nfzoo refit-prior`'s work on a loaded unconditional flow: the test bpd under its prior, the fit
+    (`fit_latent_prior` on the data set's train split) and the test bpd under the fitted prior. `progress`
+    makes a `(done, total)` callback from a description and a total. Returns {"dataset", "components",
+    "rank", "by", "images", "seed", "test_bpd_before", "test_bpd_after", "test_images"}; the model is
+    changed in place (save it with save_pretrained)."""
+    from .data import load_dataset
+    from .evaluation import evaluate_bpd
+
+    if model.num_classes is not None:
+        raise UsageError("this model is class-conditional: a fitted latent prior is for unconditional models "
+                         "(GLEM models have --sampler rfcm)")
+    train = load_dataset(dataset, "train", data_root)
+    test = load_dataset(dataset, "test", data_root)
+    bar = (lambda what, total: progress(what, total)) if progress is not None else (lambda what, total: None)
+    before = evaluate_bpd(model, test, progress=bar("test bpd, N(0, I) prior", len(test)))
+    fit = fit_latent_prior(model, train, rank=rank, by=by, seed=seed,
+                           progress=bar(f"encoding {dataset}/train", len(train)))
+    after = evaluate_bpd(model, test, progress=bar("test bpd, fitted prior", len(test)))
+    return {"dataset": dataset, **fit, "seed": seed, "test_bpd_before": before["bpd"],
+            "test_bpd_after": after["bpd"], "test_images": before["images"]}

@@ -21,7 +21,8 @@ def read_index(path: Optional[Path] = None) -> Dict[str, Any]:
 
 
 def entries(index: Optional[Path] = None, models: Optional[Path] = None) -> Iterator[Tuple[str, Dict[str, Any]]]:
-    """(name, metadata) per model: every index field, plus `path` when the weights are embedded."""
+    """(name, metadata) per model: every index field, plus `path` when the weights are embedded and
+    `recipe_file` when the model's folder has its recipe (recipe.yaml)."""
     models = MODELS if models is None else models
     for name, pins in sorted(read_index(index)["models"].items()):
         meta = dict(pins)
@@ -30,6 +31,8 @@ def entries(index: Optional[Path] = None, models: Optional[Path] = None) -> Iter
         folder = Path(models) / name
         if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
             meta["path"] = str(folder)
+        if (folder / "recipe.yaml").is_file():     # the whole training, `nfzoo train --recipe NAME`
+            meta["recipe_file"] = str(folder / "recipe.yaml")
         yield name, meta
 
 

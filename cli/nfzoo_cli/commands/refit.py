@@ -34,8 +34,7 @@ def refit_prior_cmd(ctx: typer.Context,
     and after."""
     from nfzoo.data import load_dataset
     from nfzoo.errors import UnknownNameError, UsageError
-    from nfzoo.evaluation import evaluate_bpd
-    from nfzoo.latent_prior import fit_latent_prior
+    from nfzoo.latent_prior import refit_model
     from nfzoo.results import write_result
 
     if by not in BY:
@@ -45,23 +44,20 @@ def refit_prior_cmd(ctx: typer.Context,
     if m.num_classes is not None:     # refused before the output folder is made
         raise UsageError(f"{model} is class-conditional: a fitted latent prior is for unconditional models "
                          "(GLEM models have --sampler rfcm)")
-    train = load_dataset(dataset, "train", data_root)
-    test = load_dataset(dataset, "test", data_root)
+    load_dataset(dataset, "train", data_root)     # a bad data set is refused before the folder is made
     check_output_dir(out_dir)
     with rich_progress() as prog:
-        before = evaluate_bpd(m, test, progress=progress_task(prog, "test bpd, N(0, I) prior", total=len(test)))
-        fit = fit_latent_prior(m, train, rank=rank, by=by, seed=seed,
-                               progress=progress_task(prog, f"encoding {dataset}/train", total=len(train)))
-        after = evaluate_bpd(m, test, progress=progress_task(prog, "test bpd, fitted prior", total=len(test)))
+        fit = refit_model(m, dataset, rank=rank, by=by, seed=seed, data_root=data_root,
+                          progress=lambda what, total: progress_task(prog, what, total=total))
+    before, after = fit["test_bpd_before"], fit["test_bpd_after"]
     m.save_pretrained(out_dir)
-    doc = {"model": model, "dataset": dataset, **fit, "seed": seed, "test_bpd_before": before["bpd"],
-           "test_bpd_after": after["bpd"], "test_images": before["images"]}
+    doc = {"model": model, **fit}
     write_result(out_dir / "refit.json", doc, shlex.join(["nfzoo", *command_argv(ctx, drop=("json_",))]))
     if json_:
         print_json(doc)
         return
     out.print(f"{model}: latent prior fitted ({fit['components']} component(s), rank {fit['rank']}, "
-              f"{fit['images']} images); test bpd {before['bpd']:.4f} -> {after['bpd']:.4f}; wrote {out_dir}",
+              f"{fit['images']} images); test bpd {before:.4f} -> {after:.4f}; wrote {out_dir}",
               highlight=False)
 
 
