@@ -50,6 +50,7 @@ class Stage:
     settings: Dict[str, Any] = field(default_factory=dict)
 
     def to_doc(self) -> Dict[str, Any]:
+        """The stage as the recipe file has it: {"name": ..., KIND: settings}."""
         return {"name": self.name, self.kind: copy.deepcopy(self.settings)}
 
 
@@ -62,6 +63,7 @@ class Recipe:
     source: str = "recipe"
 
     def to_doc(self) -> Dict[str, Any]:
+        """The recipe as a document (what the YAML file holds)."""
         doc: Dict[str, Any] = {"recipe": RECIPE_VERSION}
         if self.model:
             doc["model"] = self.model
@@ -69,11 +71,13 @@ class Recipe:
         return doc
 
     def to_yaml(self) -> str:
+        """The recipe as YAML text (yaml.safe_dump: plain mappings, lists and scalars only)."""
         import yaml
 
         return yaml.safe_dump(self.to_doc(), sort_keys=False, default_flow_style=None, width=100)
 
     def save(self, path: Union[str, Path]) -> Path:
+        """Write the recipe's YAML to `path` atomically; returns the path."""
         from .safeio import atomic_write_bytes
 
         p = Path(path)
@@ -82,6 +86,7 @@ class Recipe:
 
     @property
     def train_stages(self) -> List[Stage]:
+        """The stages that train (kind "train"), in order."""
         return [s for s in self.stages if s.kind == "train"]
 
     def with_overrides(self, train: Optional[Dict[str, Any]] = None,
