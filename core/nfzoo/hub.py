@@ -151,8 +151,9 @@ class Resolved:
 
 
 def resolve(spec: HubSpec, download: bool = False, force: bool = False,
-            progress: Optional[Progress] = None) -> Resolved:
-    """Find the files of `spec`: embedded -> cache -> Hub (only with download=True). Checked by sha256."""
+            progress: Optional[Progress] = None, token: Optional[str] = None) -> Resolved:
+    """Find the files of `spec`: embedded -> cache -> Hub (only with download=True). Checked by sha256.
+    `token`: the Hub token for a download (None: HF_TOKEN or the saved login, as huggingface_hub does)."""
     if spec.embedded is not None and spec.revision in (None, spec.pinned):
         files = {f: spec.embedded / f for f in spec.wanted if (spec.embedded / f).is_file()}
         for f, p in files.items():
@@ -181,7 +182,7 @@ def resolve(spec: HubSpec, download: bool = False, force: bool = False,
     keep = Keeper(repo_folder(spec.repo_id)) if force else None   # a forced pull keeps the copy it replaces
     restored = 0
     try:
-        commit, files, fetched = _download(spec, force, progress)
+        commit, files, fetched = _download(spec, force, progress, token)
         bad = check_files(spec, files, commit)
         if bad and keep is not None and not any(b.kept for b in bad):
             restored = keep.restore()
@@ -229,8 +230,8 @@ def _checksum_error(spec: HubSpec, bad: List[BadFile], advice: str, kept_old: bo
 
 
 # ------------------------------------------------------------------ downloading
-def _download(spec: HubSpec, force: bool,
-              progress: Optional[Progress]) -> Tuple[str, Dict[str, Path], List[str]]:
+def _download(spec: HubSpec, force: bool, progress: Optional[Progress],
+              token: Optional[str] = None) -> Tuple[str, Dict[str, Path], List[str]]:
     """Download the spec's files at one commit (its revision resolved first); returns (commit, files,
     names actually fetched). Errors become nfzoo errors with one-line messages."""
     if offline():
@@ -240,15 +241,15 @@ def _download(spec: HubSpec, force: bool,
             "embedded in the zoo.")
     try:
         with hub_call(f"download {spec.describe()}") as call:
-            return _download_files(spec, force, progress, call)
+            return _download_files(spec, force, progress, call, token)
     except NfzooError:
         raise
     except Exception as exc:
         raise translate_error(exc, spec) from exc
 
 
-def _download_files(spec: HubSpec, force: bool, progress: Optional[Progress],
-                    call: HubCall) -> Tuple[str, Dict[str, Path], List[str]]:
+def _download_files(spec: HubSpec, force: bool, progress: Optional[Progress], call: HubCall,
+                    token: Optional[str] = None) -> Tuple[str, Dict[str, Path], List[str]]:
     """_download's work, inside one Hub operation (`call`: its timeout applies to every request)."""
     from huggingface_hub import HfApi, hf_hub_download, try_to_load_from_cache
 
@@ -257,7 +258,7 @@ def _download_files(spec: HubSpec, force: bool, progress: Optional[Progress],
     ep, cdir, rev = call.endpoint, cache_dir(), spec.revision or "main"
     files: Dict[str, Path] = {}
     fetched: List[str] = []
-    info = HfApi(endpoint=ep, library_name="nfzoo", library_version=__version__).model_info(
+    info = HfApi(endpoint=ep, token=token, library_name="nfzoo", library_version=__version__).model_info(
         spec.repo_id, revision=rev, timeout=call.timeout)
     commit = info.sha
     if not is_commit(commit):
@@ -277,7 +278,8 @@ def _download_files(spec: HubSpec, force: bool, progress: Optional[Progress],
                                                           revision=commit), str):
             fetched.append(f)
         path = hf_hub_download(spec.repo_id, f, revision=commit, cache_dir=str(cdir), endpoint=ep,
-                               force_download=force, library_name="nfzoo", library_version=__version__,
+                               force_download=force, token=token, library_name="nfzoo",
+                               library_version=__version__,
                                etag_timeout=call.timeout,
                                tqdm_class=progress_class(f, progress) if progress else None)
         files[f] = Path(path)

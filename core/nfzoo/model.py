@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError, UsageError
+from .hub_mixin import HubMixin
 from .interfaces import Bijector, Prior, Sampler
 from .constants import CONFIG_NAME, WEIGHTS_NAME
 from .safeio import atomic_write_json, load_tensors, save_tensors
@@ -33,9 +34,10 @@ def to_unit(x: Tensor) -> Tensor:
     return x
 
 
-class FlowModel(nn.Module):
+class FlowModel(nn.Module, HubMixin):
     """Images <-> latents: x in [0, 1] -> dequantize -> to_flow -> bijector -> z ~ prior. `sample` draws
-    latents with a sampler (the registry's `default_sampler` unless told otherwise) and decodes them."""
+    latents with a sampler (the registry's `default_sampler` unless told otherwise) and decodes them.
+    Hub conventions (nfzoo.hub_mixin): `save_pretrained`, `push_to_hub`, `FlowModel.from_pretrained`."""
 
     default_sampler: str = "ancestral"
     """The registered name of the sampler `sample` uses when given none (a subclass names its own)."""
@@ -330,27 +332,17 @@ class FlowModel(nn.Module):
             doc["sampling"] = dict(self.sampling)
         return doc
 
-    def save_pretrained(self, directory: Union[str, os.PathLike]) -> Path:
-        """Write config.json and model.safetensors (each atomically)."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """Write config.json and model.safetensors (each atomically) into a directory (HubMixin's hook)."""
+        d = Path(save_directory)
         save_tensors(self.state_dict(), d / WEIGHTS_NAME, metadata={"format": "pt", "library": "nfzoo"})
         atomic_write_json(d / CONFIG_NAME, self.config_document())
-        return d
 
     def load_weights(self, path: Union[str, os.PathLike], strict: bool = True) -> None:
         """Load a safetensors file of weights into this model, checked against it (strict: every tensor, and
         only those)."""
         tensors = load_tensors(path, device="cpu")
         load_state_strict(self, tensors, source=str(path), strict=strict)
-
-    @classmethod
-    def from_pretrained(cls, name_or_dir: Union[str, os.PathLike], revision: Optional[str] = None,
-                        download: bool = False, device: Optional[str] = None) -> "FlowModel":
-        """`nfzoo.load(name_or_dir, ...)`: a zoo name, `hf-hub:ORG/NAME[@REV]` or a path-like directory."""
-        from .api import load
-
-        return load(name_or_dir, revision=revision, download=download, device=device)
 
 
 def check_tensors(model: nn.Module, tensors: Dict[str, Tensor], source: str) -> None:

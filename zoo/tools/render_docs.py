@@ -1574,6 +1574,78 @@ def render(root: Path = ROOT, write: bool = True) -> Tuple[List[str], List[str]]
     return diffs, res.warnings
 
 
+ZOO_CSV = f"{RESULTS}/zoo.csv"
+ZOO_CSV_COLUMNS = ("model", "kind", "architecture", "dataset", "status", "params", "test_bpd", "test_bpd_as_in_readme",
+                   "default_sampler", "default_options", "default_temperature", "fid_mean", "fid_sd",
+                   "recognisable_mean", "samples_per_seed", "seeds", "test_accuracy", "sources")
+
+
+def zoo_csv(res: Results, index: Dict[str, Any]) -> str:
+    """docs/results/zoo.csv: the whole zoo in one table (as timm's results/ csvs), one row per index entry in
+    the README's order, each number from the files the README's tables render from: the test bpd of the
+    shipped weights (`shipped`; a diffusion model's bound as the mean over seeds, `bound_doc`) with the README's
+    cell beside it (`bpd_cell`), the default sampling setting (`sampling_default`: config.json "sampling")
+    and its sample-quality file's FID (mean, sd over seeds) and recognisable share (`sample_summary`),
+    samples per seed and seeds, an oracle's test accuracy; params when index.json records them ("params");
+    sources: the files, ";"-separated. An empty cell: no such number (no file, no number)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(ZOO_CSV_COLUMNS)
+    for name in [n for n in ORDER if n in index] + sorted(n for n in index if n not in ORDER):
+        e = index[name]
+        kind = e.get("kind", "flow")
+        row = dict.fromkeys(ZOO_CSV_COLUMNS, "")
+        row.update(model=name, kind=kind, architecture=e.get("architecture", ""), dataset=e.get("dataset", ""),
+                   status=e.get("status", ""), params=e.get("params", ""))
+        rels: List[str] = []
+        if kind == "flow" and res.exists(history_rel(name)):
+            cell, brels = bpd_cell(res, name, mixture=True)
+            bpd = bound_doc(res, name)[0]["mean"] if is_bound(name) else exact_bpd(res, name)
+            row.update(test_bpd=num(bpd, 4) if bpd is not None else "", test_bpd_as_in_readme=cell)
+            rels += brels
+        if kind == "flow":
+            sampling, rel = sampling_default(res, name)
+            if sampling:
+                opts = sampling.get("options") or {}
+                row.update(default_sampler=sampling.get("sampler", ""),
+                           default_options=";".join(f"{k}={v:g}" for k, v in opts.items()),
+                           default_temperature=f"{float(sampling.get('temperature', 1.0)):g}")
+            if rel:
+                sm = sample_summary(res, rel)
+                fid, rec = sm["summary"]["fid"], sm["summary"].get("recognisable")
+                row.update(fid_mean=num(fid["mean"], 2), fid_sd=num(fid["sd"], 2),
+                           recognisable_mean=num(rec["mean"], 4) if rec else "", samples_per_seed=sm["per_seed"],
+                           seeds=len(sm["seeds"]))
+                rels.append(rel)
+        acc = model_metrics(res, name, e).get("test_accuracy") if kind == "oracle" else None
+        if acc is not None:
+            row["test_accuracy"] = num(acc, 4)
+            rels.append(REFERENCE)
+        row["sources"] = ";".join(dict.fromkeys(rel_results(r) for r in rels))
+        w.writerow([row[c] for c in ZOO_CSV_COLUMNS])
+    return buf.getvalue()
+
+
+def render_with_zoo_csv(root: Path = ROOT, write: bool = True) -> Tuple[List[str], List[str]]:
+    """`render`, and docs/results/zoo.csv (`zoo_csv`) with it, all or nothing: the csv is rendered before
+    anything is written (a RenderError leaves every file as it was) and written after render's files; a stale
+    csv is one more diff (so --check fails on it)."""
+    root = Path(root)
+    models = json.loads((root / "zoo" / "nfzoo_zoo" / "index.json").read_text()).get("models", {})
+    new = zoo_csv(Results(root), models)
+    diffs, warnings = render(root, write=write)
+    path = root / ZOO_CSV
+    old = path.read_text() if path.is_file() else ""
+    if new != old:
+        diffs.append(_diff(old, new, ZOO_CSV))
+        if write:
+            atomic_write_bytes(path, new.encode())
+    return diffs, warnings
+
+
 def generated_blocks(text: str) -> List[Tuple[str, str]]:
     """(block id, body) of every generated block of a text (Markdown and YAML markers)."""
     return ([(m.group("id"), m.group("body")) for m in MD_BLOCK.finditer(text)]
@@ -1587,7 +1659,7 @@ def main(argv=None) -> int:
     ap.add_argument("--root", type=Path, default=ROOT, help="the repository root [this checkout]")
     a = ap.parse_args(argv)
     try:
-        diffs, warnings = render(a.root, write=not a.check)
+        diffs, warnings = render_with_zoo_csv(a.root, write=not a.check)
     except RenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

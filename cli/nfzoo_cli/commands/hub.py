@@ -1,5 +1,5 @@
 """`nfzoo pull` and `nfzoo push`: a pretrained model's files from the Hub (sha256-checked), a model
-directory to the Hub (with its model card)."""
+directory to the Hub (with its model card and the Hub's `.eval_results/` files)."""
 from __future__ import annotations
 
 import json
@@ -69,8 +69,10 @@ def push_cmd(directory: Path = typer.Argument(..., help="model directory (config
              private: bool = typer.Option(False, "--private", help="create the repo private"),
              message: Optional[str] = typer.Option(None, "--message", "-m", help="commit message"),
              json_: bool = typer.Option(False, "--json", help="print the result as JSON")):
-    """Upload a model directory to the Hub: config.json, model.safetensors and a README.md model card
-    (generated when the directory has none). Prints the commit sha and sha256 pins for the zoo index."""
+    """Upload a model directory to the Hub: config.json, model.safetensors, a README.md model card
+    (generated when the directory has none: library_name nfzoo, tags, datasets, a model-index of the run's
+    test bpd and of its samples/*.json results) and, for a data set with a Hub dataset id, one
+    .eval_results/*.yaml file per result. Prints the commit sha and sha256 pins for the zoo index."""
     from nfzoo import publish
 
     with err.status(f"pushing {directory} to {repo_id}"):
@@ -81,6 +83,10 @@ def push_cmd(directory: Path = typer.Argument(..., help="model directory (config
         return
     err.print(f"[green]pushed[/] {directory} to {doc['repo_id']} ({doc['branch']}) at {doc['revision']}",
               highlight=False)
+    for name in doc["eval_results"]:
+        err.print(f"evaluation result: {name}", highlight=False)
+    for name in doc["removed"]:
+        err.print(f"removed the earlier evaluation result {name}", highlight=False)
     out.print(json.dumps({k: doc[k] for k in ("repo_id", "revision", "files")}, indent=2), highlight=False)
 
 
