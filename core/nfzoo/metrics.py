@@ -267,6 +267,42 @@ def get_feature_extractor(feature_extractor: str = "oracle", oracle=None, device
     return _as_oracle(oracle, device).features, "oracle"
 
 
+def _features_and_logits(extractor, net, x, oracle_features: bool, batch_size: int = 500):
+    """(features as float64 numpy, the oracle's logits on the CPU or None without an oracle) of a batch of
+    samples, with one pass of the oracle: when the features are the oracle's, its head reads them (the
+    oracle's forward is head(features)), so FID, the recognisable share and the label reliability cost one
+    oracle pass per sample, not three."""
+    import torch
+
+    if not oracle_features or net is None:
+        feats = compute_features(extractor, x, batch_size)
+        if net is None:
+            return feats, None
+        was = net.training
+        net.eval()
+        try:
+            with torch.no_grad():
+                logits = torch.cat([net(x[i:i + batch_size]).cpu() for i in range(0, x.shape[0], batch_size)])
+        finally:
+            net.train(was)
+        return feats, logits
+    was = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            f, lg = [], []
+            for i in range(0, x.shape[0], batch_size):
+                h = net.features(x[i:i + batch_size])
+                f.append(h.detach().cpu().double())
+                lg.append(net.head(h).cpu())
+    finally:
+        net.train(was)
+    feats = torch.cat(f).numpy()
+    if not np.isfinite(feats).all():
+        raise NfzooError("the feature extractor returned NaN or infinite values (non-finite images?)")
+    return feats, torch.cat(lg)
+
+
 def _feature_width(extractor, model) -> int:
     """The extractor's feature width (one blank image through it): for a rank that drew no samples."""
     import torch
@@ -336,11 +372,12 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
             x = x[ok]
             y = None if y is None else y[ok]
         if x.shape[0]:
-            fake.append(compute_features(extractor, x))
-            if y is not None and net is not None:
-                correct += round(label_reliability(net, x, y) * x.shape[0])
-            if net is not None:
-                recognised += int((oracle_confidence(net, x) >= RECOGNISABLE).sum())
+            feats, logits = _features_and_logits(extractor, net, x, feature_extractor == "oracle")
+            fake.append(feats)
+            if y is not None and logits is not None:
+                correct += int((logits.argmax(1) == torch.as_tensor(y).long().reshape(-1).cpu()).sum())
+            if logits is not None:
+                recognised += int((torch.softmax(logits.float(), 1).amax(1) >= RECOGNISABLE).sum())
         done += b
         if progress:
             progress(len(dataset_test) + done, total)
