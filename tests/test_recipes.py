@@ -189,3 +189,64 @@ def test_run_recipe_chains_train_finetune_refit_and_resumes(tmp_path):
     res2 = run_recipe(r, out, resume=True)
     assert (out / "1-train" / "model.safetensors").stat().st_mtime_ns == stamp
     assert res2["stages"][2]["result"] == res["stages"][2]["result"]
+
+
+# ------------------------------------------------------------------------------------------------ the CLI
+def test_cli_runs_a_zoo_recipe_with_overrides_and_resumes(runner, app, tmp_path):
+    out = tmp_path / "r"
+    args = ["train", "--recipe", "glow-mnist5k", "--dataset", "digits", "--epochs", "1", "--set", "hidden=8",
+            "--out", str(out)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "stage 3/3: refit (refit-prior)" in r.output
+    ran = load_recipe(out / "recipe.yaml")
+    assert [s.settings["dataset"] for s in ran.stages] == ["digits"] * 3
+    assert [s.settings["epochs"] for s in ran.train_stages] == [1, 1]
+    assert "--recipe glow-mnist5k" in json.loads((out / "3-refit" / "refit.json").read_text())["measured_by"][
+        "command"]
+    m = nfzoo.load(str(out))
+    assert m.architecture == "glow" and m.config["hidden"] == 8 and m.config["latent_prior"] is not None
+    weights = _tensors(out / "model.safetensors")
+    r = runner.invoke(app, args)                                   # the folder is taken: nothing overwritten
+    assert r.exit_code == 2 and "already holds files" in r.output
+    r = runner.invoke(app, args + ["--resume"])                    # every stage finished: kept as it was
+    assert r.exit_code == 0, r.output
+    assert _same(_tensors(out / "model.safetensors"), weights)
+
+
+def test_a_plain_run_writes_the_recipe_that_trains_it_again(runner, app, tmp_path):
+    first = tmp_path / "a"
+    r = runner.invoke(app, ["train", "glow", "--dataset", "digits", "--epochs", "1", "--set", "levels=1",
+                            "--set", "steps=1", "--set", "hidden=8", "--seed", "3", "--out", str(first)])
+    assert r.exit_code == 0, r.output
+    again = tmp_path / "b"
+    r = runner.invoke(app, ["train", "--recipe", str(first / "recipe.yaml"), "--out", str(again)])
+    assert r.exit_code == 0, r.output
+    # the same weights bit for bit (the files' bytes may differ: safetensors orders its metadata freely)
+    assert _same(_tensors(again / "1-train" / "model.safetensors"), _tensors(first / "model.safetensors"))
+
+
+def _tensors(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "glow", "--recipe", "glow-mnist5k"], "--recipe names the architectures it trains"),
+    (["train", "--recipe", "glow-mnist5"], "glow-mnist5k"),
+    (["train", "--recipe", "glow-mnist5k", "--init", "glow-mnist5k"], "a recipe's stages say what they start"),
+    (["train", "--recipe", "glow-mnist5k", "--epochs", "0"], "--epochs"),
+    (["train", "--recipe", "glow-mnist5k", "--log", "nonsense"], "nonsense"),
+    (["train", "--dataset", "digits"], "give the architecture and the data set"),
+])
+def test_cli_bad_recipe_input_exits_2_before_any_work(runner, app, tmp_path, args, message):
+    out = tmp_path / "r"
+    r = runner.invoke(app, args + ["--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert not out.exists()

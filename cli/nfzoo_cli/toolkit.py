@@ -48,7 +48,9 @@ def print_json(doc: Any) -> None:
 def fail(message: str, code: int = 2) -> None:
     """Stop the command: `error: <message>` on stderr and exit `code` (2 bad usage or input, 1 failed
     while running). Raises typer.Exit; never returns."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape     # a message is text: "nfzoo[tensorboard]" is not markup
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

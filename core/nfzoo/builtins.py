@@ -65,9 +65,12 @@ def register_architectures(register):
 
 @hookimpl
 def register_benchmarks(register):
-    """The core's benchmarks for `nfzoo bench`: `train` (against normflows) and `scaling`."""
+    """The core's benchmarks for `nfzoo bench`: `train` (against normflows), `scaling` and `compile`."""
     register("train", "nfzoo.bench.train:bench_train",
              description="Glow training throughput and bpd: nfzoo vs normflows (same size, data, steps)")
     register("scaling", "nfzoo.bench.scaling:bench_scaling",
              description="training images/s: 1 vs 2 processes (torchrun, DDP) on the CPU; with --device "
                          "cuda, 1 GPU in float32 vs bf16 autocast")
+    register("compile", "nfzoo.bench.compile:bench_compile",
+             description="sampling and bpd of the zoo's glow-mnist5k and inverse-flow-mnist5k: eager vs "
+                         "torch.compile (compile time reported apart)")

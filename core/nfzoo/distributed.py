@@ -240,7 +240,7 @@ def launch(args: List[str], nproc: int, module: str) -> int:
     if nproc < 1:
         raise UsageError(f"--nproc must be >= 1, got {nproc}")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", module, *args]
+           "-m", module, "--", *args]    # "--": torchrun's own options must not swallow ours (--log)
     env = dict(os.environ)
     # torchrun's default for OMP_NUM_THREADS is 1 per process; keep a user's setting
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))

@@ -56,7 +56,14 @@ def run_info(directory: os.PathLike) -> Dict[str, Any]:
                   and not isinstance(r.get("test_bpd"), bool) and math.isfinite(r["test_bpd"])]
         if tested:
             last = tested[-1]
-            info["metrics"] = {"test_bpd": round(float(last["test_bpd"]), 4), "epochs": last.get("epoch")}
+            # a run that published an average (--ema / --swa-epochs) ships that average's weights
+            published = history[-1].get("published") if isinstance(history[-1], dict) else None
+            bpd = last["test_bpd"]
+            if published in ("ema", "swa") and isinstance(last.get(f"test_bpd_{published}"), (int, float)):
+                bpd = last[f"test_bpd_{published}"]
+            info["metrics"] = {"test_bpd": round(float(bpd), 4), "epochs": last.get("epoch")}
+            if published is not None:
+                info["published"] = published      # raw, ema or swa: which weights the run's folder holds
     samples = sample_results(d)
     if samples:
         info["samples"] = samples

@@ -90,11 +90,13 @@ class Recipe:
         return [s for s in self.stages if s.kind == "train"]
 
     def with_overrides(self, train: Optional[Dict[str, Any]] = None,
-                       model: Optional[Dict[str, Any]] = None) -> "Recipe":
+                       model: Optional[Dict[str, Any]] = None, dataset: Optional[str] = None) -> "Recipe":
         """A copy with `train` (TrainConfig fields, e.g. {"epochs": 1}) and `model` (architecture config,
-        `--set`) applied to every train stage; checked like the file."""
+        `--set`) applied to every train stage, and `dataset` to every stage; checked like the file."""
         doc = self.to_doc()
         for st in doc["stages"]:
+            if dataset is not None:
+                next(v for k, v in st.items() if k != "name")["dataset"] = dataset
             if "train" in st:
                 st["train"].update(copy.deepcopy(train or {}))
                 if model:

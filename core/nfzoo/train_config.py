@@ -38,6 +38,9 @@ class TrainConfig:
     precision: str = "fp32"          # fp32 | bf16 (CUDA: the coupling nets under bf16 autocast)
     model: Dict[str, Any] = field(default_factory=dict)  # architecture config (`--set KEY=VALUE`)
     init_from: Optional[str] = None  # start from this pretrained model's weights (same architecture, shapes)
+    ema: Optional[float] = None      # EMA decay in (0, 1) of the weights after every step (None: no EMA)
+    swa_epochs: int = 0              # SWA: average the weights at the end of the last K epochs (0: no SWA)
+    compile: bool = False            # torch.compile the training forward (nfzoo.compiling; eager if it cannot)
 
     def validate(self) -> None:
         """Types and ranges of every setting; a bad one raises UsageError naming its option (`.key` is the
@@ -51,6 +54,12 @@ class TrainConfig:
                 raise _field_error(key, f"must be an integer in [{lo}, {MAX_COUNT}], got {v}")
         if not 0 <= self.seed <= SEED_MAX:    # one seed range for the project (nfzoo.generation.check_seed)
             raise _field_error("seed", f"must be an integer in [0, {SEED_MAX}] (2^32 - 1), got {self.seed}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise _field_error("ema", f"must be an EMA decay in (0, 1) such as 0.999 (the weight of the running "
+                                      f"average at each step), got {self.ema}")
+        if not 0 <= self.swa_epochs <= self.epochs:
+            raise _field_error("swa_epochs", f"must be an integer in [0, {self.epochs}] (the number of last "
+                                             f"epochs to average, at most --epochs), got {self.swa_epochs}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise _field_error("lr", f"must be a positive number, got {self.lr}")
         if not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
@@ -91,7 +100,7 @@ class TrainConfig:
 
 MAX_COUNT = 2 ** 31 - 1
 _INT = ("epochs", "batch_size", "warmup_steps", "seed", "checkpoint_every", "init_batch", "eval_batch",
-        "eval_every")
+        "eval_every", "swa_epochs")
 _FLOAT = ("lr", "grad_clip", "weight_decay")
 _STR = ("arch", "dataset", "optimizer", "lr_schedule", "device", "precision")
 
@@ -115,9 +124,12 @@ def _check_type(key: str, v: Any) -> None:
         want = "a number"
     elif key in _STR:
         ok, want = isinstance(v, str), "a string"
+    elif key == "ema":
+        ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+        want = "a number in (0, 1) or null"
     elif key in ("data_root", "init_from"):
         ok, want = v is None or isinstance(v, str), "a name, a path or null"
-    elif key == "download":
+    elif key in ("download", "compile"):
         ok, want = isinstance(v, bool), "true or false"
     elif key == "model":
         ok, want = isinstance(v, dict), "an object of architecture settings"

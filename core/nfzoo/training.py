@@ -1,11 +1,14 @@
-"""Training: the Trainer and what it reports (Callback). One module: the loop, resuming, preemption and the
-DDP wrapping share the trainer's state.
+"""Training: the Trainer and what it reports (Callback). One module: the loop, resuming, preemption, the
+weight averages and the DDP wrapping share the trainer's state.
 
 A run directory (`--out`) holds:
     config.json, model.safetensors   the latest model (a loadable FlowModel directory)
     train.json                        the training settings, for `--resume`
     history.json, curve.png           train / test bpd per epoch
     checkpoints/step-NNNNNNNN/        the last two checkpoints: model, optimizer and RNG states, position
+    ema/, swa/, raw/                  with weight averaging (--ema, --swa-epochs; nfzoo.averaging): each average
+                                      as a model folder, and at the end the raw weights; the top-level model is
+                                      then the one of the three with the lowest final test bpd ("published")
 Every file is written atomically; a checkpoint folder is renamed into place only once complete, and its
 manifest holds the sha256 of each file. A checkpoint is loaded only if every file it needs is listed in its
 manifest and matches, and its state and weights are well-formed (nfzoo.checkpoints); a torn, corrupt or
@@ -31,6 +34,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from .averaging import averaged_count, choose_published, create_averages, swa_epoch
 from .checkpoints import (CHECKPOINT_DIR, checkpoint_path, list_checkpoints, restore_checkpoint,
                           write_checkpoint)
 from .data import iterate, load_batches
@@ -38,7 +42,7 @@ from .errors import ConfigError, CorruptFileError, NfzooWarning, PreemptedError,
 from .evaluation import evaluate_bpd
 from .plots import write_curve
 from .precision import enable_bf16
-from .safeio import atomic_write_json
+from .safeio import atomic_write_json, read_json
 from .train_config import TrainConfig, load_train_config
 
 # the training API; the parts live in train_config, checkpoints, data, evaluation, precision and plots
@@ -57,6 +61,11 @@ class Callback:
     def on_step(self, step: int, loss: float, bpd: float, it_s: float) -> None:
         """After optimizer step `step`: the batch's loss and mean bpd, images per second. Default: nothing."""
 
+    def on_step_metrics(self, step: int, metrics: Dict[str, float]) -> None:
+        """After on_step, for loggers: {"loss", "bpd" (this rank's batch), "lr" (the scheduled learning rate
+        of the step, before a group's lr_scale), "grad_norm" (the total gradient norm before clipping, as
+        clip_grad_norm_ returns it)}. Default: nothing."""
+
     def on_epoch_end(self, epoch: int, record: Dict[str, Any]) -> None:
         """Epoch `epoch` ended; `record` is its history.json entry (train / test bpd). Default: nothing."""
 
@@ -67,6 +76,9 @@ class Callback:
         """Something the user should know that does not stop the run (a corrupt checkpoint skipped on
         --resume). Default: a Python warning (NfzooWarning), which is printed on stderr."""
         warnings.warn(message, NfzooWarning, stacklevel=2)
+
+    def on_end(self, result: Dict[str, Any]) -> None:
+        """The run finished (every file written); `result` is run()'s document. Default: nothing."""
 
 
 # ------------------------------------------------------------------ trainer
@@ -105,6 +117,7 @@ class Trainer:
         self.epoch = 0          # epochs completed
         self.pos = 0            # batches done in the current epoch
         self.history: List[Dict[str, Any]] = []
+        self.averages: Dict[str, Any] = {}   # "ema" / "swa": torch's AveragedModel of self.model
 
     # -- setup
     def _build(self) -> None:
@@ -208,17 +221,21 @@ class Trainer:
             self.out, self.step, self.model, self.opt,
             rng={"noise": self.noise.get_state(), "torch": torch.get_rng_state()},
             state={"step": self.step, "epoch": self.epoch, "pos": self.pos, "history": self.history,
-                   "model_config": self.model_config, "train": asdict(self.cfg)})
+                   "model_config": self.model_config, "train": asdict(self.cfg)},
+            averages=self.averages)
 
     def load_checkpoint(self) -> Optional[Path]:
         """Restore the newest checkpoint that verifies (nfzoo.checkpoints.restore_checkpoint: every file
         listed in its manifest and matching; then its state, weights and optimizer state well-formed). A
         checkpoint that does not is skipped and reported through the callback's `on_warning` (a Python
-        warning, NfzooWarning, when the callback has none), and the one before it is tried."""
+        warning, NfzooWarning, when the callback has none), and the one before it is tried. The run's weight
+        averages (--ema, --swa-epochs) are restored from the same checkpoint, which must hold them."""
         self.skipped: List[str] = []
+        self.averages = create_averages(self.model, self.cfg.ema, self.cfg.swa_epochs)
         for path in reversed(list_checkpoints(self.out)):
             try:
-                meta, rng = restore_checkpoint(path, self.model, self.opt, rng=("noise", "torch"))
+                meta, rng = restore_checkpoint(path, self.model, self.opt, rng=("noise", "torch"),
+                                               averages=self.averages)
                 self.noise.set_state(rng["noise"])
                 torch.set_rng_state(rng["torch"])
             except (CorruptFileError, ConfigError) as exc:
@@ -235,7 +252,11 @@ class Trainer:
 
     def _skip(self, path: Path, reason: str) -> None:
         self.skipped.append(f"{path.name}: {reason}")
-        message = f"skipped the checkpoint {path.name}: {reason}"
+        self.warn(f"skipped the checkpoint {path.name}: {reason}")
+
+    def warn(self, message: str) -> None:
+        """Report something that does not stop the run through the callback's `on_warning` (a Python
+        warning, NfzooWarning, when the callback has none)."""
         report = getattr(self.cb, "on_warning", None)
         if callable(report):
             report(message)
@@ -296,6 +317,8 @@ class Trainer:
                                                             "model_config": self.model_config})
             self._initialize()
         self._wrap()
+        if not self.resume:   # after the broadcast: every rank averages from rank 0's initialised weights
+            self.averages = create_averages(self.model, self.cfg.ema, self.cfg.swa_epochs)
         self.cb.on_start(self)
         self._total = None
         while self.epoch < self.cfg.epochs:
@@ -307,8 +330,9 @@ class Trainer:
             plan = self._plan(self.epoch, shuffle)
             t0, seen, bpd_sum, n_sum = time.perf_counter(), 0, 0.0, 0
             for phase, x, y, n_global, offset in self._batches(plan, self.pos):
+                lr = self._lr(self.step)
                 for g in self.opt.param_groups:
-                    g["lr"] = self._lr(self.step) * g.get("lr_scale", 1.0)
+                    g["lr"] = lr * g.get("lr_scale", 1.0)
                 x, y = x.to(self.dist.device), y.to(self.dist.device)
                 loss, bpd, scaled, stop = self._forward(phase, x, y, n_global, offset)
                 self.opt.zero_grad(set_to_none=True)
@@ -318,17 +342,22 @@ class Trainer:
                     for p in self.model.parameters():
                         if id(p) not in keep:
                             p.grad = None
+                norm = None
                 if self.cfg.grad_clip > 0:
                     norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
                     if not torch.isfinite(norm):
                         raise self._diverged(f"the gradient norm became {norm.item()}")
                 self.opt.step()
+                if "ema" in self.averages:
+                    self.averages["ema"].update_parameters(self.model)
                 self.step += 1
                 self.pos += 1
                 seen += 1
                 bpd_sum += bpd.detach().sum().item()
                 n_sum += x.shape[0]
-                self.cb.on_step(self.step, loss.item(), bpd.mean().item(), seen / (time.perf_counter() - t0))
+                loss_v, bpd_v = loss.item(), bpd.mean().item()
+                self.cb.on_step(self.step, loss_v, bpd_v, seen / (time.perf_counter() - t0))
+                self._step_metrics(loss_v, bpd_v, lr, norm)
                 if self.step % ck_every == 0 and self.pos < spe:
                     self.save_checkpoint()
                 if stop:
@@ -342,15 +371,22 @@ class Trainer:
             record.update(self.model.epoch_metrics())
             self.epoch += 1
             self.pos = 0
-            if self.epoch == self.cfg.epochs:
-                self.model.after_training(self.train_set)   # e.g. statistics fitted on the training split
-            if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
-                record["test_bpd"] = evaluate_bpd(self.model, self.test_set, self.cfg.eval_batch,
-                                                  seed=self.cfg.seed, progress=self.cb.on_eval_progress,
-                                                  dist=self.dist)["bpd"]
+            if "swa" in self.averages and swa_epoch(self.epoch, self.cfg.epochs, self.cfg.swa_epochs):
+                self.averages["swa"].update_parameters(self.model)
+            last = self.epoch == self.cfg.epochs
+            if last:   # e.g. statistics fitted on the training split (each average fits its own)
+                for m in (self.model, *(a.module for a in self.averages.values())):
+                    m.after_training(self.train_set)
+            if self.epoch % self.cfg.eval_every == 0 or last:
+                record["test_bpd"] = self._test_bpd(self.model)
+                for name, avg in self.averages.items():
+                    if averaged_count(avg):
+                        record[f"test_bpd_{name}"] = self._test_bpd(avg.module)
+            if last and self.averages:
+                record["published"] = choose_published(self._final_bpds(record))
             self.history.append(record)
             if self.dist.is_main:
-                self.model.save_pretrained(self.out)
+                self._save_models(record)
                 self.save_checkpoint()
                 self._write_history()
             self.cb.on_epoch_end(self.epoch, record)
@@ -358,12 +394,52 @@ class Trainer:
                 raise self._preempted()
         self.dist.barrier()   # the files are written before any rank reports the run done
         last = self.history[-1] if self.history else {}
-        return {"out": str(self.out), "arch": self.cfg.arch, "dataset": self.cfg.dataset,
-                "epochs": self.epoch, "steps": self.step, "train_bpd": last.get("train_bpd"),
-                "test_bpd": last.get("test_bpd"), "history": self.history,
-                "resumed_from": resumed_from.name if resumed_from else None,
-                "processes": self.dist.world, "global_batch_size": self.cfg.batch_size,
-                "parameters": sum(p.numel() for p in self.model.parameters())}
+        result = {"out": str(self.out), "arch": self.cfg.arch, "dataset": self.cfg.dataset,
+                  "epochs": self.epoch, "steps": self.step, "train_bpd": last.get("train_bpd"),
+                  "test_bpd": last.get("test_bpd"), "history": self.history,
+                  "resumed_from": resumed_from.name if resumed_from else None,
+                  "processes": self.dist.world, "global_batch_size": self.cfg.batch_size,
+                  "parameters": sum(p.numel() for p in self.model.parameters())}
+        if self.averages:
+            result["published"] = last.get("published")
+            result["final_test_bpd"] = self._final_bpds(last)
+        if callable(getattr(self.cb, "on_end", None)):
+            self.cb.on_end(result)
+        return result
+
+    # -- evaluation, weight averages and what is published
+    def _test_bpd(self, model) -> float:
+        return evaluate_bpd(model, self.test_set, self.cfg.eval_batch, seed=self.cfg.seed,
+                            progress=self.cb.on_eval_progress, dist=self.dist)["bpd"]
+
+    def _final_bpds(self, record: Dict[str, Any]) -> Dict[str, Optional[float]]:
+        """{"raw": test bpd, "ema": ..., "swa": ...} of an epoch's record, for the averages this run keeps."""
+        return {"raw": record.get("test_bpd"), **{n: record.get(f"test_bpd_{n}") for n in self.averages}}
+
+    def _step_metrics(self, loss: float, bpd: float, lr: float, norm: Optional[torch.Tensor]) -> None:
+        report = getattr(self.cb, "on_step_metrics", None)
+        if not callable(report) or getattr(report, "__func__", None) is Callback.on_step_metrics:
+            return
+        if norm is None:   # no clipping: the same total norm, measured only
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        report(self.step, {"loss": loss, "bpd": bpd, "lr": lr, "grad_norm": float(norm)})
+
+    def _save_models(self, record: Dict[str, Any]) -> None:
+        """Rank 0, after an epoch: the model files at the top of the run (the raw weights; after the last
+        epoch of a run that averages, the published ones), each average begun in its folder (ema/, swa/),
+        and at the end the raw weights in raw/ and the choice in train.json."""
+        published = record.get("published")
+        top = self.model if published in (None, "raw") else self.averages[published].module
+        top.save_pretrained(self.out)
+        for name, avg in self.averages.items():
+            if averaged_count(avg):
+                avg.module.save_pretrained(self.out / name)
+        if published is not None:
+            self.model.save_pretrained(self.out / "raw")
+            doc = read_json(self.out / "train.json", "training settings")
+            doc.update(published=published, final_test_bpd=self._final_bpds(record))
+            atomic_write_json(self.out / "train.json", doc)
 
     def _load_init(self, name: str) -> None:
         """`init_from`: the weights of a pretrained model (a zoo name, hf-hub: id or model folder) of the same
@@ -390,10 +466,25 @@ class Trainer:
                               generator=gen)
 
     def _wrap(self) -> None:
-        """With several processes: rank 0's parameters and buffers to every rank, then DDP."""
+        """With several processes: rank 0's parameters and buffers to every rank, then DDP. With `compile`,
+        the module whose forward the step calls (DDP's, or the model's training_loss) is compiled
+        (nfzoo.compiling.compile_module; why it runs eager, if it does, goes to `warn`)."""
         self.ddp = None
-        if not self.dist.enabled:
-            return
+        self._loss_fn = None
+        if self.dist.enabled:
+            self._ddp()
+        if self.cfg.compile:
+            from .compiling import compile_module
+
+            target = self.ddp if self.ddp is not None else _TrainingLoss(self.model)
+            fn, reason = compile_module(target, "train", on_fallback=self.warn)
+            if reason is not None:
+                self.warn(reason)
+            else:
+                self._loss_fn = fn
+
+    def _ddp(self) -> None:
+        """Rank 0's parameters and buffers to every rank, then the DistributedDataParallel of the loss."""
         import torch.distributed as tdist
         from torch.nn.parallel import DistributedDataParallel
 
@@ -422,7 +513,7 @@ class Trainer:
         yy = y if self.conditional else None
         kw = dict(phase=phase, epoch=self.epoch, epochs=self.cfg.epochs)
         if not self.dist.enabled:
-            loss, bpd = self.model.training_loss(x, yy, generator=self.noise, **kw)
+            loss, bpd = (self._loss_fn or self.model.training_loss)(x, yy, generator=self.noise, **kw)
             if not torch.isfinite(loss):
                 raise self._diverged(f"the loss became {loss.item()}")
             return loss, bpd, loss, self._sigterm
@@ -433,7 +524,7 @@ class Trainer:
             gen = self.noise
         else:
             gen = torch.Generator().manual_seed(mix_seed(self.cfg.seed, self.step, self.dist.rank))
-        loss, bpd = self.ddp(x, yy, generator=gen, **kw)
+        loss, bpd = (self._loss_fn or self.ddp)(x, yy, generator=gen, **kw)
         if draws is not None:   # every rank leaves the step where one process would
             self.noise.set_state(state)
             skip_uniform(self.noise, n_global * draws)

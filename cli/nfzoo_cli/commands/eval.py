@@ -12,6 +12,7 @@ from ..toolkit import (MAX_BATCH, MAX_NPROC, MAX_SAMPLES, MAX_STEPS, err, finite
                        parse_device, parse_sets, print_json, rich_progress, progress_task, sampler_options,
                        seed_option, temperature_option)
 from .ranks import command_argv, launch_ranks, rank_context
+from .sample import compile_model
 
 TASKS = ("bpd", "classify")        # the core's; plugins add theirs through register_eval_tasks
 FEATURE_EXTRACTORS = ("oracle", "inception")
@@ -53,6 +54,8 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
              device: Optional[str] = typer.Option(None, "--device"),
              nproc: int = typer.Option(1, "--nproc", min=1, max=MAX_NPROC, help="processes on this host "
                                        "(launches torchrun): the test set and the samples are split across them"),
+             compile_: bool = typer.Option(False, "--compile", help="torch.compile the flow (its first call "
+                                           "compiles; where it cannot, a warning says why and it runs eager)"),
              json_: bool = typer.Option(False, "--json", help="print JSON")):
     """Evaluate a model on a data set's test split: exact bpd (or likelihood classification accuracy),
     and with --samples N the FID, Coverage and Density of N samples against that split. Under torchrun
@@ -73,7 +76,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
         raise UnknownNameError("eval task", task, [*TASKS, *plugin_tasks])
     if task in plugin_tasks:
         return _plugin_task(plugin_tasks[task].load(), task, model, dataset, sets, samples, temperature,
-                            sampler, steps, eta, oracle, seed, data_root, device, json_)
+                            sampler, steps, eta, oracle, seed, data_root, device, json_, compile_)
     if sets:
         raise UsageError(f"--set is for the tasks plugins register ({', '.join(plugin_tasks) or 'none installed'}), "
                          f"not for --task {task}")
@@ -88,6 +91,8 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
     from nfzoo.errors import ConfigError
 
     m = load_model(model, dev, sampler)
+    if compile_:
+        compile_model(m, "eval", show=main_rank)
     temperature = m.default_temperature if temperature is None else temperature
     options = sampler_options(m, steps, eta)
     if samples:
@@ -196,7 +201,7 @@ def _fixed_arguments() -> tuple:
 
 
 def _plugin_task(fn, task, model, dataset, sets, samples, temperature, sampler, steps, eta, oracle, seed,
-                 data_root, device, json_):
+                 data_root, device, json_, compile_=False):
     """Run a registered eval task as nfzoo.hookspecs.EvalTask describes: its options from --set, and
     --samples (as n), --temperature, --steps, --eta, --oracle when given."""
     from nfzoo.errors import UsageError
@@ -216,6 +221,8 @@ def _plugin_task(fn, task, model, dataset, sets, samples, temperature, sampler, 
                          "(--samples sets n)")
     dev = parse_device(device)
     m = load_model(model, dev, sampler)
+    if compile_:
+        compile_model(m, "eval")
     with rich_progress() as prog:
         bar = prog.add_task(task, total=None)
 

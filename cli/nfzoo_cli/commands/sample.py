@@ -54,7 +54,10 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
                                               "those of the same names"),
                device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ..."),
                nproc: int = typer.Option(1, "--nproc", min=1, max=MAX_NPROC, help="processes on this host "
-                                         "(launches torchrun); the images do not depend on it")):
+                                         "(launches torchrun); the images do not depend on it"),
+               compile_: bool = typer.Option(False, "--compile", help="torch.compile the flow (its first call "
+                                             "compiles; where it cannot, a warning says why and it runs "
+                                             "eager)")):
     """Sample images from a model and write them as a PNG grid (or a folder of PNGs). Samples come in
     seeded chunks of 250, so under torchrun (or with --nproc N) the ranks share the work and the images
     are the same as on one process. The destination is checked before any sampling."""
@@ -78,6 +81,8 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
     temperature = m.default_temperature if temperature is None else temperature
     options = sampler_options(m, steps, eta)
     m.sampler.check(m, temperature=temperature, **options)
+    if compile_:
+        compile_model(m, "sample", show=main_rank)
     # labels are a rule made per chunk (nfzoo.generation), never a tensor of all n
     y, total, nrow = sampling_labels(m, n, label, per_class, name=model)
     if y is not None and label is None and not per_class and main_rank:   # every class in turn
@@ -124,6 +129,32 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
         dist.close()
     if main_rank:
         err.print(f"wrote {written}")
+
+
+def compile_model(m, what: str, show: bool = True) -> None:
+    """`--compile` (sample, eval): compile the model's flow in place (nfzoo.compiling.compile_flow); a reason
+    to run eager, now or when the first call fails to compile, is printed once as a `warning:` line. torch's
+    own notes on graph breaks (which cost speed, not correctness) are left to TORCH_LOGS=graph_breaks."""
+    import os
+
+    from nfzoo.compiling import compile_flow
+
+    if not os.environ.get("TORCH_LOGS"):
+        import logging
+        import warnings
+
+        import torch._logging
+
+        torch._logging.set_logs(dynamo=logging.ERROR)
+        warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`")
+
+    def warn(reason: str) -> None:
+        if show:
+            err.print(f"[yellow]warning:[/] {reason}", highlight=False, soft_wrap=True)
+
+    reason = compile_flow(m, what, on_fallback=warn)
+    if reason is not None:
+        warn(reason)
 
 
 def register(app: typer.Typer) -> None:
