@@ -4,12 +4,15 @@ models; a sampled grid, an interpolation and an inpainting (a box dragged on the
 back as the images the core and the heads compute; the scores shown for an uploaded PNG are the heads'
 numbers; a bad upload shows the server's message. Nothing is requested from anywhere but the server.
 
-Screenshots go to docs/gallery/*.png (the README shows them) and the time per request kind, as the server
-measured it and as the browser waited for it, to docs/gallery/request-times.json (recorded, not asserted).
+Screenshots (docs/gallery/*.png, which the README shows) and the time per request kind, as the server
+measured it and as the browser waited for it (request-times.json; recorded, not asserted), go to
+$NFZOO_GALLERY_OUT (docs/gallery to refresh the README's), else to a temporary folder.
 Without chromium (Debian's package; Playwright's own download is not used) the tests skip."""
 import base64
 import io
 import json
+import os
+import tempfile
 import shutil
 import threading
 import time
@@ -36,7 +39,11 @@ from nfzoo.pretrained import resolve_pretrained  # noqa: E402
 from nfzoo_heads.scoring import bpd_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "gallery"
+# The README's screenshots and request times are written where NFZOO_GALLERY_OUT says (the README's
+# `NFZOO_GALLERY_OUT=docs/gallery pytest tests/test_gallery_browser.py` refreshes them); otherwise into a
+# temporary folder, so a test run leaves the checkout as it was.
+SHOTS = Path(os.environ["NFZOO_GALLERY_OUT"]) if os.environ.get("NFZOO_GALLERY_OUT") else \
+    Path(tempfile.mkdtemp(prefix="nfzoo-gallery-"))
 FLOW = "inverse-flow-mnist5k"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
