@@ -65,12 +65,16 @@ def register_architectures(register):
 
 @hookimpl
 def register_benchmarks(register):
-    """The core's benchmarks for `nfzoo bench`: `train` (against normflows), `scaling` and `compile`."""
+    """The core's benchmarks for `nfzoo bench`: `train` (against normflows), `scaling`, `export` (onnxruntime
+    against torch eager) and `compile`."""
     register("train", "nfzoo.bench.train:bench_train",
              description="Glow training throughput and bpd: nfzoo vs normflows (same size, data, steps)")
     register("scaling", "nfzoo.bench.scaling:bench_scaling",
              description="training images/s: 1 vs 2 processes (torchrun, DDP) on the CPU; with --device "
                          "cuda, 1 GPU in float32 vs bf16 autocast")
+    register("export", "nfzoo.bench.export:bench_export",
+             description="sampling: the exported ONNX sampler (onnxruntime) vs torch eager for the zoo's models, "
+                         "and exported inverse-flow vs glow eager at 32x32x3")
     register("compile", "nfzoo.bench.compile:bench_compile",
              description="sampling and bpd of the zoo's glow-mnist5k and inverse-flow-mnist5k: eager vs "
                          "torch.compile (compile time reported apart)")

@@ -1,6 +1,7 @@
 """`nfzoo bench`: the registered benchmarks, timings against a baseline measured in the same run."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -8,10 +9,13 @@ import typer
 from ..toolkit import err, out, parse_device, print_json
 
 
-def bench_cmd(what: Optional[str] = typer.Argument(None, help="benchmark name (none: list them)"),
+def bench_cmd(ctx: typer.Context, what: Optional[str] = typer.Argument(None, help="benchmark name (none: list them)"),
               quick: bool = typer.Option(False, "--quick", help="a short run (smoke test)"),
               device: str = typer.Option("cpu", "--device", help="cpu or cuda (benchmarks that take it)"),
-              json_: bool = typer.Option(False, "--json", help="print JSON")):
+              json_: bool = typer.Option(False, "--json", help="print JSON"),
+              out_file: Optional[Path] = typer.Option(None, "--out", help="also write the document to this .json "
+                                                      "file with its measured_by record (command, date, commit, "
+                                                      "threads, the machine's load average)")):
     """Run a benchmark: timings against a baseline measured in the same run, as ratios."""
     from nfzoo.plugins import get_registry
 
@@ -25,6 +29,10 @@ def bench_cmd(what: Optional[str] = typer.Argument(None, help="benchmark name (n
                 out.print(f"[bold]{e.name}[/]  {e.description}")
         return
     fn = reg.get("benchmarks", what).load()
+    if out_file is not None and out_file.suffix != ".json":
+        from nfzoo.errors import UsageError
+
+        raise UsageError(f"--out {out_file}: give a .json file for the bench document")
     kwargs = {}
     if device != "cpu":
         import inspect
@@ -34,7 +42,18 @@ def bench_cmd(what: Optional[str] = typer.Argument(None, help="benchmark name (n
         kwargs["device"] = parse_device(device)
         if "device" not in inspect.signature(fn).parameters:
             raise UsageError(f"bench {what} runs on the CPU only: drop --device")
+    load_before = _load()
     doc = fn(quick=quick, log=lambda msg: err.print(msg, highlight=False), **kwargs)
+    if out_file is not None:
+        import shlex
+
+        from nfzoo.results import write_result
+
+        from .ranks import command_argv
+
+        doc = {**doc, "load_average": {"before": load_before, "after": _load()}}
+        write_result(out_file, doc, shlex.join(["nfzoo", *command_argv(ctx, drop=("out_file", "json_"))]))
+        err.print(f"wrote {out_file}", highlight=False)
     if json_:
         print_json(doc)
         return
@@ -54,6 +73,16 @@ def bench_cmd(what: Optional[str] = typer.Argument(None, help="benchmark name (n
                       highlight=False)
     for note in doc.get("notes", []):
         out.print(f"note: {note}", highlight=False)
+
+
+def _load() -> Optional[list]:
+    """The 1, 5 and 15 minute load averages (None where the OS has none): a timing on a busy machine says so."""
+    import os
+
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _fmt(v: Any) -> str:

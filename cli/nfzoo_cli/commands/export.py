@@ -1,0 +1,86 @@
+"""`nfzoo export`: a model's sampler (and density) as ONNX graphs with a numpy + onnxruntime runner
+(nfzoo.export), checked with onnxruntime against torch while it is written."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..toolkit import check_output_dir, err, load_model, out, print_json, rich_progress
+
+FORMATS = ("onnx",)
+DIRECTIONS = ("sample", "density")
+
+
+def export_cmd(model: str = typer.Argument(..., help="pretrained name, family name or model directory"),
+               out_dir: Path = typer.Option(..., "--out", "-o", help="a new or empty folder for the graphs, "
+                                            "manifest.json and the runner"),
+               fmt: str = typer.Option("onnx", "--format", help="export format (onnx)"),
+               direction: Optional[List[str]] = typer.Option(
+                   None, "--direction", help="sample (latent [+ label] -> image, and the prior's draw) or "
+                   "density (image -> latent, log-det, log-density); repeatable [default: both, each as far "
+                   "as the model's operations allow, the manifest saying why not for the rest]"),
+               check: int = typer.Option(8, "--check", min=1, max=4096, help="items per graph run through "
+                                         "onnxruntime and torch to compare them"),
+               json_: bool = typer.Option(False, "--json", help="print the manifest as JSON")):
+    """Export a model's sampling direction (and where its operations allow, its density direction) as ONNX
+    graphs that run without torch: OUT/manifest.json says what each graph is, its inputs and outputs, the
+    files' sha256, the parity with torch measured here (onnxruntime, CPU) and why anything was not
+    exported; OUT/nfzoo_onnx_runner.py samples with numpy + onnxruntime only
+    (`ExportedModel(OUT).sample(16, seed=0)`)."""
+    from nfzoo.errors import UnknownNameError, UsageError
+
+    if fmt not in FORMATS:
+        raise UnknownNameError("export format", fmt, FORMATS)
+    for d in direction or ():
+        if d not in DIRECTIONS:
+            raise UnknownNameError("export direction", d, DIRECTIONS)
+    m = load_model(model, "cpu")
+    existed = out_dir.exists()
+    check_output_dir(out_dir)
+    from nfzoo.export import export_model
+
+    try:
+        with rich_progress() as prog:
+            task = prog.add_task("exporting", total=None)
+
+            def progress(what: str, done: int, total: int) -> None:
+                prog.update(task, completed=done, total=total, description=f"exporting {what}".strip())
+
+            manifest = export_model(m, out_dir, directions=direction or None, fmt=fmt, name=model, check=check,
+                                    progress=progress)
+    except UsageError:
+        if not existed and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()           # leave no empty folder behind a refused export
+        raise
+    if json_:
+        print_json(manifest)
+        return
+    _render(manifest, out_dir)
+
+
+def _render(manifest: dict, out_dir: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{manifest['model']['name']} -> {out_dir} (ONNX opset {manifest['opset']})",
+                  title_justify="left")
+    for c in ("graph", "inputs", "outputs", "max |diff| vs torch"):
+        table.add_column(c)
+    for name, g in manifest["graphs"].items():
+        diffs = ", ".join(f"{k} {v['max_abs_diff']:.2g}" for k, v in g["check"].items() if isinstance(v, dict))
+        table.add_row(name, ", ".join(i["name"] for i in g["inputs"]), ", ".join(o["name"] for o in g["outputs"]),
+                      f"{diffs} ({g['check']['items']} items)")
+    out.print(table)
+    for d, info in manifest["directions"].items():
+        state = "exported" if info["complete"] else ("partly exported" if info["graphs"] else "not exported")
+        out.print(f"{d}: {state}", highlight=False)
+    for name, why in manifest["not_exported"].items():
+        out.print(f"[bold]{name}[/] not exported: {why}", highlight=False)
+    err.print(f"run it without torch: python -c \"from nfzoo_onnx_runner import ExportedModel; "
+              f"print(ExportedModel('.').sample(4).shape)\" (in {out_dir})", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `export` to `app`."""
+    app.command("export")(export_cmd)
