@@ -8,14 +8,15 @@ import sys
 import pytest
 
 PACKAGES = ["nfzoo_cinc", "nfzoo_quad", "nfzoo_inverse_flow", "nfzoo_glem", "nfzoo_diffused_flows",
-            "nfzoo_heads"]
+            "nfzoo_heads", "nfzoo_tarflow"]
 MAIN = {"nfzoo_cinc": {"CInCConv2d", "FInCUnit", "cinc_flow", "conv_step_flow", "wavefront_solve"},
         "nfzoo_quad": {"QuadCoupling", "quad_flow"},
         "nfzoo_inverse_flow": {"InverseConv2d", "inverse_flow"},
         "nfzoo_glem": {"MultiGaussianPrior", "GLEMFlow", "RFCMSampler", "glem"},
         "nfzoo_diffused_flows": {"DiffusionPrior", "DiffusionFlowModel", "DiffusionSampler", "ddpm",
                                  "diffused_flows"},
-        "nfzoo_heads": {"synthesize", "inpaint", "score", "LatentAugment", "cnn_a"}}
+        "nfzoo_heads": {"synthesize", "inpaint", "score", "LatentAugment", "cnn_a"},
+        "nfzoo_tarflow": {"TarFlow", "TarFlowBlock", "TarFlowModel", "TarFlowSampler", "tarflow"}}
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -27,6 +27,8 @@ APPLIES_TO = {
     "ddim": ("ddpm", DIFFUSION, {"steps": 5, "eta": 1.0}),
     "dpm-solver++": ("ddpm", DIFFUSION, {"steps": 4}),
     "rfcm": ("glem", GLEM, {}),
+    "tarflow": ("tarflow", {"image_shape": (1, 8, 8), "patch_size": 4, "hidden": 16, "blocks": 2, "layers": 1,
+                            "heads": 2}, {}),
 }
 SAMPLERS = [e.name for e in get_registry().list("samplers")]
 
@@ -140,7 +142,7 @@ def test_a_sampler_refuses_a_model_it_does_not_apply_to():
     with pytest.raises(UsageError, match="must be a registered name or an nfzoo.Sampler"):
         m.sample(2, sampler=3)
     refusals = {"ddpm-ancestral": "diffusion prior", "ddim": "diffusion prior",
-                "dpm-solver++": "diffusion prior", "rfcm": "GLEM model"}
+                "dpm-solver++": "diffusion prior", "rfcm": "GLEM model", "tarflow": "TarFlow model"}
     for name in SAMPLERS:
         if name != "ancestral":
             with pytest.raises(UsageError, match=refusals[name]):

@@ -1,5 +1,5 @@
 """nfzoo-cinc: the CInC conv (invertible k x k convolution), its wavefront inverse (torch and Triton),
-the FInC unit and the cinc-flow architecture (arXiv:2512.04039).
+the FInC unit and the cinc-flow and finc-flow architectures (arXiv:2512.04039).
 
     from nfzoo_cinc import CInCConv2d, wavefront_solve
     conv = CInCConv2d(4)
@@ -13,7 +13,7 @@ from nfzoo.lazy import lazy_exports
 __version__ = "0.1.0"
 _LAZY = {
     "CInCConv2d": "conv", "FInCUnit": "conv", "MaskedKernel": "conv",
-    "cinc_flow": "models", "conv_step_flow": "models", "make_coupling": "models",
+    "cinc_flow": "models", "finc_flow": "finc_models", "conv_step_flow": "models", "make_coupling": "models",
     "conv_tl": "solve", "conv_tl_transposed": "solve", "wavefront_solve": "solve",
     "sequential_solve": "solve",
 }

@@ -21,6 +21,9 @@ def register_bijectors(register):
 def register_architectures(register):
     register("cinc-flow", "nfzoo_cinc.models:cinc_flow",
              description="Glow skeleton with CInC 3x3 convs and quad (or affine) coupling", paper=PAPER)
+    register("finc-flow", "nfzoo_cinc.finc_models:finc_flow",
+             description="Glow skeleton with FInC units (four corner-padded 3x3 convs, one wavefront solve) "
+                         "and affine (or quad) coupling", paper=PAPER)
 
 
 @nfzoo.hookimpl

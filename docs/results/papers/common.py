@@ -1,0 +1,413 @@
+"""Shared parts of the GLEM paper-table scripts (table1, table2, table5, table6 in this folder).
+
+Every script trains what it needs with the `nfzoo train` command (one run at a time, single-threaded),
+evaluates the runs in this process with nfzoo's own evaluation functions, caches every measured unit as
+JSON inside the run directory (runs/papers/<run>/paper/*.json, outside git), and rewrites its table
+(Markdown + JSON under docs/results/papers) from whatever is cached. A second call skips every run and
+measurement whose file already exists, so an interrupted script is resumed by running it again.
+
+The common training budget (SCHEDULE, GLEM_BASE): the glem-mnist5k recipe (zoo/nfzoo_zoo/models/
+glem-mnist5k/recipe.yaml) cut from 80 to 24 epochs. GLEM separates its classes over the EM rounds (the
+zoo run's mean pairwise KL per dimension grows from 0.001 to 15 over its 12 rounds, history.json), so the
+short schedule keeps the recipe's 12 EM rounds (em_fraction 0.5 of 24 epochs) and then 12 epochs of the
+flow on all the data; with the recipe's em_fraction 0.15 (3 rounds of 20 epochs) the KL per dimension had
+only reached 0.03 when the rounds stopped (measured, runs/papers/probe-glem-e20-em0.15).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+RUNS = ROOT / "runs" / "papers"
+DATASET = "mnist5k"
+ORACLE = "oracle-mnist5k"   # the data set's default oracle (nfzoo.oracle.default_oracle)
+PAPER = "GLEM, papers/003 (Table numbers on CIFAR-10 / CIFAR-100)"
+
+# the training options of every run (the glem-mnist5k recipe at 24 epochs)
+SCHEDULE: Dict[str, Any] = {"epochs": 24, "batch-size": 64, "lr": 0.002, "optimizer": "adam", "warmup": 200,
+                            "lr-schedule": "cosine", "grad-clip": 50}
+GLEM_BASE: Dict[str, Any] = {"levels": 2, "steps": 4, "hidden": 64, "kl_weight": 0.45, "kl_weight_final": 0.25,
+                             "kl_schedule": "exponential", "em_fraction": 0.5, "prior_lr_scale": 3}
+
+# the paper's sampling setting of its Tables 1-3 (Table 5: its T = 0.9 column repeats Table 2's GLEM row):
+# the diagonal class gaussians at T = 0.9; RFCM at T = 0.7 (the zoo model's default) as a second setting
+PAPER_SAMPLING = ("ancestral", 0.9)
+RFCM_SAMPLING = ("rfcm", 0.7)
+SAMPLES = 1000           # per sample seed, balanced classes, against the 1000 test images
+SAMPLE_SEEDS = (0, 1, 2)
+CNN_A_IMAGES = 4000      # the size of mnist5k's training split (the paper's "1x")
+CNN_A_SAMPLING = PAPER_SAMPLING
+
+
+def log(msg: str) -> None:
+    print(f"[{_dt.datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def short_commit() -> str:
+    """`git rev-parse --short HEAD` with "+dirty" when tracked files differ (nfzoo.results.source_commit)."""
+    from nfzoo.results import source_commit
+
+    full = source_commit(ROOT) or "unknown"
+    head, _, dirty = full.partition("+")
+    return head[:7] + (f"+{dirty}" if dirty else "")
+
+
+def provenance(script: str, argv: Sequence[str]) -> Dict[str, Any]:
+    import torch
+
+    import nfzoo
+
+    return {"command": shlex.join(["python", f"docs/results/papers/{script}", *argv]),
+            "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "commit": short_commit(), "nfzoo": nfzoo.__version__, "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+
+
+def require_one_thread() -> None:
+    if os.environ.get("OMP_NUM_THREADS") != "1":
+        sys.exit("error: run with OMP_NUM_THREADS=1 (these measurements are single-threaded; the machine is "
+                 "shared): OMP_NUM_THREADS=1 python docs/results/papers/SCRIPT")
+
+
+def read(path: Path) -> Optional[Any]:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def mean_sd(values: Iterable[float]) -> Optional[Dict[str, float]]:
+    v = [float(x) for x in values if x is not None]
+    if not v:
+        return None
+    return {"mean": statistics.fmean(v), "sd": statistics.stdev(v) if len(v) > 1 else 0.0, "n": len(v)}
+
+
+# ------------------------------------------------------------------------------------------ training
+def train_argv(run: str, sets: Dict[str, Any], seed: int) -> List[str]:
+    argv = ["nfzoo", "train", "glem", "--dataset", DATASET]
+    for k, v in SCHEDULE.items():
+        argv += [f"--{k}", str(v)]
+    argv += ["--seed", str(seed)]
+    for k, v in {**GLEM_BASE, **sets}.items():
+        argv += ["--set", f"{k}={v}"]
+    return argv + ["--out", f"runs/papers/{run}"]
+
+
+def ensure_run(run: str, sets: Dict[str, Any], seed: int) -> Path:
+    """Train runs/papers/<run> unless its paper-run.json says it finished; an interrupted run is resumed
+    from its last checkpoint (`nfzoo train ... --resume`)."""
+    d = RUNS / run
+    done = read(d / "paper-run.json")
+    argv = train_argv(run, sets, seed)
+    if done is not None:
+        if done["command"] != shlex.join(argv):
+            raise SystemExit(f"error: {d} was trained by a different command:\n  {done['command']}\nnot\n  "
+                             f"{shlex.join(argv)}\nmove it away to retrain")
+        return d
+    cmd = [str(Path(sys.executable).with_name("nfzoo")), *argv[1:]]
+    resume = d.is_dir() and any(d.iterdir())
+    if resume:
+        cmd = [str(Path(sys.executable).with_name("nfzoo")), "train", "glem", "--dataset", DATASET, "--out",
+               str(d), "--resume"]
+    log(f"training {run}{' (resumed)' if resume else ''}: {shlex.join(argv)}")
+    d.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(d.parent / f"{run}.log", "a") as fh:
+        rc = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
+    if rc != 0:
+        raise SystemExit(f"error: training {run} failed (exit {rc}); see runs/papers/{run}.log")
+    write(d / "paper-run.json", {"command": shlex.join(argv), "seconds": time.perf_counter() - t0,
+                                 "resumed": resume, "finished": _dt.datetime.now(_dt.timezone.utc).isoformat()})
+    return d
+
+
+def history(run_dir: Path) -> List[Dict[str, Any]]:
+    return read(run_dir / "history.json") or []
+
+
+def em_end_kl(run_dir: Path) -> Optional[float]:
+    """The mean pairwise KL(N_y || N_y') per class dimension the last M-step logged (nats)."""
+    kls = [e["mean_pair_kl_per_dim"] for e in history(run_dir) if e.get("mean_pair_kl_per_dim") is not None]
+    return kls[-1] if kls else None
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+_CACHE: Dict[str, Any] = {}
+
+
+def test_set():
+    if "test" not in _CACHE:
+        from nfzoo.data import load_dataset
+
+        _CACHE["test"] = load_dataset(DATASET, "test")
+    return _CACHE["test"]
+
+
+def oracle():
+    """(OracleNet, its name): the data set's default oracle (the zoo's oracle-mnist5k)."""
+    if "oracle" not in _CACHE:
+        from nfzoo.oracle import find_oracle
+
+        _CACHE["oracle"] = find_oracle(None, DATASET)
+    return _CACHE["oracle"]
+
+
+def load_model(run_dir: Path, sampler: Optional[str] = None):
+    import nfzoo
+
+    m = nfzoo.load(Path(run_dir))
+    if sampler is not None:
+        m.sampler = sampler
+    return m
+
+
+def is_monomodal(model) -> bool:
+    return bool(getattr(model.prior, "shared", False))
+
+
+def cached(run_dir: Path, key: str, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+    path = Path(run_dir) / "paper" / f"{key}.json"
+    doc = read(path)
+    if doc is None:
+        log(f"measuring {key} of {Path(run_dir).name}")
+        t0 = time.perf_counter()
+        doc = fn()
+        doc["seconds"] = time.perf_counter() - t0
+        write(path, doc)
+    return doc
+
+
+def nf_accuracy(run_dir: Path) -> Dict[str, Any]:
+    """NF-A: the likelihood classifier argmax_y log p(x | y) on the test split (nfzoo.evaluation; with
+    conditional encoding, argmax_y log p(x, code_y): one pass per class's code)."""
+    def run():
+        from nfzoo.evaluation import evaluate_classification
+
+        return evaluate_classification(load_model(run_dir), test_set())
+    return cached(run_dir, "nf-a", run)
+
+
+def nf_accuracy_random_code(run_dir: Path, seed: int = 0) -> Dict[str, Any]:
+    """CEGLEM classified as the paper did (section 5.2): the test image's code is unknown, so a random
+    class's code (its prototype, no noise) is appended and the class gaussians of the latent vote,
+    argmax_y log N(z; mu_y, Sigma_y)."""
+    def run():
+        import torch
+
+        m = load_model(run_dir)
+        if not m.code_rows or is_monomodal(m):
+            raise ValueError("the random-code NF-A is for CE models with class gaussians (CEGLEM)")
+        from nfzoo.data import iterate
+
+        gen = torch.Generator().manual_seed(seed)
+        correct = n = 0
+        with torch.no_grad():
+            for x, y in iterate(test_set(), 500, shuffle=False):
+                codes = torch.randint(0, m.num_classes, (x.shape[0],), generator=gen)
+                z, _ = m._latent(x, codes, noise=False)
+                pred = m.prior.log_prob_all(z).argmax(1)
+                correct += int((pred == y).sum())
+                n += x.shape[0]
+        return {"accuracy": correct / n, "images": n, "seed": seed,
+                "protocol": "a uniformly random class code appended to each test image; argmax over the "
+                            "class gaussians of the latent"}
+    return cached(run_dir, f"nf-a-random-code-s{seed}", run)
+
+
+def code_label_agreement(run_dir: Path, temperature: float = PAPER_SAMPLING[1], n: int = SAMPLES,
+                         seed: int = 0) -> Dict[str, Any]:
+    """CEGLEM draws a class through its gaussian and writes a class into its code rows: how often the two
+    agree (the paper, section 5.2: "both ... provide identical class-labels during image generation").
+    n latents from the class gaussians (balanced classes, diagonal, at `temperature`), decoded; the label
+    read from the code rows (GLEMFlow.read_labels) against the gaussian's class."""
+    def run():
+        import torch
+
+        m = load_model(run_dir)
+        if not m.code_rows or is_monomodal(m):
+            raise ValueError("the code / gaussian agreement is for CE models with class gaussians (CEGLEM)")
+        gen = torch.Generator().manual_seed(seed)
+        y = torch.arange(n) % m.num_classes
+        agree = 0
+        with torch.no_grad():
+            for i in range(0, n, 250):
+                yb = y[i:i + 250]
+                z = m.prior.sample(yb.numel(), yb, temperature=temperature, generator=gen)
+                v, _ = m.bijector.inverse(z, None)
+                agree += int((m.read_labels(v) == yb).sum())
+        return {"agreement": agree / n, "n": n, "temperature": temperature, "seed": seed}
+    return cached(run_dir, f"code-agreement-t{temperature:g}-n{n}-s{seed}", run)
+
+
+def test_bpd(run_dir: Path) -> Dict[str, Any]:
+    """nfzoo.evaluation.evaluate_bpd, seed 0: bpd of p(x | y) and of the class mixture p(x)."""
+    def run():
+        from nfzoo.evaluation import evaluate_bpd
+
+        return evaluate_bpd(load_model(run_dir), test_set(), seed=0)
+    return cached(run_dir, "bpd", run)
+
+
+def draw_monomodal(model, n: int, temperature: float, seed: int, batch: int = 250):
+    """A monomodal CE model's samples and the labels read from their code rows (sample_with_labels), with
+    the count of non-finite samples (left out, as evaluate_samples does)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    xs, ys, bad = [], [], 0
+    for i in range(0, n, batch):
+        x, y = model.sample_with_labels(min(batch, n - i), temperature=temperature, generator=gen)
+        x = x.float().cpu()
+        ok = torch.isfinite(x.flatten(1)).all(1)
+        bad += int((~ok).sum())
+        xs.append(x[ok].clamp(0, 1))
+        ys.append(y.cpu()[ok])
+    return torch.cat(xs), torch.cat(ys), bad
+
+
+def _monomodal_sample_metrics(model, n: int, temperature: float, seed: int) -> Dict[str, Any]:
+    """evaluate_samples' metrics for a model whose labels come with its samples (monomodal CE): FID and
+    Coverage on the oracle's features against the test split, label reliability = the oracle's accuracy on
+    the labels read from the generated code rows."""
+    import torch
+
+    from nfzoo import metrics
+
+    net, _ = oracle()
+    x, y, bad = draw_monomodal(model, n, temperature, seed)
+    real = _CACHE.get("real_feats")
+    if real is None:
+        real = _CACHE["real_feats"] = metrics.dataset_features(net.features, test_set())
+    fake = metrics.compute_features(net.features, x)
+    net.eval()
+    with torch.no_grad():
+        logits = torch.cat([net(x[i:i + 500]) for i in range(0, x.shape[0], 500)])
+    return {"fid": metrics.fid(real, fake), **metrics.coverage_density(real, fake, 5), "n_samples": n,
+            "nonfinite_samples": bad, "n_real": len(test_set()), "k": 5, "temperature": temperature,
+            "seed": seed, "features": "oracle",
+            "label_reliability": float((logits.argmax(1) == y).double().mean()),
+            "recognisable": float((torch.softmax(logits, 1).amax(1) >= metrics.RECOGNISABLE).sum()) / n,
+            "label_counts": torch.bincount(y, minlength=model.num_classes).tolist(),
+            "labels_from": "the generated code rows (sample_with_labels)"}
+
+
+def sample_metrics(run_dir: Path, sampler: str, temperature: float, seeds: Sequence[int] = SAMPLE_SEEDS,
+                   n: int = SAMPLES) -> Optional[Dict[str, Any]]:
+    """FID, Coverage, label reliability of n samples per seed (nfzoo.metrics.evaluate_samples with the
+    oracle; monomodal CE models, which cannot be asked for a class, through _monomodal_sample_metrics).
+    None where the setting does not apply (RFCM on a monomodal model)."""
+    def run():
+        from nfzoo.metrics import evaluate_samples
+
+        m = load_model(run_dir, sampler)
+        per_seed = []
+        for s in seeds:
+            if is_monomodal(m):
+                per_seed.append(_monomodal_sample_metrics(m, n, temperature, s))
+            else:
+                per_seed.append(evaluate_samples(m, test_set(), n, oracle=oracle()[0], seed=s,
+                                                 temperature=temperature))
+        summary = {k: mean_sd(r[k] for r in per_seed) for k in ("fid", "coverage", "density",
+                                                               "label_reliability", "recognisable")}
+        return {"sampler": sampler, "temperature": temperature, "n_per_seed": n, "seeds": list(seeds),
+                "oracle": oracle()[1], "per_seed": per_seed, "summary": summary,
+                "nonfinite_samples": sum(r["nonfinite_samples"] for r in per_seed)}
+    if sampler == "rfcm" and is_monomodal(load_model(run_dir)):
+        return None
+    return cached(run_dir, f"samples-{sampler}-t{temperature:g}-n{n}-s{'_'.join(map(str, seeds))}", run)
+
+
+def cnn_a(run_dir: Path, seed: int, n: int = CNN_A_IMAGES, sampling=CNN_A_SAMPLING) -> Dict[str, Any]:
+    """CNN-A (nfzoo_heads.classifier.cnn_a without the real-data baseline): a ResNet-18 trained for the
+    heads' recipe on n generated images and tested on the real test split. A monomodal CE model draws
+    unconditionally and the labels are read from the code rows (the paper's CE baseline)."""
+    sampler, temperature = sampling
+
+    def run():
+        from nfzoo_heads.classifier import as_tensors, cnn_a as heads_cnn_a, train_classifier, RECIPE
+
+        m = load_model(run_dir, sampler)
+        if not is_monomodal(m):
+            doc = heads_cnn_a(m, DATASET, n=n, temperature=temperature, seed=seed, baseline=False)
+            doc.pop("summary", None)
+            return doc
+        x, y, bad = draw_monomodal(m, n, temperature, seed)
+        k = 0
+        while x.shape[0] < n and k < 20:     # redraw the non-finite ones, as sample_labelled does
+            x2, y2, _ = draw_monomodal(m, n - x.shape[0], temperature, seed + 1000 * (k + 1))
+            import torch
+            x, y = torch.cat([x, x2]), torch.cat([y, y2])
+            k += 1
+        res = train_classifier(x, y, m.num_classes, as_tensors(test_set()), RECIPE["epochs"], seed)
+        res.pop("net")
+        return {"task": "cnn-a", "n_generated": n, "temperature": temperature, "sampler": sampler,
+                "redrawn_nonfinite": bad, "labels_from": "the generated code rows (sample_with_labels)",
+                "label_counts": [int((y == c).sum()) for c in range(m.num_classes)],
+                "recipe": dict(RECIPE), "accuracy": res["test_accuracy"], "cnn_a": res}
+    return cached(run_dir, f"cnn-a-{sampler}-t{temperature:g}-n{n}-s{seed}", run)
+
+
+# ------------------------------------------------------------------------------------------ reporting
+def fmt(stat: Optional[Dict[str, float]], scale: float = 1.0, digits: int = 1) -> str:
+    """'mean +- sd (n)' of a mean_sd dict, or 'pending' when missing."""
+    if stat is None:
+        return "pending"
+    if isinstance(stat, (int, float)):
+        return f"{stat * scale:.{digits}f}"
+    s = f"{stat['mean'] * scale:.{digits}f}"
+    if stat.get("n", 1) > 1:
+        s += f" +- {stat['sd'] * scale:.{digits}f}"
+    return s
+
+
+def ordered(values: Dict[str, Optional[Dict[str, float]]], order: Sequence[str], higher_better: bool = True,
+            strict_margin: bool = False) -> Optional[bool]:
+    """Whether the means follow `order` (best first): each one above (below, if lower is better) the
+    next; with `strict_margin`, by more than the larger of the two sds. None if any value is missing."""
+    vals = [values.get(k) for k in order]
+    if any(v is None for v in vals):
+        return None
+    for a, b in zip(vals, vals[1:]):
+        diff = (a["mean"] - b["mean"]) if higher_better else (b["mean"] - a["mean"])
+        margin = max(a.get("sd", 0.0), b.get("sd", 0.0)) if strict_margin else 0.0
+        if not diff > margin:
+            return False
+    return True
+
+
+def label(ok: Optional[bool], why_untestable: str = "its runs are not finished") -> str:
+    if ok is None:
+        return f"not testable here ({why_untestable})"
+    return "reproduced" if ok else "not reproduced"
+
+
+def common_args(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--report-only", action="store_true", help="rewrite the table from the cached "
+                   "measurements; train and measure nothing")
+    return p
+
+
+def schedule_text() -> str:
+    return ("`nfzoo train glem --dataset mnist5k " + " ".join(f"--{k} {v}" for k, v in SCHEDULE.items()) +
+            " " + " ".join(f"--set {k}={v}" for k, v in GLEM_BASE.items()) + " --seed S` plus each variant's "
+            "`--set` keys: the glem-mnist5k recipe (80 epochs, em_fraction 0.15 = 12 EM rounds) cut to 24 "
+            "epochs keeping its 12 EM rounds (em_fraction 0.5), then 12 epochs of the flow on all the data")

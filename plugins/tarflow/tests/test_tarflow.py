@@ -1,0 +1,233 @@
+"""nfzoo-tarflow: the bijectors through the testing kit, the KV-cache inverse against the plain one,
+guidance, the denoising step, the sampler, training / sampling / eval through the CLI, and clear refusals."""
+import json
+
+import pytest
+import torch
+
+import nfzoo
+from nfzoo.errors import ConfigError, UsageError
+from nfzoo.testing import check_bijector
+from nfzoo_tarflow.flow import TarFlow, TarFlowBlock
+
+TINY = {"patch_size": 2, "hidden": 16, "layers": 1, "heads": 2}
+
+
+def perturbed(module, scale=0.1, seed=0):
+    """Every weight moved off its init (the zero-init output would make every block the identity)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return module
+
+
+def tiny_model(**kw):
+    torch.manual_seed(0)
+    cfg = {"image_shape": (1, 8, 8), "patch_size": 2, "hidden": 16, "blocks": 2, "layers": 1, "heads": 2, **kw}
+    return perturbed(nfzoo.create_model("tarflow", **cfg)).eval()
+
+
+# ------------------------------------------------------------------------------------- the testing kit
+@pytest.mark.parametrize("flip", [False, True])
+def test_block_passes_the_testing_kit(flip):
+    check_bijector(TarFlowBlock((1, 4, 4), flip=flip, **TINY), (2, 1, 4, 4))
+
+
+def test_conditional_stack_on_non_square_multichannel_images_passes_the_kit():
+    flow = TarFlow((2, 4, 6), blocks=2, num_classes=2, **TINY)
+    check_bijector(flow, (2, 2, 4, 6), context=torch.tensor([1, 0]))
+
+
+def test_first_patch_passes_unchanged_and_a_new_block_is_the_identity():
+    block = TarFlowBlock((1, 4, 4), **TINY)
+    x = torch.randn(3, 1, 4, 4)
+    z, ld = block(x)
+    assert torch.equal(z, x) and torch.equal(ld, torch.zeros(3))
+    perturbed(block)
+    z, _ = block(x)
+    assert torch.equal(z[:, :, :2, :2], x[:, :, :2, :2])       # patch 0 (raster order) is never transformed
+    assert not torch.allclose(z[:, :, 2:, 2:], x[:, :, 2:, 2:])
+
+
+def test_a_token_depends_only_on_the_tokens_before_it():
+    """Causality: changing patch t changes z at patches >= t only (in the block's token order)."""
+    for flip in (False, True):
+        block = perturbed(TarFlowBlock((1, 4, 4), flip=flip, **TINY))
+        x = torch.randn(1, 1, 4, 4)
+        x2 = x.clone()
+        x2[:, :, 0:2, 2:4] += 1.0                     # patch 1 in raster order (patch 2 reversed)
+        d = (block(x)[0] - block(x2)[0]).abs().sum(1)[0]
+        patches = [d[i:i + 2, j:j + 2].sum().item() for i in (0, 2) for j in (0, 2)]
+        before = [0] if not flip else [3, 2]           # the patches earlier in the block's order
+        assert all(patches[k] == 0 for k in before), (flip, patches)
+
+
+# ------------------------------------------------------------------------------------- the inverse
+def test_kv_cache_inverse_equals_the_inverse_without_cache():
+    torch.manual_seed(0)
+    flow = perturbed(TarFlow((1, 8, 8), blocks=3, num_classes=3, **TINY)).double()
+    z = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 1])
+    for labels, kw in ((y, {}), (y, {"guidance": 1.5}), (y, {"guidance": 2.0, "guidance_anneal": True}),
+                       (y, {"guidance": 1.0, "attn_temp": 0.5}), (None, {"guidance": 1.0, "attn_temp": 2.0})):
+        a, la = flow.inverse(z, labels, cache=True, **kw)
+        b, lb = flow.inverse(z, labels, cache=False, **kw)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+        torch.testing.assert_close(la, lb, rtol=0, atol=1e-10)
+
+
+def test_guidance_zero_is_the_conditional_inverse_and_equal_embeddings_make_guidance_vanish():
+    torch.manual_seed(0)
+    flow = perturbed(TarFlow((1, 8, 8), blocks=2, num_classes=3, **TINY)).double()
+    z = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    y = torch.tensor([2, 0, 1])
+    cond = flow.inverse(z, y)[0]
+    torch.testing.assert_close(flow.inverse(z, y, guidance=0.0)[0], cond, rtol=0, atol=0)
+    assert not torch.allclose(flow.inverse(z, y, guidance=2.0)[0], cond)   # guidance acts ...
+    with torch.no_grad():                      # ... through the difference to the mean class only
+        for block in flow.blocks:
+            block.class_embed.copy_(block.class_embed[:1].expand_as(block.class_embed))
+    torch.testing.assert_close(flow.inverse(z, y, guidance=3.0)[0], flow.inverse(z, y)[0], rtol=0, atol=1e-12)
+
+
+def test_unconditional_guidance_against_another_attention_temperature():
+    torch.manual_seed(0)
+    flow = perturbed(TarFlow((1, 8, 8), blocks=2, **TINY)).double()
+    z = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    plain = flow.inverse(z)[0]
+    torch.testing.assert_close(flow.inverse(z, guidance=2.0, attn_temp=1.0 + 1e-12)[0], plain, rtol=0, atol=1e-9)
+    assert not torch.allclose(flow.inverse(z, guidance=2.0, attn_temp=2.0)[0], plain)
+    with pytest.raises(ValueError, match="attn_temp"):
+        flow.inverse(z, guidance=1.0)
+    m = tiny_model()
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    x = m.sample(3, generator=g(), guidance=1.0, attn_temp=1.5)
+    assert torch.isfinite(x).all() and not torch.equal(x, m.sample(3, generator=g()))
+
+
+def test_samples_stay_finite_even_from_extreme_weights_and_latents():
+    """The bounded log-scale and the final LayerNorm bound (a, b): no overflow, whatever the weights."""
+    m = tiny_model()
+    perturbed(m, scale=3.0, seed=1)
+    z = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 10
+    v, _ = m.bijector.inverse(z)
+    assert torch.isfinite(v).all()
+    x = m.sample(16, temperature=3.0, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(x).all() and 0 <= float(x.min()) and float(x.max()) <= 1
+
+
+def test_denoising_moves_samples_toward_higher_log_density():
+    m = tiny_model(noise_sigma=0.05)
+    v = m.bijector.inverse(torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(0)))[0].detach()
+
+    def log_p(v):
+        z, ld = m.bijector(v)
+        return m.prior.log_prob(z) + ld
+
+    with torch.no_grad():
+        before, after = log_p(v), log_p(m.denoise(v))
+    assert bool((after > before).all()), (after - before)
+
+
+# ------------------------------------------------------------------------------------- model and sampler
+def test_bpd_is_the_cores_dequantized_bound_on_the_minus_one_one_scale():
+    m = tiny_model(noise_sigma=0.0)
+    x = torch.rand(4, 1, 8, 8)
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    v = 2 * m.dequantize(x, generator=g()) - 1
+    z, ld = m.bijector(v)
+    d = 64
+    want = -(m.prior.log_prob(z) + ld + d * torch.log(torch.tensor(2.0)) - d * torch.log(torch.tensor(256.0)))
+    torch.testing.assert_close(m.bpd(x, generator=g()), want / (d * torch.log(torch.tensor(2.0))))
+    xs = torch.rand(2, 1, 8, 8)
+    torch.testing.assert_close(m.decode(m.encode(xs), denoise=False), m.dequantize(xs, noise=False))
+
+
+def test_the_tarflow_sampler_guides_conditional_models_and_is_seeded():
+    m = tiny_model(num_classes=3, label_dropout=0.1)
+    y = torch.tensor([0, 1, 2])
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    plain = m.sample(3, y, generator=g())
+    assert m.sampler.name == "tarflow" and torch.equal(plain, m.sample(3, y, generator=g(), guidance=0.0))
+    guided = m.sample(3, y, generator=g(), guidance=2.0, guidance_anneal=1)
+    assert torch.isfinite(guided).all() and not torch.equal(guided, plain)
+    z = nfzoo.create_sampler("tarflow").sample(m, 3, y, generator=g(), guidance=2.0, guidance_anneal=1)
+    assert torch.equal(guided, m.decode(z, y, guidance=2.0, guidance_anneal=True))
+
+
+def test_label_dropout_trains_the_unconditional_embedding():
+    m = tiny_model(num_classes=3, label_dropout=0.5).train()
+    x, y = torch.rand(16, 1, 8, 8), torch.arange(16) % 3
+    loss, bpd = m.training_loss(x, y, "all", 0, 1, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and bpd.shape == (16,)
+    assert m.training_draws_per_image is None
+    emb = m.bijector.blocks[0].class_embed
+    assert emb.grad is not None and bool((emb.grad.abs().sum(1) > 0).all())
+
+
+@pytest.mark.parametrize("options, match", [({"steps": 10}, "guidance, guidance_anneal and attn_temp"),
+                                            ({"guidance": -1.0}, "guidance must be"),
+                                            ({"guidance": 1.0}, "set attn_temp"),
+                                            ({"attn_temp": 0.0}, "attn_temp must be"),
+                                            ({"guidance_anneal": 2}, "guidance_anneal")])
+def test_bad_sampler_options_are_clear_usage_errors(options, match):
+    m = tiny_model()
+    with pytest.raises(UsageError, match=match):
+        m.sample(2, **options)
+
+
+def test_the_sampler_refuses_other_models():
+    glow = nfzoo.create_model("glow", image_shape=(1, 8, 8), levels=1, steps=1, hidden=8)
+    with pytest.raises(UsageError, match="needs a TarFlow model"):
+        glow.sample(2, sampler="tarflow")
+
+
+@pytest.mark.parametrize("config, match", [({"patch_size": 3}, "patch_size=3 does not divide"),
+                                           ({"patch_size": 8}, "one patch"),
+                                           ({"hidden": 20, "heads": 3}, "multiple of heads"),
+                                           ({"label_dropout": 0.1}, "class-conditional"),
+                                           ({"noise_sigma": -1.0}, "noise_sigma")])
+def test_bad_configs_are_config_errors(config, match):
+    with pytest.raises(ConfigError, match=match):
+        nfzoo.create_model("tarflow", image_shape=(1, 8, 8), **{"hidden": 16, "heads": 2, **config})
+
+
+# ------------------------------------------------------------------------------------- the CLI
+def test_train_resume_sample_and_eval_through_the_cli(runner, app, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "tarflow", "--dataset", "digits", "--epochs", "1", "--batch-size", "256", "--ema", "0.9",
+            "--seed", "0", "--out", str(run), "--set", "patch_size=4", "--set", "hidden=16",
+            "--set", "blocks=2", "--set", "layers=1", "--set", "heads=2"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["architecture"] == "tarflow" and cfg["config"]["noise_sigma"] == 0.1
+    res = runner.invoke(app, ["train", "tarflow", "--dataset", "digits", "--resume", "--out", str(run), "--epochs", "2"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads((run / "history.json").read_text())) == 2
+    png = tmp_path / "s.png"
+    res = runner.invoke(app, ["sample", "--model", str(run), "-n", "4", "--seed", "1", "--out", str(png)])
+    assert res.exit_code == 0 and png.stat().st_size > 0, res.output
+    from nfzoo.oracle import OracleNet
+
+    torch.manual_seed(0)
+    OracleNet(image_shape=(1, 8, 8)).eval().save(tmp_path / "oracle")    # an untrained oracle: the plumbing
+    res = runner.invoke(app, ["eval", str(run), "--dataset", "digits", "--samples", "12", "--oracle",
+                              str(tmp_path / "oracle"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert 0 < doc["bpd"] < 20 and doc["sampler"] == "tarflow" and doc["n_samples"] == 12
+    assert doc["nonfinite_samples"] == 0 and isinstance(doc["fid"], float)
+
+
+def test_cli_refusals_exit_2_without_traceback(runner, app, tmp_path):
+    res = runner.invoke(app, ["train", "tarflow", "--dataset", "digits", "--set", "patch_size=3",
+                              "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "patch_size=3 does not divide" in res.output and "Traceback" not in res.output
+    m = nfzoo.create_model("tarflow", image_shape=(1, 8, 8), patch_size=4, hidden=16, blocks=1, layers=1, heads=2)
+    m.save_pretrained(tmp_path / "m")
+    res = runner.invoke(app, ["sample", "--model", str(tmp_path / "m"), "--steps", "5", "--out",
+                              str(tmp_path / "s.png")])
+    assert res.exit_code == 2 and "attn_temp" in res.output and "Traceback" not in res.output
