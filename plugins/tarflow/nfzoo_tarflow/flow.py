@@ -29,8 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nfzoo.errors import ConfigError
+from nfzoo.errors import ConfigError, UsageError
 from nfzoo.interfaces import Bijector
+
+
+class ShapeError(UsageError, ValueError):
+    """Images whose shape is not the one a TarFlow block was built for."""
+
 
 HEAD_DIM = 64           # TarFlow's attention head width: heads = hidden // 64 unless given
 MLP_EXPANSION = 4
@@ -137,6 +142,10 @@ class TarFlowBlock(Bijector):
     # ------------------------------------------------------------------ layout
     def _seq(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, T, C p p), tokens in raster order (reversed with `flip`)."""
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ShapeError(f"this TarFlow block was built for images of shape {self.image_shape} (C, H, W), got "
+                             f"{tuple(x.shape)}: pass (B, {', '.join(map(str, self.image_shape))}) tensors, or build "
+                             "the flow with image_shape set to your images' size")
         b, c, h, w = x.shape
         p = self.patch_size
         s = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, self.tokens, -1)
