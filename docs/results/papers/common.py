@@ -1,4 +1,5 @@
-"""Shared parts of the GLEM paper-table scripts (table1, table2, table5, table6 in this folder).
+"""Shared parts of the paper-table scripts in this folder (the GLEM tables 1, 2, 5, 6 use all of it; the
+others write their table with `publish`).
 
 Every script trains what it needs with the `nfzoo train` command (one run at a time, single-threaded),
 evaluates the runs in this process with nfzoo's own evaluation functions, caches every measured unit as
@@ -85,10 +86,10 @@ def read(path: Path) -> Optional[Any]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def write(path: Path, doc: Any) -> None:
+def write(path: Path, doc: Any, indent: int = 2) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.write_text(json.dumps(doc, indent=indent) + "\n")
     tmp.replace(path)
 
 
@@ -391,6 +392,45 @@ def ordered(values: Dict[str, Optional[Dict[str, float]]], order: Sequence[str],
         if not diff > margin:
             return False
     return True
+
+
+def measure_standard(run_dir: Path) -> None:
+    """The measurements every GLEM table makes of a run: NF-A, test bpd, and the sample metrics with the
+    paper's sampling (diagonal gaussians, T = 0.9) and with RFCM (T = 0.7)."""
+    nf_accuracy(run_dir)
+    test_bpd(run_dir)
+    sample_metrics(run_dir, *PAPER_SAMPLING)
+    sample_metrics(run_dir, *RFCM_SAMPLING)
+
+
+def measured(run_dir: Path, cnn_seed: Optional[int] = None) -> Dict[str, Any]:
+    """A run's cached measurements (None where not measured yet): nf_a, bpd, bpd_mixture; fid, coverage, l_r
+    (label reliability) and nonfinite with the paper's sampling, the same prefixed rfcm_ with RFCM (the
+    sample metrics as their summaries over the sample seeds: mean and sd); with cnn_seed, cnn_a and
+    cnn_a_redrawn_nonfinite of the CNN seeded so."""
+    p = Path(run_dir) / "paper"
+    tag = f"n{SAMPLES}-s{'_'.join(map(str, SAMPLE_SEEDS))}"
+    nfa, bpd = read(p / "nf-a.json"), read(p / "bpd.json")
+    row: Dict[str, Any] = {"nf_a": None if nfa is None else nfa["accuracy"],
+                           "bpd": None if bpd is None else bpd["bpd"],
+                           "bpd_mixture": None if bpd is None else bpd.get("bpd_marginal")}
+    for prefix, (sampler, temperature) in (("", PAPER_SAMPLING), ("rfcm_", RFCM_SAMPLING)):
+        doc = read(p / f"samples-{sampler}-t{temperature:g}-{tag}.json")
+        for key, name in (("fid", "fid"), ("coverage", "coverage"), ("l_r", "label_reliability")):
+            row[prefix + key] = None if doc is None else doc["summary"].get(name)
+        row[prefix + "nonfinite"] = None if doc is None else doc["nonfinite_samples"]
+    if cnn_seed is not None:
+        cnn = read(p / f"cnn-a-{CNN_A_SAMPLING[0]}-t{CNN_A_SAMPLING[1]:g}-n{CNN_A_IMAGES}-s{cnn_seed}.json")
+        row["cnn_a"] = None if cnn is None else cnn["accuracy"]
+        row["cnn_a_redrawn_nonfinite"] = None if cnn is None else cnn.get("redrawn_nonfinite")
+    return row
+
+
+def publish(name: str, doc: Any, markdown: str, indent: int = 2) -> None:
+    """Write NAME.json (atomically) and NAME.md beside these scripts."""
+    write(HERE / f"{name}.json", doc, indent)
+    (HERE / f"{name}.md").write_text(markdown.rstrip("\n") + "\n")
+    log(f"wrote docs/results/papers/{name}.md")
 
 
 def label(ok: Optional[bool], why_untestable: str = "its runs are not finished") -> str:

@@ -44,13 +44,10 @@ def run_name(v: str, seed: int) -> str:
 def measure(seed: int, cnn: bool) -> None:
     for v, (_, sets) in VARIANTS.items():
         d = C.ensure_run(run_name(v, seed), sets, seed)
-        C.nf_accuracy(d)
-        C.test_bpd(d)
+        C.measure_standard(d)
         if v == "ceglem":
             C.nf_accuracy_random_code(d)
             C.code_label_agreement(d)
-        C.sample_metrics(d, *C.PAPER_SAMPLING)
-        C.sample_metrics(d, *C.RFCM_SAMPLING)
     if cnn:
         for v in VARIANTS:
             C.cnn_a(C.RUNS / run_name(v, seed), seed)
@@ -66,38 +63,20 @@ def collect(seeds):
             if C.read(d / "paper-run.json") is None:
                 continue
             p = d / "paper"
-            nfa, bpd = C.read(p / "nf-a.json"), C.read(p / "bpd.json")
             rc = C.read(p / "nf-a-random-code-s0.json")
             agree = C.read(p / f"code-agreement-t{C.PAPER_SAMPLING[1]:g}-n{C.SAMPLES}-s0.json")
-            tag = f"n{C.SAMPLES}-s{'_'.join(map(str, C.SAMPLE_SEEDS))}"
-            diag = C.read(p / f"samples-{C.PAPER_SAMPLING[0]}-t{C.PAPER_SAMPLING[1]:g}-{tag}.json")
-            rfcm = C.read(p / f"samples-{C.RFCM_SAMPLING[0]}-t{C.RFCM_SAMPLING[1]:g}-{tag}.json")
-            cnn = C.read(p / f"cnn-a-{C.CNN_A_SAMPLING[0]}-t{C.CNN_A_SAMPLING[1]:g}-n{C.CNN_A_IMAGES}-s{s}.json")
-
-            def sm(doc, key):
-                return None if doc is None or doc["summary"].get(key) is None else doc["summary"][key]["mean"]
+            got = C.measured(d, cnn_seed=s)
+            spread = {k: got[k] for k in ("fid", "l_r", "rfcm_fid", "rfcm_l_r")}
+            for k in ("fid", "coverage", "l_r", "rfcm_fid", "rfcm_coverage", "rfcm_l_r"):   # the run's value: the mean
+                got[k] = None if got[k] is None else got[k]["mean"]
             runs.append({
                 "run": f"runs/papers/{run_name(v, s)}", "seed": s,
                 "command": C.read(d / "paper-run.json")["command"],
                 "train_seconds": C.read(d / "paper-run.json")["seconds"],
                 "em_end_kl_per_dim": C.em_end_kl(d),
-                "nf_a": None if nfa is None else nfa["accuracy"],
                 "nf_a_random_code": None if rc is None else rc["accuracy"],
                 "code_gaussian_agreement": None if agree is None else agree["agreement"],
-                "bpd": None if bpd is None else bpd["bpd"],
-                "bpd_mixture": None if bpd is None else bpd.get("bpd_marginal"),
-                "fid": sm(diag, "fid"), "coverage": sm(diag, "coverage"), "l_r": sm(diag, "label_reliability"),
-                "nonfinite": None if diag is None else diag["nonfinite_samples"],
-                "rfcm_fid": sm(rfcm, "fid"), "rfcm_coverage": sm(rfcm, "coverage"),
-                "rfcm_l_r": sm(rfcm, "label_reliability"),
-                "rfcm_nonfinite": None if rfcm is None else rfcm["nonfinite_samples"],
-                "cnn_a": None if cnn is None else cnn["accuracy"],
-                "cnn_a_redrawn_nonfinite": None if cnn is None else cnn.get("redrawn_nonfinite"),
-                "samples_per_seed_sd": {k: (doc["summary"][m] if doc and doc["summary"].get(m) else None)
-                                        for k, doc, m in (("fid", diag, "fid"), ("l_r", diag, "label_reliability"),
-                                                          ("rfcm_fid", rfcm, "fid"),
-                                                          ("rfcm_l_r", rfcm, "label_reliability"))},
-            })
+                **got, "samples_per_seed_sd": spread})
         keys = ("nf_a", "nf_a_random_code", "code_gaussian_agreement", "bpd", "bpd_mixture", "fid", "coverage", "l_r", "rfcm_fid",
                 "rfcm_coverage", "rfcm_l_r", "cnn_a", "em_end_kl_per_dim")
         rows[v] = {"runs": runs, "summary": {k: C.mean_sd(r[k] for r in runs if r[k] is not None) for k in keys}}
@@ -218,9 +197,7 @@ def report(seeds, argv):
            "sampling": {"paper": list(C.PAPER_SAMPLING), "rfcm": list(C.RFCM_SAMPLING)},
            "cnn_a": {"images": C.CNN_A_IMAGES, "sampling": list(C.CNN_A_SAMPLING)},
            "oracle": C.ORACLE, "test_images": 1000, "rows": rows, "claims": cl, "measured_by": prov}
-    C.write(C.HERE / f"{NAME}.json", doc)
-    (C.HERE / f"{NAME}.md").write_text("\n".join(L) + "\n")
-    C.log(f"wrote docs/results/papers/{NAME}.md")
+    C.publish(NAME, doc, "\n".join(L))
 
 
 NOTES = ["Why a claim may not reproduce here, and what differs from the paper:",
@@ -236,6 +213,8 @@ def main(argv=None):
     p = C.common_args(__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     p.add_argument("--no-cnn", action="store_true", help="skip CNN-A (the slow part)")
+    p.add_argument("--cnn-seeds", type=int, nargs="+", default=None, help="measure CNN-A for these training "
+                   "seeds only [all of --seeds]")
     a = p.parse_args(argv)
     C.require_one_thread()
     if not a.report_only:
@@ -243,7 +222,7 @@ def main(argv=None):
             measure(s, cnn=False)
             report(a.seeds, argv)
         if not a.no_cnn:
-            for s in a.seeds:
+            for s in (a.seeds if a.cnn_seeds is None else a.cnn_seeds):
                 measure(s, cnn=True)
                 report(a.seeds, argv)
     report(a.seeds, argv)

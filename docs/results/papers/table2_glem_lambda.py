@@ -46,11 +46,7 @@ def run_name(lam: float) -> str:
 
 def measure(cnn: bool) -> None:
     for lam in LAMBDAS:
-        d = C.ensure_run(run_name(lam), sets_for(lam), SEED)
-        C.nf_accuracy(d)
-        C.test_bpd(d)
-        C.sample_metrics(d, *C.PAPER_SAMPLING)
-        C.sample_metrics(d, *C.RFCM_SAMPLING)
+        C.measure_standard(C.ensure_run(run_name(lam), sets_for(lam), SEED))
     if cnn:
         for lam in LAMBDAS:
             C.cnn_a(C.RUNS / run_name(lam), SEED)
@@ -58,30 +54,15 @@ def measure(cnn: bool) -> None:
 
 def collect():
     pts = []
-    tag = f"n{C.SAMPLES}-s{'_'.join(map(str, C.SAMPLE_SEEDS))}"
     for lam in LAMBDAS:
         d = C.RUNS / run_name(lam)
         run = C.read(d / "paper-run.json")
-        p = d / "paper"
-        nfa, bpd = C.read(p / "nf-a.json"), C.read(p / "bpd.json")
-        diag = C.read(p / f"samples-{C.PAPER_SAMPLING[0]}-t{C.PAPER_SAMPLING[1]:g}-{tag}.json")
-        rfcm = C.read(p / f"samples-{C.RFCM_SAMPLING[0]}-t{C.RFCM_SAMPLING[1]:g}-{tag}.json")
-        cnn = C.read(p / f"cnn-a-{C.CNN_A_SAMPLING[0]}-t{C.CNN_A_SAMPLING[1]:g}-n{C.CNN_A_IMAGES}-s{SEED}.json")
-
-        def sm(doc, key):
-            return None if doc is None else doc["summary"].get(key)
+        got = C.measured(d, cnn_seed=SEED)
+        got.pop("cnn_a_redrawn_nonfinite")
         pts.append({"lambda_0": lam, "lambda_final": (sets_for(lam).get("kl_weight_final", 0.25)
                                                       if lam != 0.45 else 0.25),
                     "run": f"runs/papers/{run_name(lam)}", "command": None if run is None else run["command"],
-                    "em_end_kl_per_dim": None if run is None else C.em_end_kl(d),
-                    "nf_a": None if nfa is None else nfa["accuracy"], "bpd": None if bpd is None else bpd["bpd"],
-                    "bpd_mixture": None if bpd is None else bpd.get("bpd_marginal"),
-                    "fid": sm(diag, "fid"), "coverage": sm(diag, "coverage"), "l_r": sm(diag, "label_reliability"),
-                    "nonfinite": None if diag is None else diag["nonfinite_samples"],
-                    "rfcm_fid": sm(rfcm, "fid"), "rfcm_coverage": sm(rfcm, "coverage"),
-                    "rfcm_l_r": sm(rfcm, "label_reliability"),
-                    "rfcm_nonfinite": None if rfcm is None else rfcm["nonfinite_samples"],
-                    "cnn_a": None if cnn is None else cnn["accuracy"]})
+                    "em_end_kl_per_dim": None if run is None else C.em_end_kl(d), **got})
     return pts
 
 
@@ -193,9 +174,7 @@ def report(argv):
            "sampling": {"paper": list(C.PAPER_SAMPLING), "rfcm": list(C.RFCM_SAMPLING)},
            "cnn_a": {"images": C.CNN_A_IMAGES, "sampling": list(C.CNN_A_SAMPLING)}, "oracle": C.ORACLE,
            "test_images": 1000, "points": pts, "claims": cl, "measured_by": prov}
-    C.write(C.HERE / f"{NAME}.json", doc)
-    (C.HERE / f"{NAME}.md").write_text("\n".join(L) + "\n")
-    C.log(f"wrote docs/results/papers/{NAME}.md")
+    C.publish(NAME, doc, "\n".join(L))
 
 
 def main(argv=None):

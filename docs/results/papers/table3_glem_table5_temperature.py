@@ -25,6 +25,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import common as C  # noqa: E402  (publish)
 ROOT = HERE.parents[2]
 NAME = "table3_glem_table5_temperature"
 OUT = HERE / NAME
@@ -154,8 +156,7 @@ def write(rows, samples, seeds, argv):
         "claims": cl,
         "measured_by": provenance(shlex.join(["python", str(Path(__file__).relative_to(ROOT)), *argv])),
     }
-    (HERE / f"{NAME}.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (HERE / f"{NAME}.md").write_text(markdown(rows, cl, doc))
+    C.publish(NAME, doc, markdown(rows, cl, doc), indent=1)
 
 
 def markdown(rows, cl, doc) -> str:

@@ -30,6 +30,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import common as C  # noqa: E402  (publish)
 ROOT = HERE.parents[2]
 NAME = "table4_glem_table4_cnn_a"
 OUT = HERE / NAME
@@ -230,8 +232,7 @@ def main(argv=None):
            f"of {BATCH} images for every size", "paper": PAPER, "rows": rows, "real": real,
            "claims": claims(rows),
            "measured_by": provenance(shlex.join(["python", str(Path(__file__).relative_to(ROOT)), *argv]))}
-    (HERE / f"{NAME}.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (HERE / f"{NAME}.md").write_text(markdown(doc))
+    C.publish(NAME, doc, markdown(doc), indent=1)
     print((HERE / f"{NAME}.md").read_text())
 
 

@@ -129,9 +129,7 @@ def report(seeds, mode: str, argv):
            "p": P, "recipe": RECIPE, "seeds": list(seeds), "train_images": 4000, "test_images": 1000,
            "arms": arms, "paired_difference": diff, "claim": {"label": verdict, "ok": ok},
            "prior_study": PRIOR_STUDY, "measured_by": prov}
-    C.write(C.HERE / f"{NAME}.json", doc)
-    (C.HERE / f"{NAME}.md").write_text("\n".join(L) + "\n")
-    C.log(f"wrote docs/results/papers/{NAME}.md")
+    C.publish(NAME, doc, "\n".join(L))
 
 
 def main(argv=None):

@@ -28,6 +28,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import common as C  # noqa: E402  (publish)
 ROOT = HERE.parents[2]
 NAME = "table8_sampling_time"
 N = 100
@@ -238,8 +240,7 @@ def main(argv=None):
                                                                  "sampling": 0},
            "paper": PAPER, "results": res, "claims": claims(res),
            "measured_by": provenance(shlex.join(["python", str(Path(__file__).relative_to(ROOT)), *argv]))}
-    (HERE / f"{NAME}.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (HERE / f"{NAME}.md").write_text(markdown(doc))
+    C.publish(NAME, doc, markdown(doc), indent=1)
     print((HERE / f"{NAME}.md").read_text())
 
 

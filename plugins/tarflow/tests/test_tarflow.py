@@ -231,3 +231,22 @@ def test_cli_refusals_exit_2_without_traceback(runner, app, tmp_path):
     res = runner.invoke(app, ["sample", "--model", str(tmp_path / "m"), "--steps", "5", "--out",
                               str(tmp_path / "s.png")])
     assert res.exit_code == 2 and "attn_temp" in res.output and "Traceback" not in res.output
+
+
+def test_quick_bench_times_every_case_against_tarflow_and_the_uncached_inverse_matches():
+    from nfzoo_tarflow.bench import _no_cache, _tiny_models, bench_tarflow
+
+    lines = []
+    doc = bench_tarflow(quick=True, log=lines.append)
+    by_candidate = {r["baseline"]: r for r in doc["rows"]}
+    assert set(by_candidate) == {"tarflow (no KV cache)", "ddpm ancestral T=20", "ddpm ddim 4 eta=1", "glow"}
+    for r in doc["rows"]:
+        assert r["candidate"] == "tarflow" and r["baseline_s"] > 0 and r["candidate_s"] > 0
+        assert r["ratio"] == pytest.approx(r["baseline_s"] / r["candidate_s"])
+        assert r["baseline_finite"] == 10 and r["candidate_finite"] == 10
+    assert len(lines) == 5 and any("--quick" in n for n in doc["notes"])
+    tf = _tiny_models("cpu")["tarflow"].eval()
+    with torch.no_grad():
+        cached = tf.sample(4, generator=torch.Generator().manual_seed(3))
+        uncached = _no_cache(tf, 4, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(uncached, cached, atol=1e-5, rtol=1e-5)
