@@ -123,9 +123,9 @@ _words = st.one_of(st.sampled_from(["glow-mnist5k", "glow", "nope", "mnist5k", "
 _options = {
     "list": ["--pretrained", "--json"], "info": ["--json"], "plugins": ["--json"],
     "sample": ["--model", "-n", "--temperature", "--label", "--sampler", "--steps", "--seed", "--out", "--device",
-               "--per-class"],
+               "--per-class", "--sampler-option"],
     "eval": ["--dataset", "--task", "--samples", "--temperature", "--sampler", "--steps", "--k", "--set",
-             "--split", "--features"],
+             "--split", "--features", "--sampler-option"],
     "pull": ["--revision", "--json"], "cache": ["--json"],
     "inpaint": ["--model", "--image", "--mask", "--box", "--out", "--seed", "--set"],
     "score": ["--model", "--images", "--reference", "--repeats"],
@@ -215,9 +215,10 @@ _outs = st.sampled_from(["", ".", "o.png", "o.jpg", "o.JPEG", "dir", "d.png", "f
 # every numeric option of these commands (and the --set values of inpaint); --nproc >= 2 would start torchrun,
 # so it is fuzzed where it is refused at parse time (test_cli_hardening)
 _numeric = {
-    "sample": ["-n", "--temperature", "--label", "--steps", "--eta", "--seed"],
+    "sample": ["-n", "--temperature", "--label", "--steps", "--eta", "--seed", "--sampler-option guidance"],
     "train": ["--epochs", "--batch-size", "--lr", "--warmup", "--grad-clip", "--checkpoint-every", "--seed"],
-    "eval": ["--batch-size", "--seed", "--samples", "--temperature", "--steps", "--eta", "--k"],
+    "eval": ["--batch-size", "--seed", "--samples", "--temperature", "--steps", "--eta", "--k",
+             "--sampler-option steps"],
     "inpaint": ["--seed", "--label", "--set iters", "--set lr", "--set sigma", "--set langevin", "--set noise",
                 "--set step_size", "--set steps", "--set resample"],
     "score": ["--repeats", "--seed"],
@@ -242,8 +243,9 @@ def _numeric_argv(draw):
     argv = list(base)
     for opt in draw(st.lists(st.sampled_from(_numeric[cmd]), min_size=1, max_size=3)):
         value = draw(_numbers)
-        if opt.startswith("--set "):
-            argv += ["--set", f"{opt[6:]}={value}"]
+        if " " in opt:                      # --set KEY, --sampler-option KEY: KEY=VALUE
+            flag, key = opt.split(" ")
+            argv += [flag, f"{key}={value}"]
         else:
             argv += [opt, value]
     if cmd == "synth" and "--n" not in argv:

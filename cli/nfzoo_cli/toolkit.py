@@ -140,11 +140,56 @@ def parse_sets(items: List[str]) -> dict:
 
 
 # ----------------------------------------------------------------------------------- models, samplers
-def sampler_options(model: Any, steps: Optional[int] = None, eta: Optional[float] = None) -> dict:
+MAX_SAMPLER_OPTIONS = 16
+MAX_OPTION_TEXT = 200
+
+
+def sampler_option() -> Any:
+    """The `--sampler-option KEY=VALUE` option (repeatable) of the commands that sample."""
+    return typer.Option([], "--sampler-option", metavar="KEY=VALUE",
+                        help="an option of the sampler, repeatable; the sampler checks it (e.g. tarflow's "
+                        "--sampler-option guidance=1 --sampler-option attn_temp=1.5)")
+
+
+def parse_sampler_options(items: List[str]) -> dict:
+    """--sampler-option KEY=VALUE ...: KEY an identifier, given once; VALUE a number, true / false / null or
+    a short string (JSON scalars; no lists or objects, no inf or nan). The sampler's `check` says which
+    keys it takes."""
+    if len(items) > MAX_SAMPLER_OPTIONS:
+        fail(f"--sampler-option is given {len(items)} times; at most {MAX_SAMPLER_OPTIONS}")
+    out_: dict = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier() or len(item) > MAX_OPTION_TEXT:
+            fail(f"--sampler-option needs KEY=VALUE with KEY a name (letters, digits, _) and at most "
+                 f"{MAX_OPTION_TEXT} characters in all, got {item[:MAX_OPTION_TEXT]!r} (e.g. --sampler-option "
+                 "guidance=1)")
+        if key in out_:
+            fail(f"--sampler-option {key} is given twice; give each option once")
+        try:
+            value: Any = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError):
+            value = {"none": None}.get(raw.lower(), raw)
+        if isinstance(value, (list, dict)):
+            fail(f"--sampler-option {key}= takes a number, true / false or a word, not {raw!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"--sampler-option {key}= must be a finite number, got {raw!r}")
+        out_[key] = value
+    return out_
+
+
+def sampler_options(model: Any, steps: Optional[int] = None, eta: Optional[float] = None,
+                    extra: Optional[List[str]] = None) -> dict:
     """The options `model`'s sampler runs with: those given on the command line ({"steps": ..., "eta": ...},
-    those not None) over the model's measured ones (`FlowModel.sampling_options`); the sampler's `check`
-    validates them."""
-    given = {k: v for k, v in (("steps", steps), ("eta", eta)) if v is not None}
+    those not None, and the --sampler-option items `extra`) over the model's measured ones
+    (`FlowModel.sampling_options`); the sampler's `check` validates them."""
+    given = parse_sampler_options(extra or [])
+    for k, v in (("steps", steps), ("eta", eta)):
+        if v is not None:
+            if k in given:
+                fail(f"--sampler-option {k}= repeats --{k}: give it once")
+            given[k] = v
     return model.sampling_options(**given)
 
 

@@ -9,8 +9,8 @@ from typing import List, Optional
 import typer
 
 from ..toolkit import (MAX_BATCH, MAX_NPROC, MAX_SAMPLES, MAX_STEPS, err, finite, load_model, out,
-                       parse_device, parse_sets, print_json, rich_progress, progress_task, sampler_options,
-                       seed_option, temperature_option)
+                       parse_device, parse_sets, print_json, rich_progress, progress_task, sampler_option,
+                       sampler_options, seed_option, temperature_option)
 from .ranks import command_argv, launch_ranks, rank_context
 from .sample import compile_model
 
@@ -48,6 +48,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
              eta: Optional[float] = typer.Option(None, "--eta", callback=finite(0, 1), help="DDIM noise scale "
                                                  "for --samples: 0 deterministic [default], 1 ancestral over "
                                                  "the same steps"),
+             sampler_opts: List[str] = sampler_option(),
              k: int = typer.Option(5, "--k", min=1, max=10_000, help="nearest neighbours for Coverage and "
                                    "Density"),
              data_root: Optional[str] = typer.Option(None, "--data-root"),
@@ -94,7 +95,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
     if compile_:
         compile_model(m, "eval", show=main_rank)
     temperature = m.default_temperature if temperature is None else temperature
-    options = sampler_options(m, steps, eta)
+    options = sampler_options(m, steps, eta, sampler_opts)
     if samples:
         m.sampler.check(m, temperature=temperature, **options)
     ds = load_dataset(dataset, split, data_root)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ..toolkit import (MAX_COUNT, MAX_NPROC, MAX_STEPS, check_output_dir, check_output_file, err, fail, finite,
-                       load_model, no_nul, parse_device, sampler_options, seed_option, temperature_option)
+                       load_model, no_nul, parse_device, sampler_option, sampler_options, seed_option,
+                       temperature_option)
 from .ranks import command_argv, launch_ranks, rank_context
 
 GRID_MAX = 1024            # images in one PNG grid (sample --out FILE.png); more: --out DIR
@@ -45,6 +46,7 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
                eta: Optional[float] = typer.Option(None, "--eta", callback=finite(0, 1), help="DDIM noise "
                                                    "scale: 0 deterministic [default], 1 ancestral over the "
                                                    "same steps"),
+               sampler_opts: List[str] = sampler_option(),
                seed: int = seed_option(),
                out_path: str = typer.Option("samples.png", "--out", "-o",
                                             help=f"FILE.png for a grid (at most {GRID_MAX} images), or DIR "
@@ -79,7 +81,7 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
 
     m = load_model(model, dev, sampler)
     temperature = m.default_temperature if temperature is None else temperature
-    options = sampler_options(m, steps, eta)
+    options = sampler_options(m, steps, eta, sampler_opts)
     m.sampler.check(m, temperature=temperature, **options)
     if compile_:
         compile_model(m, "sample", show=main_rank)

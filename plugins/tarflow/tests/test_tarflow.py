@@ -250,3 +250,42 @@ def test_quick_bench_times_every_case_against_tarflow_and_the_uncached_inverse_m
         cached = tf.sample(4, generator=torch.Generator().manual_seed(3))
         uncached = _no_cache(tf, 4, torch.Generator().manual_seed(3))
     torch.testing.assert_close(uncached, cached, atol=1e-5, rtol=1e-5)
+
+
+def test_sampler_options_from_the_cli_guide_sampling_and_bad_ones_exit_2(runner, app, tmp_path):
+    from PIL import Image
+
+    torch.manual_seed(0)
+    m = nfzoo.create_model("tarflow", image_shape=(1, 8, 8), patch_size=4, hidden=16, blocks=2, layers=1, heads=2)
+    with torch.no_grad():                      # a non-trivial model: a new block is the identity
+        for p in m.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    m.save_pretrained(tmp_path / "m")
+
+    def grid(name, *extra):
+        out = tmp_path / name
+        res = runner.invoke(app, ["sample", "--model", str(tmp_path / "m"), "-n", "4", "--seed", "1",
+                                  "--out", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        import numpy as np
+
+        return torch.from_numpy(np.asarray(Image.open(out), dtype=np.float32))
+
+    guided = ("--sampler-option", "guidance=1", "--sampler-option", "attn_temp=1.5")
+    plain, g1, g2 = grid("plain.png"), grid("g1.png", *guided), grid("g2.png", *guided)
+    assert torch.equal(g1, g2) and (g1 - plain).abs().max() > 0
+    res = runner.invoke(app, ["eval", str(tmp_path / "m"), "--dataset", "digits", "--json", *guided])
+    assert res.exit_code == 0, res.output
+    for extra, match in [(["--sampler-option", "foo=1"], "takes the options guidance"),
+                         (["--sampler-option", "guidance=much"], "guidance must be a number"),
+                         (["--sampler-option", "guidance=1"], "set attn_temp"),
+                         (["--sampler-option", "guidance=1", "--sampler-option", "guidance=2"], "given twice"),
+                         (["--sampler-option", "=1"], "KEY=VALUE"),
+                         (["--sampler-option", "guidance"], "KEY=VALUE"),
+                         (["--sampler-option", "guidance=[1, 2]"], "takes a number"),
+                         (["--sampler-option", "guidance=1e999"], "finite"),
+                         (["--steps", "5", "--sampler-option", "steps=5"], "give it once")]:
+        res = runner.invoke(app, ["sample", "--model", str(tmp_path / "m"), "-n", "2", "--out",
+                                  str(tmp_path / "bad.png"), *extra])
+        assert res.exit_code == 2 and match in res.output and "Traceback" not in res.output, (extra, res.output)
+    assert not (tmp_path / "bad.png").exists()
