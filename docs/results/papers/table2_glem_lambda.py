@@ -113,7 +113,13 @@ def claims(pts):
         ok = fn(get(key, scale), **kw)
         paper_ok = fn(list(PAPER[key]), **kw)
         why = "the CNN-A runs were not made (--cnn)" if key == "cnn_a" else "its runs are not finished"
-        out.append({"claim": text, "label": C.label(ok, why), "ok": ok, "paper_satisfies_rule": paper_ok})
+        vals = get(key, scale)
+        nd = 3 if key == "bpd" else (2 if key == "fid" else 1)
+        seen = ("pending" if all(v is None for v in vals) else
+                f"{key} over lambda_0 " + ", ".join(f"{p['lambda_0']:g}: " + ("pending" if v is None else f"{v:.{nd}f}")
+                                                     for p, v in zip(pts, vals)))
+        out.append({"claim": text, "label": C.label(ok, why), "ok": ok, "paper_satisfies_rule": paper_ok,
+                    "observed": seen})
     return out
 
 
