@@ -367,8 +367,8 @@ def train_command(res: Results, name: str, step: str = "") -> Tuple[Optional[str
     for key, opt in (("epochs", "--epochs"), ("batch_size", "--batch-size"), ("lr", "--lr"),
                      ("optimizer", "--optimizer"), ("warmup_steps", "--warmup"), ("lr_schedule", "--lr-schedule"),
                      ("grad_clip", "--grad-clip"), ("seed", "--seed"), ("precision", "--precision"),
-                     ("init_from", "--init")):
-        if t.get(key) is not None:
+                     ("init_from", "--init"), ("ema", "--ema"), ("swa_epochs", "--swa-epochs")):
+        if t.get(key) is not None and not (key == "swa_epochs" and not t[key]):
             args += [opt, str(t[key])]
     for k, v in (t.get("model") or {}).items():
         args += ["--set", f"{k}={v if isinstance(v, str) else json.dumps(v)}"]
