@@ -131,12 +131,17 @@ def parse_sets(items: List[str]) -> dict:
         key, _, raw = item.partition("=")
         if not key.strip():
             fail(f"--set needs KEY=VALUE with a non-empty KEY, got {item!r}")
-        try:
-            value: Any = json.loads(raw)
-        except (json.JSONDecodeError, RecursionError):
-            value = {"none": None, "null": None, "true": True, "false": False}.get(raw.lower(), raw)
-        out_[key.strip()] = value
+        out_[key.strip()] = parse_value(raw)
     return out_
+
+
+def parse_value(raw: str) -> Any:
+    """A KEY=VALUE value: JSON (numbers, lists, true/false/null) or, failing that, the string itself
+    (none / null / true / false in any case as None / bool)."""
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        return {"none": None, "null": None, "true": True, "false": False}.get(raw.lower(), raw)
 
 
 # ----------------------------------------------------------------------------------- models, samplers
@@ -167,10 +172,7 @@ def parse_sampler_options(items: List[str]) -> dict:
                  "guidance=1)")
         if key in out_:
             fail(f"--sampler-option {key} is given twice; give each option once")
-        try:
-            value: Any = json.loads(raw)
-        except (json.JSONDecodeError, RecursionError):
-            value = {"none": None}.get(raw.lower(), raw)
+        value = parse_value(raw)
         if isinstance(value, (list, dict)):
             fail(f"--sampler-option {key}= takes a number, true / false or a word, not {raw!r}")
         if isinstance(value, float) and not math.isfinite(value):
