@@ -2,10 +2,13 @@
 others write their table with `publish`).
 
 Every script trains what it needs with the `nfzoo train` command (one run at a time, single-threaded),
-evaluates the runs in this process with nfzoo's own evaluation functions, caches every measured unit as
-JSON inside the run directory (runs/papers/<run>/paper/*.json, outside git), and rewrites its table
-(Markdown + JSON under docs/results/papers) from whatever is cached. A second call skips every run and
-measurement whose file already exists, so an interrupted script is resumed by running it again.
+evaluates the runs in this process with nfzoo's own evaluation functions, records every measured unit as
+JSON under records/<run>/ beside these scripts (in git: the files the tables' numbers point to; the run's
+weights stay in runs/papers/<run>, outside git), and rewrites its table (Markdown + JSON under
+docs/results/papers) from whatever is recorded. A second call skips every run and measurement whose record
+already exists, so an interrupted script is resumed by running it again, and `--report-only` rewrites a
+table from a clean clone. (Tables measured before 2026-12-03 kept these records in the run directories,
+which were not kept: their JSON files are their record, and `--report-only` on them would lose numbers.)
 
 The common training budget (SCHEDULE, GLEM_BASE): the glem-mnist5k recipe (zoo/nfzoo_zoo/models/
 glem-mnist5k/recipe.yaml) cut from 80 to 24 epochs. GLEM separates its classes over the EM rounds (the
@@ -32,6 +35,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 RUNS = ROOT / "runs" / "papers"
+RECORDS = HERE / "records"
 DATASET = "mnist5k"
 ORACLE = "oracle-mnist5k"   # the data set's default oracle (nfzoo.oracle.default_oracle)
 PAPER = "GLEM, papers/003 (Table numbers on CIFAR-10 / CIFAR-100)"
@@ -111,11 +115,17 @@ def train_argv(run: str, sets: Dict[str, Any], seed: int) -> List[str]:
     return argv + ["--out", f"runs/papers/{run}"]
 
 
+def rec(run_dir: Path) -> Path:
+    """The records (in git) of the run in run_dir: records/<run>/ (paper-run.json, history.json, one JSON
+    file per measured unit)."""
+    return RECORDS / Path(run_dir).name
+
+
 def ensure_run(run: str, sets: Dict[str, Any], seed: int) -> Path:
-    """Train runs/papers/<run> unless its paper-run.json says it finished; an interrupted run is resumed
-    from its last checkpoint (`nfzoo train ... --resume`)."""
+    """Train runs/papers/<run> unless its record paper-run.json says it finished; an interrupted run is
+    resumed from its last checkpoint (`nfzoo train ... --resume`)."""
     d = RUNS / run
-    done = read(d / "paper-run.json")
+    done = read(rec(d) / "paper-run.json")
     argv = train_argv(run, sets, seed)
     if done is not None:
         if done["command"] != shlex.join(argv):
@@ -135,13 +145,15 @@ def ensure_run(run: str, sets: Dict[str, Any], seed: int) -> Path:
                             env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
     if rc != 0:
         raise SystemExit(f"error: training {run} failed (exit {rc}); see runs/papers/{run}.log")
-    write(d / "paper-run.json", {"command": shlex.join(argv), "seconds": time.perf_counter() - t0,
-                                 "resumed": resume, "finished": _dt.datetime.now(_dt.timezone.utc).isoformat()})
+    write(rec(d) / "history.json", read(d / "history.json") or [])
+    write(rec(d) / "paper-run.json", {"command": shlex.join(argv), "seconds": time.perf_counter() - t0,
+                                      "resumed": resume, "commit": short_commit(),
+                                      "finished": _dt.datetime.now(_dt.timezone.utc).isoformat()})
     return d
 
 
 def history(run_dir: Path) -> List[Dict[str, Any]]:
-    return read(run_dir / "history.json") or []
+    return read(rec(run_dir) / "history.json") or read(Path(run_dir) / "history.json") or []
 
 
 def em_end_kl(run_dir: Path) -> Optional[float]:
@@ -174,6 +186,10 @@ def oracle():
 def load_model(run_dir: Path, sampler: Optional[str] = None):
     import nfzoo
 
+    if not (Path(run_dir) / "config.json").is_file():
+        raise SystemExit(f"error: {run_dir} holds no trained model, but {rec(run_dir)}/paper-run.json says it "
+                         "was trained: a measurement is missing and the weights are not here. Move that "
+                         "record folder away to retrain the run, or measure nothing (--report-only)")
     m = nfzoo.load(Path(run_dir))
     if sampler is not None:
         m.sampler = sampler
@@ -185,7 +201,7 @@ def is_monomodal(model) -> bool:
 
 
 def cached(run_dir: Path, key: str, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
-    path = Path(run_dir) / "paper" / f"{key}.json"
+    path = rec(run_dir) / f"{key}.json"
     doc = read(path)
     if doc is None:
         log(f"measuring {key} of {Path(run_dir).name}")
@@ -408,7 +424,7 @@ def measured(run_dir: Path, cnn_seed: Optional[int] = None) -> Dict[str, Any]:
     (label reliability) and nonfinite with the paper's sampling, the same prefixed rfcm_ with RFCM (the
     sample metrics as their summaries over the sample seeds: mean and sd); with cnn_seed, cnn_a and
     cnn_a_redrawn_nonfinite of the CNN seeded so."""
-    p = Path(run_dir) / "paper"
+    p = rec(run_dir)
     tag = f"n{SAMPLES}-s{'_'.join(map(str, SAMPLE_SEEDS))}"
     nfa, bpd = read(p / "nf-a.json"), read(p / "bpd.json")
     row: Dict[str, Any] = {"nf_a": None if nfa is None else nfa["accuracy"],

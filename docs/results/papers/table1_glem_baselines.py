@@ -60,9 +60,9 @@ def collect(seeds):
         runs = []
         for s in seeds:
             d = C.RUNS / run_name(v, s)
-            if C.read(d / "paper-run.json") is None:
+            if C.read(C.rec(d) / "paper-run.json") is None:
                 continue
-            p = d / "paper"
+            p = C.rec(d)
             rc = C.read(p / "nf-a-random-code-s0.json")
             agree = C.read(p / f"code-agreement-t{C.PAPER_SAMPLING[1]:g}-n{C.SAMPLES}-s0.json")
             got = C.measured(d, cnn_seed=s)
@@ -71,8 +71,8 @@ def collect(seeds):
                 got[k] = None if got[k] is None else got[k]["mean"]
             runs.append({
                 "run": f"runs/papers/{run_name(v, s)}", "seed": s,
-                "command": C.read(d / "paper-run.json")["command"],
-                "train_seconds": C.read(d / "paper-run.json")["seconds"],
+                "command": C.read(C.rec(d) / "paper-run.json")["command"],
+                "train_seconds": C.read(C.rec(d) / "paper-run.json")["seconds"],
                 "em_end_kl_per_dim": C.em_end_kl(d),
                 "nf_a_random_code": None if rc is None else rc["accuracy"],
                 "code_gaussian_agreement": None if agree is None else agree["agreement"],

@@ -6,7 +6,9 @@ Trains (resumable; one run at a time) GLEM with the common 24-epoch budget (comm
 initial KL weight lambda_0, annealed to 5/9 of it as the glem-mnist5k recipe anneals 0.45 -> 0.25; the
 lambda_0 = 0 and 0.45 points are the seed-0 lambda = 0 and GLEM runs of table1_glem_baselines.py. Measures
 NF-A, FID, Coverage, label reliability and bpd (and CNN-A with --cnn) and writes table2_glem_lambda.md and
-.json beside this script. --report-only rewrites them from the cache.
+.json beside this script. --report-only rewrites them from the records (records/<run>/, common.py).
+`--lambdas 0 0.15 0.3` (and the rest in a second process) splits the sweep over two single-thread
+processes; each writes records only, then `--report-only` writes the table.
 """
 from __future__ import annotations
 
@@ -44,19 +46,19 @@ def run_name(lam: float) -> str:
     return f"t2-lam{lam:g}-s{SEED}"
 
 
-def measure(cnn: bool) -> None:
-    for lam in LAMBDAS:
-        C.measure_standard(C.ensure_run(run_name(lam), sets_for(lam), SEED))
-    if cnn:
-        for lam in LAMBDAS:
-            C.cnn_a(C.RUNS / run_name(lam), SEED)
+def measure(cnn: bool, lambdas=LAMBDAS) -> None:
+    for lam in lambdas:       # each point whole before the next: an interrupted sweep keeps whole points
+        d = C.ensure_run(run_name(lam), sets_for(lam), SEED)
+        C.measure_standard(d)
+        if cnn:
+            C.cnn_a(d, SEED)
 
 
 def collect():
     pts = []
     for lam in LAMBDAS:
         d = C.RUNS / run_name(lam)
-        run = C.read(d / "paper-run.json")
+        run = C.read(C.rec(d) / "paper-run.json")
         got = C.measured(d, cnn_seed=SEED)
         got.pop("cnn_a_redrawn_nonfinite")
         pts.append({"lambda_0": lam, "lambda_final": (sets_for(lam).get("kl_weight_final", 0.25)
@@ -187,13 +189,16 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     p = C.common_args(__doc__.splitlines()[0])
     p.add_argument("--cnn", action="store_true", help="also CNN-A for every point (slow: ~15 min each)")
+    p.add_argument("--lambdas", type=float, nargs="+", choices=LAMBDAS, metavar="LAMBDA",
+                   help=f"train and measure only these points of {list(LAMBDAS)} and write no table (to split "
+                   "the sweep over processes; then --report-only)")
     a = p.parse_args(argv)
     C.require_one_thread()
+    if a.lambdas and not a.report_only:
+        measure(cnn=a.cnn, lambdas=a.lambdas)
+        return
     if not a.report_only:
-        measure(cnn=False)
-        report(argv)
-        if a.cnn:
-            measure(cnn=True)
+        measure(cnn=a.cnn)
     report(argv)
 
 

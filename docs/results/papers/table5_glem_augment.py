@@ -34,7 +34,7 @@ PRIOR_STUDY = {"file": "docs/results/heads/augment-glow-mnist5k.json",
 
 
 def cache_path(arm: str, seed: int, mode: str) -> Path:
-    return C.RUNS / "t5" / f"{MODEL}-{mode}-p{P:g}-{arm}-s{seed}.json"
+    return C.RECORDS / "t5" / f"{MODEL}-{mode}-p{P:g}-{arm}-s{seed}.json"
 
 
 def cli_equivalent(arm: str, seed: int, mode: str) -> str:

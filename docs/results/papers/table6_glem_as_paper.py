@@ -51,7 +51,7 @@ def collect():
     rows = {}
     for run in VARIANTS:
         d = C.RUNS / run
-        done = C.read(d / "paper-run.json")
+        done = C.read(C.rec(d) / "paper-run.json")
         rows[run] = {"run": f"runs/papers/{run}", "command": None if done is None else done["command"],
                      "em_end_kl_per_dim": None if done is None else C.em_end_kl(d), **C.measured(d)}
     return rows
