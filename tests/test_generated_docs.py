@@ -467,3 +467,16 @@ def test_before_the_chain_there_is_no_row(tmp_path):
     assert _block(root, "README.md", "zoo-defaults").strip().startswith("No zoo model has a measured default")
     assert _block(root, "README.md", "samples").strip().startswith("No sample-quality result file")
     assert "fine-tune: `" not in _block(root, "README.md", "zoo-training")     # no fine-tune command
+
+
+def test_sample_files_give_their_sampler_options_old_and_new():
+    from nfzoo.results import measured_sampler_options
+
+    rd = _renderer()
+    old = {"sampler": "ddim", "steps": 20, "eta": 1.0}                  # written before "sampler_options"
+    new = {"sampler": "tarflow", "sampler_options": {"guidance": 2.0}}
+    assert measured_sampler_options(old) == {"steps": 20, "eta": 1.0}
+    assert measured_sampler_options(new) == {"guidance": 2.0}
+    assert measured_sampler_options({"sampler": "ancestral"}) == {}
+    assert rd.sampler_label(old) == "ddim, 20 steps, eta 1"
+    assert rd.sampler_label(new) == "tarflow, guidance 2"

@@ -81,3 +81,12 @@ def summarize(runs: Sequence[Dict[str, Any]], keys: Sequence[str]) -> Dict[str, 
         if vals:
             out[k] = mean_sd(vals)
     return out
+
+
+def measured_sampler_options(doc: Dict[str, Any]) -> Dict[str, Any]:
+    """The sampler options a sample-quality file (`nfzoo eval --samples ... --out FILE`) was measured with:
+    its "sampler_options" (every option: steps, eta, a plugin sampler's own such as guidance), or, in files
+    written before that key existed, its top-level "steps" and "eta"."""
+    if isinstance(doc.get("sampler_options"), dict):
+        return dict(doc["sampler_options"])
+    return {k: doc[k] for k in ("steps", "eta") if doc.get(k) is not None}

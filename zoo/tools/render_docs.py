@@ -570,8 +570,10 @@ def sampling_default(res: Results, name: str) -> Tuple[Dict[str, Any], Optional[
 
 
 def _options(d: Dict[str, Any]) -> Dict[str, Any]:
-    """The sampler options a sample file measured with (its "steps" and "eta")."""
-    return {k: d[k] for k in ("steps", "eta") if d.get(k) is not None}
+    """The sampler options a sample file measured with (nfzoo.results.measured_sampler_options)."""
+    from nfzoo.results import measured_sampler_options
+
+    return measured_sampler_options(d)
 
 
 def _same_options(d: Dict[str, Any], sampling: Dict[str, Any]) -> bool:
@@ -586,7 +588,8 @@ def default_line(res: Results, name: str) -> Optional[str]:
     sampling, rel = sampling_default(res, name)
     if not sampling:
         return None
-    what = (f"{sampler_label({'sampler': sampling.get('sampler', 'its default sampler'), **(sampling.get('options') or {})})}"
+    opts = sampling.get("options") or {}
+    what = (f"{sampler_label({'sampler': sampling.get('sampler', 'its default sampler'), **opts, 'sampler_options': opts})}"
             f" at T={sampling.get('temperature', 1.0):g}")
     line = (f"Default setting of {name} (its config.json \"sampling\": what `model.sample` and `nfzoo sample` use "
             f"when given no sampler, options or temperature): {what}")
@@ -605,6 +608,9 @@ def sampler_label(d: Dict[str, Any]) -> str:
         out += f", {d['steps']} steps"
     if d.get("eta") is not None:
         out += f", eta {d['eta']:g}"
+    for k, v in sorted((d.get("sampler_options") or {}).items()):   # a plugin sampler's own, e.g. guidance 2
+        if k not in ("steps", "eta"):
+            out += f", {k.replace('_', ' ')} {v:g}" if isinstance(v, (int, float)) else f", {k} {v}"
     return out
 
 

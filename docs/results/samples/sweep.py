@@ -88,6 +88,7 @@ def measure(names, samples, seeds, force):
 def choose(names):
     """Each model's best measured (sampler, temperature, options): lowest mean FID with zero non-finite
     samples."""
+    from nfzoo.results import measured_sampler_options
     from nfzoo.safeio import atomic_write_json
 
     zoo = ROOT / "zoo" / "nfzoo_zoo" / "models"
@@ -97,7 +98,7 @@ def choose(names):
             doc = json.loads(f.read_text())
             if doc["nonfinite_samples"]:
                 continue
-            options = {k: doc[k] for k in ("steps", "eta") if doc.get(k) is not None}
+            options = measured_sampler_options(doc)
             fid = doc["summary"]["fid"]["mean"] if "summary" in doc else doc["fid"]
             if best is None or fid < best[0]:
                 best = (fid, doc["sampler"], doc["temperature"], f.relative_to(ROOT).as_posix(), options)

@@ -220,6 +220,16 @@ def test_train_resume_sample_and_eval_through_the_cli(runner, app, tmp_path):
     doc = json.loads(res.stdout)
     assert 0 < doc["bpd"] < 20 and doc["sampler"] == "tarflow" and doc["n_samples"] == 12
     assert doc["nonfinite_samples"] == 0 and isinstance(doc["fid"], float)
+    # the sampler's own options are recorded with the measurement (the zoo's sweep reads them back)
+    res = runner.invoke(app, ["eval", str(run), "--dataset", "digits", "--samples", "12", "--oracle",
+                              str(tmp_path / "oracle"), "--sampler-option", "guidance=1", "--sampler-option",
+                              "attn_temp=1.5", "--out", str(tmp_path / "g.json")])
+    assert res.exit_code == 0, res.output
+    from nfzoo.results import measured_sampler_options
+
+    doc = json.loads((tmp_path / "g.json").read_text())
+    assert doc["sampler_options"] == {"guidance": 1.0, "attn_temp": 1.5} == measured_sampler_options(doc)
+    assert "--sampler-option guidance=1" in doc["measured_by"]["command"]
 
 
 def test_cli_refusals_exit_2_without_traceback(runner, app, tmp_path):
