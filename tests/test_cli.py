@@ -77,6 +77,9 @@ def test_info_reads_config_defaults_without_importing(runner, app):
     (["sample", "--model", "nowhere-model"], "unknown pretrained model"),
     (["eval", "glow", "--dataset", "digits", "--task", "clasify"], "classify"),
     (["bench", "trian"], "train"),
+    (["bench", "tarflow", "--model", "nowhere-model"], "unknown pretrained model"),
+    (["bench", "train", "--model", "glow-mnist5k"], "drop --model"),
+    (["bench", "tarflow", "--quick", "--model", "tarflow-mnist5k"], "drop --model"),
 ])
 def test_unknown_names_exit_2_and_suggest(runner, app, args, needle):
     res = runner.invoke(app, args)

@@ -474,9 +474,11 @@ def test_sample_files_give_their_sampler_options_old_and_new():
 
     rd = _renderer()
     old = {"sampler": "ddim", "steps": 20, "eta": 1.0}                  # written before "sampler_options"
-    new = {"sampler": "tarflow", "sampler_options": {"guidance": 2.0}}
+    new = {"sampler": "tarflow", "sampler_options": "guidance", "guidance": 2.0}
+    early = {"sampler": "tarflow", "sampler_options": {"guidance": 2.0}}   # 2026-12-03's object form
     assert measured_sampler_options(old) == {"steps": 20, "eta": 1.0}
-    assert measured_sampler_options(new) == {"guidance": 2.0}
+    assert measured_sampler_options(new) == measured_sampler_options(early) == {"guidance": 2.0}
+    assert measured_sampler_options({"sampler": "tarflow", "sampler_options": ""}) == {}
     assert measured_sampler_options({"sampler": "ancestral"}) == {}
     assert rd.sampler_label(old) == "ddim, 20 steps, eta 1"
     assert rd.sampler_label(new) == "tarflow, guidance 2"

@@ -84,9 +84,13 @@ def summarize(runs: Sequence[Dict[str, Any]], keys: Sequence[str]) -> Dict[str, 
 
 
 def measured_sampler_options(doc: Dict[str, Any]) -> Dict[str, Any]:
-    """The sampler options a sample-quality file (`nfzoo eval --samples ... --out FILE`) was measured with:
-    its "sampler_options" (every option: steps, eta, a plugin sampler's own such as guidance), or, in files
-    written before that key existed, its top-level "steps" and "eta"."""
-    if isinstance(doc.get("sampler_options"), dict):
-        return dict(doc["sampler_options"])
+    """The sampler options a sample-quality file (`nfzoo eval --samples ... --out FILE`) was measured with.
+    The file keeps each option at its top level (steps, eta, a plugin sampler's own such as guidance) and
+    their names in "sampler_options" ("guidance,attn_temp"; "" for none). Files written before that key
+    existed had only steps and eta; a few of 2026-12-03 kept the options as an object there."""
+    names = doc.get("sampler_options")
+    if isinstance(names, dict):
+        return dict(names)
+    if isinstance(names, str):
+        return {k: doc[k] for k in names.split(",") if k}
     return {k: doc[k] for k in ("steps", "eta") if doc.get(k) is not None}

@@ -589,7 +589,7 @@ def default_line(res: Results, name: str) -> Optional[str]:
     if not sampling:
         return None
     opts = sampling.get("options") or {}
-    what = (f"{sampler_label({'sampler': sampling.get('sampler', 'its default sampler'), **opts, 'sampler_options': opts})}"
+    what = (f"{sampler_label({'sampler': sampling.get('sampler', 'its default sampler'), **opts, 'sampler_options': ','.join(opts)})}"
             f" at T={sampling.get('temperature', 1.0):g}")
     line = (f"Default setting of {name} (its config.json \"sampling\": what `model.sample` and `nfzoo sample` use "
             f"when given no sampler, options or temperature): {what}")
@@ -608,7 +608,7 @@ def sampler_label(d: Dict[str, Any]) -> str:
         out += f", {d['steps']} steps"
     if d.get("eta") is not None:
         out += f", eta {d['eta']:g}"
-    for k, v in sorted((d.get("sampler_options") or {}).items()):   # a plugin sampler's own, e.g. guidance 2
+    for k, v in sorted(_options(d).items()):   # a plugin sampler's own, e.g. guidance 2
         if k not in ("steps", "eta"):
             out += f", {k.replace('_', ' ')} {v:g}" if isinstance(v, (int, float)) else f", {k} {v}"
     return out

@@ -12,6 +12,8 @@ from ..toolkit import err, out, parse_device, print_json
 def bench_cmd(ctx: typer.Context, what: Optional[str] = typer.Argument(None, help="benchmark name (none: list them)"),
               quick: bool = typer.Option(False, "--quick", help="a short run (smoke test)"),
               device: str = typer.Option("cpu", "--device", help="cpu or cuda (benchmarks that take it)"),
+              model: Optional[str] = typer.Option(None, "--model", help="the model to time, a pretrained name "
+                                                  "or a model folder (benchmarks that take it, e.g. tarflow)"),
               json_: bool = typer.Option(False, "--json", help="print JSON"),
               out_file: Optional[Path] = typer.Option(None, "--out", help="also write the document to this .json "
                                                       "file with its measured_by record (command, date, commit, "
@@ -33,15 +35,22 @@ def bench_cmd(ctx: typer.Context, what: Optional[str] = typer.Argument(None, hel
         from nfzoo.errors import UsageError
 
         raise UsageError(f"--out {out_file}: give a .json file for the bench document")
+    import inspect
+
+    from nfzoo.errors import UsageError
+
     kwargs = {}
+    takes = inspect.signature(fn).parameters
     if device != "cpu":
-        import inspect
-
-        from nfzoo.errors import UsageError
-
         kwargs["device"] = parse_device(device)
-        if "device" not in inspect.signature(fn).parameters:
+        if "device" not in takes:
             raise UsageError(f"bench {what} runs on the CPU only: drop --device")
+    if model is not None:
+        if "model" not in takes:
+            raise UsageError(f"bench {what} times its own fixed models: drop --model")
+        if quick:
+            raise UsageError("--quick times tiny random models: drop --model, or --quick")
+        kwargs["model"] = model      # loaded first by the bench (nfzoo.load's checks: a bad name exits 2 at once)
     load_before = _load()
     doc = fn(quick=quick, log=lambda msg: err.print(msg, highlight=False), **kwargs)
     if out_file is not None:

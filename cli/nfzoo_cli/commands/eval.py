@@ -148,8 +148,8 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
     doc = {"model": model, "dataset": dataset, "split": split, "task": task, **res}
     if samples:
         doc.update({"oracle": oracle_from, "sampler": m.sampler.name, **sres})
-        doc.update(options)            # steps / eta at the top level, as the files before sampler_options
-        doc["sampler_options"] = dict(options)
+        doc.update(options)            # every sampler option at the top level; their names listed, so the
+        doc["sampler_options"] = ",".join(sorted(options))   # document stays flat (nfzoo.results)
         if sres["nonfinite_samples"]:
             err.print(f"[yellow]warning:[/] {sres['nonfinite_samples']} of {sres['n_samples']} samples had "
                       "non-finite pixels and were left out of the metrics", highlight=False)

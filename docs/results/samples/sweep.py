@@ -10,7 +10,8 @@ the label reliability as mean +- sd over the seeds, the test bpd, and the non-fi
 all N x S samples. Flows draw 2000 samples x 5 seeds (10,000 per model, sampler and temperature).
 Diffusion samplers sample at temperature 1 only, and on this CPU with 20 steps (DDIM with eta 1, and
 DPM-Solver++) and 1000 samples x 2 seeds; their 1000-step ancestral sampler (about 200 s per 100 samples
-here) is left out of the sweep.
+here) is left out of the sweep. A class-conditional model whose sampler takes classifier-free guidance
+(TarFlow) is also measured with the guidance weights of GUIDANCE (files SAMPLER-tT-guidanceW.json).
 
 --choose reads the files and writes each model's default sampler, temperature and sampler options (the
 lowest mean FID among the settings with no non-finite sample; for the diffusion models that is one of the
@@ -29,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
 TEMPERATURES = (0.5, 0.7, 1.0)
 DIFFUSION_OPTIONS = {"ddim": ["--steps", "20", "--eta", "1"], "dpm-solver++": ["--steps", "20"]}
+# class-conditional models of a sampler with classifier-free guidance: these guidance weights besides none,
+# at these temperatures only (each setting costs 2 passes per step)
+GUIDANCE = {"tarflow": {"weights": (1.0,), "temperatures": (0.8, 1.0)}}
 
 
 def zoo_models():
@@ -61,21 +65,30 @@ def settings(name):
             except UsageError:
                 continue
             out.append((entry.name, t, extra))
+        guided = GUIDANCE.get(entry.name)
+        if guided and m.num_classes is not None:
+            for t in guided["temperatures"]:
+                for w in guided["weights"]:
+                    out.append((entry.name, t, ["--sampler-option", f"guidance={w:g}"]))
     return out
 
 
-def path_of(name, sampler, t):
-    return HERE / name / f"{sampler}-t{t:g}.json"
+def path_of(name, sampler, t, extra=()):
+    """docs/results/samples/NAME/SAMPLER-tT.json; a guided setting adds -guidanceW."""
+    tag = "".join(f"-{o.replace('=', '')}" for o in extra[1::2]) if extra[:1] == ["--sampler-option"] else ""
+    return HERE / name / f"{sampler}-t{t:g}{tag}.json"
 
 
-def measure(names, samples, seeds, force):
+def measure(names, samples, seeds, force, samplers=None):
     for name in names:
         for sampler, t, extra in settings(name):
-            target = path_of(name, sampler, t)
+            if samplers and sampler not in samplers:
+                continue
+            target = path_of(name, sampler, t, extra)
             if target.exists() and not force:
                 print(f"have {target.relative_to(ROOT)}", flush=True)
                 continue
-            diffusion = bool(extra)
+            diffusion = sampler in DIFFUSION_OPTIONS
             n, s = (1000, 2) if diffusion else (samples, seeds)
             cmd = ["nfzoo", "eval", name, "--dataset", "mnist5k", "--samples", str(n), "--seeds", str(s),
                    "--temperature", f"{t:g}", "--sampler", sampler, *extra,
@@ -120,6 +133,7 @@ def main(argv=None):
     ap.add_argument("--models", help="comma-separated zoo names [all embedded flows]")
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--samplers", help="comma-separated sampler names [every one that applies]")
     ap.add_argument("--force", action="store_true", help="measure again where a file exists")
     ap.add_argument("--choose", action="store_true", help="write the measured defaults into the zoo configs")
     a = ap.parse_args(argv)
@@ -127,7 +141,7 @@ def main(argv=None):
     if a.choose:
         choose(names)
     else:
-        measure(names, a.samples, a.seeds, a.force)
+        measure(names, a.samples, a.seeds, a.force, a.samplers.split(",") if a.samplers else None)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""`nfzoo bench tarflow`: seconds per 100 samples of tarflow-mnist5k (its default sampling: the KV-cache
-inverse and the score denoising step) against, in the same run,
+"""`nfzoo bench tarflow [--model NAME]`: seconds per 100 samples of tarflow-mnist5k, or of the TarFlow NAME
+(its default sampling: the KV-cache inverse, guided where its sampling says so, and the score denoising step;
+a class-conditional one draws labels 0..C-1 in turn) against, in the same run,
 
 - ddpm-mnist5k with DDPM's ancestral sampler over all T = 1000 steps (the issue's baseline),
 - ddpm-mnist5k with DDIM over 50 steps (eta 1, the setting whose FID matches the ancestral one's),
@@ -58,9 +59,11 @@ def bench_tarflow(quick: bool = False, log: Callable[[str], None] = print, devic
     T = models["ddpm"].prior.timesteps
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     tf, dd, gl = models["tarflow"], models["ddpm"], models["glow"]
+    # a class-conditional TarFlow draws every class in turn (as `nfzoo sample` and `nfzoo eval` do)
+    y = None if tf.num_classes is None else torch.arange(n, device=tf.device) % tf.num_classes
     cases = {
-        "tarflow": (lambda: tf.sample(n, generator=gen()), 3),
-        "tarflow (no KV cache)": (lambda: _no_cache(tf, n, gen()), 1),
+        "tarflow": (lambda: tf.sample(n, y=y, generator=gen()), 3),
+        "tarflow (no KV cache)": (lambda: _no_cache(tf, n, gen(), y), 1),
         f"ddpm ancestral T={T}": (lambda: dd.sample(n, generator=gen(), sampler="ddpm-ancestral"), 1),
         f"ddpm ddim {ddim_steps} eta=1": (lambda: dd.sample(n, generator=gen(), sampler="ddim", steps=ddim_steps,
                                                             eta=1.0), 2),
@@ -87,7 +90,8 @@ def bench_tarflow(quick: bool = False, log: Callable[[str], None] = print, devic
     sampling = dict(tf.sampling) or {"sampler": tf.sampler.name}
     notes = ["ratio = baseline_s / candidate_s (> 1: tarflow faster)",
              f"one batch of {n} per case, wall clock; tarflow at its default sampling {sampling}, "
-             f"noise_sigma {tf.noise_sigma} (denoising step included)",
+             f"noise_sigma {tf.noise_sigma} (denoising step included)"
+             + (f"; class-conditional: labels 0..{tf.num_classes - 1} in turn" if y is not None else ""),
              "no-KV-cache case: the same inverse rerunning the whole prefix at each step (same images)"]
     if quick:
         notes.append("--quick: tiny random models (a smoke test, not a measurement)")
@@ -95,9 +99,9 @@ def bench_tarflow(quick: bool = False, log: Callable[[str], None] = print, devic
             "model": "tiny (quick)" if quick else (model or TARFLOW)}
 
 
-def _no_cache(model, n: int, generator):
-    """model.sample(n) with the inverse run without its key/value cache (the same images)."""
+def _no_cache(model, n: int, generator, y=None):
+    """model.sample(n, y) with the inverse run without its key/value cache (the same images)."""
     options = model.sampling_options()
-    z = model.sampler.sample(model, n, temperature=model.default_temperature, generator=generator, **options)
+    z = model.sampler.sample(model, n, y=y, temperature=model.default_temperature, generator=generator, **options)
     extra = model.sampler.decode_options(**options) if hasattr(model.sampler, "decode_options") else {}
-    return model.decode(z.to(model.device), cache=False, **extra)
+    return model.decode(z.to(model.device), y, cache=False, **extra)

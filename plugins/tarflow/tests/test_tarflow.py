@@ -228,7 +228,8 @@ def test_train_resume_sample_and_eval_through_the_cli(runner, app, tmp_path):
     from nfzoo.results import measured_sampler_options
 
     doc = json.loads((tmp_path / "g.json").read_text())
-    assert doc["sampler_options"] == {"guidance": 1.0, "attn_temp": 1.5} == measured_sampler_options(doc)
+    assert doc["sampler_options"] == "attn_temp,guidance" and doc["guidance"] == 1.0
+    assert measured_sampler_options(doc) == {"guidance": 1.0, "attn_temp": 1.5}
     assert "--sampler-option guidance=1" in doc["measured_by"]["command"]
 
 
@@ -260,6 +261,22 @@ def test_quick_bench_times_every_case_against_tarflow_and_the_uncached_inverse_m
         cached = tf.sample(4, generator=torch.Generator().manual_seed(3))
         uncached = _no_cache(tf, 4, torch.Generator().manual_seed(3))
     torch.testing.assert_close(uncached, cached, atol=1e-5, rtol=1e-5)
+    # a class-conditional model at a guided default sampling: the labels reach both inverses
+    torch.manual_seed(1)
+    cond = nfzoo.create_model("tarflow", image_shape=(1, 28, 28), patch_size=7, hidden=16, blocks=2, layers=1,
+                              heads=2, num_classes=3).eval()
+    with torch.no_grad():
+        for q in cond.parameters():
+            q.add_(0.3 * torch.randn_like(q))
+    cond.set_sampling({"sampler": "tarflow", "temperature": 1.0, "options": {"guidance": 1.0}})
+    y = torch.arange(4) % 3
+    with torch.no_grad():
+        cached = cond.sample(4, y=y, generator=torch.Generator().manual_seed(3))
+        uncached = _no_cache(cond, 4, torch.Generator().manual_seed(3), y)
+        relabelled = _no_cache(cond, 4, torch.Generator().manual_seed(3), (y + 1) % 3)
+    # pixels in [0, 1]: the two inverses sum in other orders, which the guided, perturbed blocks amplify
+    torch.testing.assert_close(uncached, cached, atol=5e-4, rtol=0)
+    assert (relabelled - cached).abs().max() > 1e-2
 
 
 def test_sampler_options_from_the_cli_guide_sampling_and_bad_ones_exit_2(runner, app, tmp_path):
