@@ -278,7 +278,7 @@ def test_uploads_are_size_limited_and_checked(client, digits_x):
     wrong = Image.fromarray(np.zeros((40, 40), np.uint8))
     buf = io.BytesIO()
     wrong.save(buf, format="png")
-    assert "w.png is 40x40 with 1 channel(s) but inverse-flow-mnist5k takes 28x28 with 1" in \
+    assert "w.png is 40x40 pixels but inverse-flow-mnist5k takes 28x28 with 1 channel(s): resize it first" in \
         error_of(client.post("/api/score", data={"model": FLOW}, files=[("files", ("w.png", buf.getvalue()))]), 400)
     assert safe_name("../../etc/pass wd.png") == "pass_wd.png" and safe_name("") == "upload.png"
 

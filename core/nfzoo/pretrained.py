@@ -97,10 +97,19 @@ class PretrainedEntry:
         return self.registry_entry.load()
 
 
-def resolve_pretrained(name: str) -> PretrainedEntry:
+def _is_folder(name: str) -> bool:
+    """Whether `name` is a folder here; a name the file system cannot even look up (too long, a NUL) is not."""
+    try:
+        return Path(name).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def resolve_pretrained(name: str, folder_hint: bool = True) -> PretrainedEntry:
     """The pretrained entry of `name`; a family (architecture) name resolves to its default model. An
-    unknown name is UnknownNameError with the closest names (and, for a folder of that name here, the
-    hint to write it as a path: ./NAME)."""
+    unknown name is UnknownNameError with the closest names (and, with `folder_hint`, for a folder of that
+    name here, the hint to write it as a path: ./NAME; a server passes False: it never looks a client's name
+    up on its disk)."""
     reg = get_registry()
     pre = reg.registry("pretrained")
     if name in pre:
@@ -114,7 +123,7 @@ def resolve_pretrained(name: str) -> PretrainedEntry:
                                hint=f"{name!r} is an architecture with no pretrained model yet: train one "
                                f"with `nfzoo train {name} --dataset ...` and pass its directory.")
     here = (f" A folder {name!r} is here: a name means a zoo model unless it is a path, so write ./{name} "
-            "(or local-dir:" + name + ") to load it." if Path(name).is_dir() else "")
+            "(or local-dir:" + name + ") to load it." if folder_hint and _is_folder(name) else "")
     raise UnknownNameError("pretrained model", name, known,
                            hint="Pass a pretrained name (`nfzoo list --pretrained`) or a model directory "
                            f"written as a path (./NAME, /abs/path, or local-dir:NAME).{here}")

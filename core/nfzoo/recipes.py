@@ -18,10 +18,15 @@ train-oracle`. The string "@previous" (in init_from or a model config value, e.g
 init_flow) is the folder of the stage before. `run_recipe` runs them and leaves the last stage's model in
 OUT (config.json, model.safetensors) with OUT/recipe.yaml, the recipe as it ran (overrides applied).
 
+A file's YAML events are scanned before anything is built from them (`scan_yaml`: nesting depth, values with
+aliases expanded), and `check_recipe` checks what every stage names (architecture and model config, data
+set, init_from) before the first stage runs: a bad recipe is a ConfigError (exit code 2) before any work.
+
 The zoo's models carry theirs (zoo/nfzoo_zoo/models/NAME/recipe.yaml; `find_recipe("glow-mnist5k")`)."""
 from __future__ import annotations
 
 import copy
+import math
 import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -33,7 +38,10 @@ RECIPE_VERSION = 1
 RECIPE_NAME = "recipe.yaml"
 PREVIOUS = "@previous"
 MAX_RECIPE_BYTES = 1 << 20      # a recipe is a few hundred bytes; a bigger file is refused before parsing
+MAX_RECIPE_DEPTH = 32           # nesting of lists and mappings (a recipe needs about 5)
+MAX_RECIPE_NODES = 10_000       # values once aliases are expanded (a recipe has a few hundred)
 MAX_STAGES = 32
+MAX_RANK = 1 << 20              # as `nfzoo refit-prior --rank`
 STAGE_KINDS = ("train", "refit_prior", "train_oracle")
 REFIT_KEYS = {"dataset": str, "rank": int, "by": str, "seed": int, "data_root": (str, type(None))}
 ORACLE_KEYS = {"dataset": str, "epochs": int, "batch_size": int, "lr": float, "seed": int,
@@ -151,9 +159,29 @@ def _check_train(settings: Any, where: str, first: bool) -> None:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _count_ranges() -> Dict[str, tuple]:
+    from .generation import SEED_MAX
+    from .train_config import MAX_COUNT
+
+    return {"epochs": (1, MAX_COUNT), "batch_size": (1, MAX_COUNT), "seed": (0, SEED_MAX), "rank": (0, MAX_RANK)}
+
+
+def _check_ranges(settings: Dict[str, Any], where: str) -> None:
+    """The values of a refit_prior or train_oracle stage (its types are checked already): counts and seeds in
+    range, lr positive and finite, weight_decay finite and >= 0."""
+    for k, (lo, hi) in _count_ranges().items():
+        if k in settings and not lo <= settings[k] <= hi:
+            raise ConfigError(f"{where}: {k} must be an integer in [{lo}, {hi}], got {settings[k]}")
+    lr, decay = settings.get("lr", 1.0), settings.get("weight_decay", 0.0)
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ConfigError(f"{where}: lr must be a positive finite number, got {lr}")
+    if not (decay >= 0 and math.isfinite(decay)):
+        raise ConfigError(f"{where}: weight_decay must be a finite number >= 0, got {decay}")
+
+
 def parse_recipe(doc: Any, source: str = "recipe") -> Recipe:
     """A Recipe from a parsed document; every problem is a ConfigError naming `source`, the stage and the
-    key. Architecture names and config keys are checked when a stage builds its model."""
+    key. What the stages name (architectures, data sets, init_from) is checked by `check_recipe`."""
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: a recipe is a mapping with \"recipe\" and \"stages\"")
     unknown = sorted(set(doc) - {"recipe", "model", "stages"})
@@ -191,6 +219,7 @@ def parse_recipe(doc: Any, source: str = "recipe") -> Recipe:
             if not isinstance(settings, dict):
                 raise ConfigError(f"{where}: {kind} must be a mapping of its options")
             _check_keys(settings, REFIT_KEYS if kind == "refit_prior" else ORACLE_KEYS, where)
+            _check_ranges(settings, where)
             if kind == "refit_prior":
                 if i == 1:
                     raise ConfigError(f"{where}: refit_prior refits the model of the stage before; it cannot "
@@ -203,10 +232,158 @@ def parse_recipe(doc: Any, source: str = "recipe") -> Recipe:
     return Recipe(out, model, source)
 
 
-def load_recipe(path: Union[str, Path]) -> Recipe:
-    """Read and check a recipe file (at most 1 MiB, YAML parsed safely)."""
+def _check_dataset(name: str, where: str) -> None:
+    """A data set name `load_dataset` knows, or folder:DIR with DIR an existing folder."""
+    from .data import dataset_names
+    from .errors import UnknownNameError
+
+    if name.startswith("folder:"):
+        if not Path(name[len("folder:"):]).is_dir():
+            raise ConfigError(f"{where}: image folder {name[len('folder:'):]} does not exist. Pass folder:DIR "
+                              "with one sub-folder of images per class (torchvision ImageFolder layout).")
+    elif name not in dataset_names():
+        raise ConfigError(f"{where}: " + str(UnknownNameError(
+            "dataset", name, dataset_names(), hint="Or pass folder:DIR for a folder of images.")))
+
+
+def _check_model(arch: str, model: Dict[str, Any], where: str) -> None:
+    """The architecture is registered and takes `model` (its keys, the common keys' ranges, every number),
+    as the trainer's build_model checks it, without building anything."""
+    from . import latent_prior, limits
+    from .api import architecture_config
+
+    limits.check_numbers(model, where, key=f"{arch} config")
+    config = dict(model)
+    latent_prior.check_spec(config.pop(latent_prior.KEY, None), where)
+    limits.check_config(arch, architecture_config(arch, **config), where)
+
+
+def _check_init(name: str, arch: str, where: str) -> None:
+    """init_from names a model folder holding config.json, a well-formed hf-hub: id, or a pretrained flow
+    model of architecture `arch`."""
+    from .constants import CONFIG_NAME, HF_PREFIX
+    from .pretrained import is_path_like, local_path, resolve_pretrained
+
+    if name.startswith(HF_PREFIX):
+        from .hub import parse_hf_id
+
+        parse_hf_id(name)
+    elif is_path_like(name):
+        if not (local_path(name) / CONFIG_NAME).is_file():
+            raise ConfigError(f"{where}: init_from {name!r} is not a model folder (no {CONFIG_NAME} at "
+                              f"{local_path(name)}). Give a trained model's folder, a pretrained name or "
+                              f"{PREVIOUS!r}.")
+    else:
+        entry = resolve_pretrained(name)
+        if entry.kind not in (None, "flow") or (entry.architecture or arch) != arch:
+            raise ConfigError(f"{where}: init_from {name!r} is a {entry.architecture or entry.kind} model; this "
+                              f"stage trains {arch}: start from a model of the same architecture.")
+
+
+def _check_stage(stage: Stage, where: str) -> None:
+    """What one stage names and holds, as its run would check it (see check_recipe)."""
+    if stage.kind != "train":
+        _check_keys(stage.settings, REFIT_KEYS if stage.kind == "refit_prior" else ORACLE_KEYS, where)
+        _check_ranges(stage.settings, where)
+        _check_dataset(stage.settings.get("dataset", "mnist5k"), where)
+        return
+    cfg = train_config_of(stage, Path(PREVIOUS))
+    _check_dataset(cfg.dataset, where)
+    _check_model(cfg.arch, cfg.model, where)
+    if cfg.init_from not in (None, PREVIOUS):
+        _check_init(cfg.init_from, cfg.arch, where)
+
+
+def check_recipe(recipe: Recipe) -> None:
+    """Check every stage before the first one runs: its settings and their ranges, a known data set (an
+    existing folder for folder:DIR), a registered architecture that takes the model config, and an
+    init_from that names an existing model folder or a pretrained model. A problem is a ConfigError naming
+    the recipe and the stage ("r.yaml: stage 3 (finetune): ..."); nothing is built or loaded."""
+    from .errors import NfzooError
+
+    for i, stage in enumerate(recipe.stages, 1):
+        where = f"{recipe.source}: stage {i} ({stage.name})"
+        try:
+            _check_stage(stage, where)
+        except ConfigError as exc:
+            if str(exc).startswith(where):
+                raise
+            raise ConfigError(f"{where}: {exc}") from None
+        except NfzooError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
+def scan_yaml(text: str, source: str = "recipe") -> None:
+    """Check YAML text's events before anything is built from them (yaml.parse is iterative): nesting at most
+    MAX_RECIPE_DEPTH deep, at most MAX_RECIPE_NODES values with every alias expanded, and no alias inside the
+    value it names. A file that breaks a bound is a ConfigError naming it; YAML errors are left to the
+    loader."""
     import yaml
 
+    opened: List[tuple] = []          # (values counted when the collection opened, its anchor)
+    sizes: Dict[str, int] = {}         # anchor -> the expanded size of its value
+    count = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            opened.append((count, event.anchor))
+            count += 1
+            if len(opened) > MAX_RECIPE_DEPTH:
+                raise ConfigError(f"{source} is nested more than {MAX_RECIPE_DEPTH} levels deep; a recipe needs "
+                                  "about 5 (stages, a stage, its settings, the model config, a list). Fix its "
+                                  "brackets or indentation.")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            start, anchor = opened.pop()
+            if anchor is not None:
+                sizes[anchor] = count - start
+        elif isinstance(event, yaml.ScalarEvent):
+            count += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            if any(anchor == event.anchor for _, anchor in opened):
+                raise ConfigError(f"{source}: the alias *{event.anchor} is inside the value it names "
+                                  f"(&{event.anchor}), a loop. Write the value out instead.")
+            count += sizes.get(event.anchor, 1)     # an unknown alias is the loader's error
+        if count > MAX_RECIPE_NODES:
+            raise ConfigError(f"{source} holds more than {MAX_RECIPE_NODES} values once its aliases (*name) are "
+                              "expanded; a recipe has a few hundred. Write the values out, or use fewer aliases.")
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """One line saying what a YAML loader's exception found, and where (line, column) when it knows."""
+    import yaml
+
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        return exc.problem + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _read_yaml(p: Path) -> Any:
+    """The document of the recipe file `p`, scanned (scan_yaml) and then read with yaml.safe_load; whatever
+    goes wrong while reading is a ConfigError naming the file."""
+    import yaml
+
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start}); save the recipe as "
+                          "UTF-8.") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read the recipe {p}: {exc.strerror or exc}") from None
+    try:
+        scan_yaml(text, str(p))
+        return yaml.safe_load(text)
+    except ConfigError:
+        raise
+    except Exception as exc:         # YAMLError, RecursionError, ValueError (a huge integer), ...
+        raise ConfigError(f"{p} is not a readable YAML recipe: {_yaml_problem(exc)}. Fix the file: a recipe is "
+                          "plain YAML (mappings, lists, numbers and strings; no tags).") from None
+
+
+def load_recipe(path: Union[str, Path]) -> Recipe:
+    """Read and check a recipe file: at most MAX_RECIPE_BYTES, its YAML scanned for bounds (scan_yaml) and
+    parsed safely; every problem is a ConfigError naming the file."""
     p = Path(path)
     try:
         size = p.stat().st_size
@@ -214,11 +391,7 @@ def load_recipe(path: Union[str, Path]) -> Recipe:
         raise UsageError(f"cannot read the recipe {p}: {exc.strerror or exc}") from None
     if size > MAX_RECIPE_BYTES:
         raise ConfigError(f"{p} is {size} bytes: a recipe is at most {MAX_RECIPE_BYTES} bytes")
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p} is not a readable YAML recipe: {str(exc).splitlines()[0]}") from None
-    return parse_recipe(doc, str(p))
+    return parse_recipe(_read_yaml(p), str(p))
 
 
 def find_recipe(name_or_path: str) -> Recipe:
@@ -292,14 +465,15 @@ def run_recipe(recipe: Recipe, out: Union[str, Path], *, resume: bool = False,
                train_callback: Optional[Callable[[Stage, Any], Any]] = None,
                on_stage: Optional[Callable[[int, Stage, Path], None]] = None,
                progress: Any = None, device: Any = None, command: str = "") -> Dict[str, Any]:
-    """Run the stages in order, each in OUT/<i>-<name>; with `resume`, a finished stage (its stage.json) is
-    kept and an unfinished train stage continues from its checkpoint. Then the last stage's model is copied
-    to OUT and the recipe written to OUT/recipe.yaml. `train_callback(stage, cfg)` gives a train stage's
-    Trainer callback; `on_stage(i, stage, folder)` is called as each stage starts. Returns {"out",
-    "stages": [{"name", "kind", "dir", "result"}]}."""
+    """Check every stage (check_recipe), then run them in order, each in OUT/<i>-<name>; with `resume`, a
+    finished stage (its stage.json) is kept and an unfinished train stage continues from its checkpoint.
+    Then the last stage's model is copied to OUT and the recipe written to OUT/recipe.yaml.
+    `train_callback(stage, cfg)` gives a train stage's Trainer callback; `on_stage(i, stage, folder)` is
+    called as each stage starts. Returns {"out", "stages": [{"name", "kind", "dir", "result"}]}."""
     from .constants import CONFIG_NAME, WEIGHTS_NAME
     from .safeio import atomic_write_json, read_json
 
+    check_recipe(recipe)                    # every stage, before anything is written or trained
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     recipe.save(out / RECIPE_NAME)          # first: the folder says what it is running

@@ -3,15 +3,18 @@ inpaints and scores images with a chosen model in the browser. Offline: the page
 the package."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import secrets
 import socket
-from typing import List, Optional
+from typing import Any, List, Optional, Tuple
 
 import typer
 
+from ..serve.hosts import LOOPBACK, is_loopback
 from ..toolkit import err, finite, parse_device
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+STOP_SECONDS = 3            # after SIGTERM, connections still open this long are closed
 
 
 def default_threads() -> int:
@@ -48,8 +51,43 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (0.0.0.0: every "
-                                       "interface; the gallery has no login, so only on a network you trust)"),
+def access(host: str, allow_remote: bool) -> Tuple[Optional[List[str]], Optional[str]]:
+    """(the Host names the gallery answers, its token) for a bind address. Loopback: the loopback names, no
+    token (a page elsewhere cannot reach it by DNS rebinding). Any other address needs --allow-remote, and
+    then a new random token (any Host: the token is the check)."""
+    from nfzoo.errors import UsageError
+
+    if is_loopback(host):
+        return sorted({*LOOPBACK, host.strip("[]").lower()}), None
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UsageError(f"--host {host!r}: not an address of this machine ({exc.strerror}); the default is "
+                         "127.0.0.1") from None
+    if not allow_remote:
+        raise UsageError(f"--host {host} can be reached from other machines and the gallery has no login: pass "
+                         "--allow-remote to serve there with a token, or keep the default --host 127.0.0.1")
+    return None, secrets.token_urlsafe(24)
+
+
+def run_server(app: Any, sock: socket.socket, stopping: Any) -> None:
+    """Serve `app` on `sock` with uvicorn until SIGINT / SIGTERM. On the signal the gallery's stop event is set
+    at once, so every request's work (and the typicality reference) ends at its next torch operation, and
+    connections still open after STOP_SECONDS are closed: the server stops in seconds."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            stopping.set()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=STOP_SECONDS)
+    Server(config).run(sockets=[sock])
+
+
+def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="address to listen on; one other "
+                                       "machines can reach (0.0.0.0: every interface) needs --allow-remote"),
               port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port; 0 picks a free one "
                                        "(printed)"),
               device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... [cuda when available]"),
@@ -61,6 +99,13 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="address to l
                                                 "reference before serving (repeatable)"),
               max_upload_mb: float = typer.Option(2.0, "--max-upload-mb", callback=finite(above=0, maximum=1024),
                                                   help="the largest request body (all its uploads), in MB"),
+              allow_remote: bool = typer.Option(False, "--allow-remote", help="listen on an address other "
+                                                "machines can reach (--host other than loopback); every request "
+                                                "then carries a token, in the address printed"),
+              request_seconds: Optional[float] = typer.Option(
+                  None, "--request-seconds", callback=finite(above=0, maximum=3600),
+                  help="the seconds one request may compute (stopped after; refused before when the model's "
+                  "measured cost says it cannot fit) [15 for every kind]"),
               open_page: bool = typer.Option(False, "--open", help="open the page in the default browser")):
     """Start the gallery: a local web page that lists the zoo (cards, metrics) and, for a chosen model,
     samples (seed, temperature, label, sampler, steps), interpolates between two images, inpaints a box you
@@ -68,21 +113,19 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="address to l
     page's address on stdout; Ctrl-C stops it."""
     from nfzoo.errors import UsageError
 
-    try:
-        import fastapi  # noqa: F401
-        import multipart  # noqa: F401  (python-multipart: FastAPI's form parser)
-        import uvicorn
-    except ImportError as exc:
-        raise UsageError(f"nfzoo serve needs fastapi, uvicorn and python-multipart ({exc.name} is missing): "
-                         "pip install 'nfzoo[serve]'") from None
+    missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+    if missing:            # (multipart: python-multipart, FastAPI's form parser)
+        raise UsageError(f"nfzoo serve needs fastapi, uvicorn and python-multipart ({missing[0]} is missing): "
+                         "pip install 'nfzoo[serve]'")
+    hosts, token = access(host, allow_remote)
     dev = parse_device(device)
     import torch
 
     torch.set_num_threads(threads or default_threads())
     from ..serve import create_app
 
-    hosts = ["127.0.0.1", "localhost"] if host in ("127.0.0.1", "localhost") else None   # no DNS rebinding
-    app = create_app(capacity=models, device=dev, max_upload_bytes=int(max_upload_mb * 2 ** 20), allowed_hosts=hosts)
+    app = create_app(capacity=models, device=dev, max_upload_bytes=int(max_upload_mb * 2 ** 20), allowed_hosts=hosts,
+                     token=token, request_seconds=request_seconds)
     cache = app.state.cache
     for name in preload:                   # bad names fail here, before the port is taken
         slot, seconds = cache.get(name)
@@ -93,10 +136,11 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="address to l
     sock = bind(host, port)
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{actual}/"
-    if host not in LOOPBACK:
-        err.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can use the gallery "
-                  "(it has no login)", highlight=False)
+    url = f"http://{shown}:{actual}/" + (f"?token={token}" if token else "")
+    if token:
+        err.print(f"[yellow]warning:[/] listening on {host}: other machines can reach the gallery; it answers only "
+                  "requests that carry the token in the address below (share it with care; the traffic is not "
+                  "encrypted)", highlight=False)
     typer.echo(url)
     err.print(f"nfzoo gallery at {url} ({dev}, {torch.get_num_threads()} torch threads; Ctrl-C stops it)",
               highlight=False)
@@ -104,8 +148,7 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="address to l
         import webbrowser
 
         webbrowser.open(url)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    run_server(app, sock, cache.stopping)
 
 
 def register(app: typer.Typer) -> None:

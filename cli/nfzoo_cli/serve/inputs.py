@@ -59,13 +59,15 @@ def safe_name(filename: Optional[str], default: str = "upload.png") -> str:
     return base or default
 
 
-def read_upload(data: bytes, filename: Optional[str], channels: int, max_pixels: int = MAX_UPLOAD_PIXELS) -> Any:
-    """An uploaded image -> float tensor (channels, H, W) in [0, 1], read by nfzoo.imageio.read_image: its
-    size is checked from the header before anything is decoded (a small PNG may claim 30000 x 30000 pixels).
-    The file goes to a private temporary folder under its safe name, and the messages name the upload, not
-    the folder."""
-    from nfzoo.imageio import read_image
+def read_upload(data: bytes, filename: Optional[str], image_shape: Any, model_name: str = "the model",
+                max_pixels: int = MAX_UPLOAD_PIXELS) -> Any:
+    """An uploaded image -> float tensor (C, H, W) in [0, 1] with the model's (C, H, W) `image_shape`, read by
+    nfzoo.imageio: its width and height are compared with the model's from the header, before anything is
+    decoded (a 49 KB PNG may claim 4096 x 4096 pixels, 50 MB once decoded). The file goes to a private
+    temporary folder under its safe name, and the messages name the upload, not the folder."""
+    from nfzoo.imageio import open_image, read_image
 
+    c, h, w = (int(v) for v in image_shape)
     name = safe_name(filename)
     if not data:
         raise UsageError(f"{name} is empty: upload a PNG (or JPEG, BMP, ...) image")
@@ -73,7 +75,11 @@ def read_upload(data: bytes, filename: Optional[str], channels: int, max_pixels:
         path = Path(tmp) / name
         path.write_bytes(data)
         try:
-            return read_image(path, channels, max_pixels)
+            with open_image(path, max_pixels) as im:          # the header only
+                if tuple(im.size) != (w, h):
+                    raise UsageError(f"{name} is {im.size[0]}x{im.size[1]} pixels but {model_name} takes {w}x{h} "
+                                     f"with {c} channel(s): resize it first (it was not decoded)")
+            return read_image(path, c, max_pixels)
         except UsageError as exc:
             raise UsageError(str(exc).replace(str(path), name).replace(tmp + os.sep, "")) from None
 
@@ -124,6 +130,6 @@ def pick_image(what: str, index: Optional[int], upload: Any, data: Optional[byte
         x, _, _ = split_image(dataset, index)
         label = f"{what} (test image {index})"
     else:
-        x = read_upload(data or b"", upload.filename, int(image_shape[0]))
+        x = read_upload(data or b"", upload.filename, image_shape, model_name)
         label = safe_name(upload.filename)
     return check_shape(x, label, model_name, image_shape)

@@ -4,8 +4,8 @@ cards) and `ModelCache`, the models loaded so far.
 Models load on first use and stay loaded, at most `capacity` of them (least recently used out first); each
 has a lock, so one model serves one request at a time while different models work in parallel (the app runs
 requests in a threadpool). The typicality reference (mean bpd of the model's training split,
-nfzoo_heads.typicality_reference) is computed once per model, in a background thread on a copy of the model,
-and kept for the server's life: the first score of a model answers with its bpd at once and its
+nfzoo_heads.typicality_reference) is computed once per model, on one background worker (one reference at a
+time, at most `capacity` queued) on a copy of the model made when it starts, and kept for the server's life: the first score of a model answers with its bpd at once and its
 typicality as soon as the reference is ready.
 """
 from __future__ import annotations
@@ -15,14 +15,19 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Union
 
-from nfzoo.errors import NfzooError, UnknownNameError, UsageError
+from nfzoo.errors import UnknownNameError, UsageError
+
+from .budget import Deadline
+from .messages import public_message
 
 CARD_NAME = "README.md"
+MAX_NAME = 200
+"""The longest model name a request may give (the zoo's are under 40 characters)."""
 ReferenceFn = Callable[[Any, str], Dict[str, Any]]
 """A typicality reference: (model, data set name) -> {"mean_bpd", ...}; the default is
 nfzoo_heads.typicality_reference (the whole training split, seed 0), the same as `nfzoo score`'s."""
@@ -52,11 +57,13 @@ def resolve(name: str) -> Any:
     known = [e.name for e in zoo_entries()]
     if not isinstance(name, str) or not name.strip():
         raise UsageError("no model given: choose one of the zoo's models (GET /api/models lists them)")
+    hint = "The gallery serves the zoo's models (GET /api/models)."
+    if len(name) > MAX_NAME:           # the message shows the name's start; no lookup runs on a long name
+        raise UnknownNameError("pretrained model", name[:MAX_NAME] + "...", known, hint=hint)
     try:
-        entry = resolve_pretrained(name)
+        entry = resolve_pretrained(name, folder_hint=False)     # never looked up on the server's disk
     except UnknownNameError:
-        raise UnknownNameError("pretrained model", name, known,
-                               hint="The gallery serves the zoo's models (GET /api/models).") from None
+        raise UnknownNameError("pretrained model", name, known, hint=hint) from None
     if entry.name not in known:      # an oracle: it classifies, it does not generate
         raise UsageError(f"{entry.name} is not an image model the gallery can use (its kind is {entry.kind!r}); "
                          f"choose one of {', '.join(known)}")
@@ -163,7 +170,8 @@ class ModelCache:
         self._loading: Dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._refs: Dict[str, Future] = {}
-        self._one_reference = threading.Lock()     # references run one at a time
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nfzoo-reference")   # one at a time
+        self.stopping = threading.Event()          # set when the server stops: every computation ends
 
     def loaded(self) -> List[str]:
         """The names of the models loaded now, least recently used first."""
@@ -201,59 +209,42 @@ class ModelCache:
         return slot, seconds
 
     # ------------------------------------------------------------------------------ typicality references
-    def reference(self, name: str, start: bool = True, wait: bool = False) -> Dict[str, Any]:
+    def reference(self, name: str, start: bool = True, wait: Union[bool, float] = False) -> Dict[str, Any]:
         """The typicality reference of model `name`: {"state": "ready", "reference": {...}}, or "computing",
-        "failed" (with "error", the message; the next call starts it again) or "absent" (not started and
-        `start` false). `start` begins the computation (in the background, on a copy of the loaded model);
-        `wait` blocks until it ends."""
+        "failed" (with "error", the message; the next call starts it again), "busy" (the queue is full: ask
+        again later) or "absent" (not started and `start` false). `start` queues the computation on the one
+        background worker (a copy of the model is made when it starts and dropped when it ends); at most
+        `capacity` references wait or run at a time. `wait` blocks until it ends (True), or for at most `wait`
+        seconds (a number)."""
         entry = resolve(name)
         with self._lock:
             fut = self._refs.get(entry.name)
             if fut is not None and _failed(fut) and start:
                 fut = None                                  # failed before: try again
-        if fut is None:
-            if not start:
-                return {"state": "absent"}
-            slot, _ = self.get(entry.name)
-            with slot.lock:
-                twin = copy.deepcopy(slot.model)         # the reference runs beside the requests, not under them
-            with self._lock:
-                fut = self._refs.get(entry.name)
-                if fut is None or _failed(fut):
-                    fut = self._start_reference(twin, entry)
-                    self._refs[entry.name] = fut
+            if fut is None:
+                if not start:
+                    return {"state": "absent"}
+                pending = sum(not f.done() for f in self._refs.values())
+                if pending >= self.capacity or self.stopping.is_set():
+                    return {"state": "busy", "error": f"{pending} typicality reference(s) are queued or being "
+                            f"computed (at most {self.capacity}, one at a time): ask again when one is ready"}
+                fut = self._pool.submit(self._compute_reference, entry)
+                self._refs[entry.name] = fut
         if wait:
             try:
-                fut.result()
-            except Exception:         # reported below, as the state
+                fut.result(timeout=None if wait is True else float(wait))
+            except Exception:         # reported below, as the state (a timeout: "computing")
                 pass
         if not fut.done():
             return {"state": "computing"}
         exc = fut.exception() if not fut.cancelled() else UsageError("the server is stopping")
         if exc is not None:
-            from ..exits import one_line
-
-            return {"state": "failed", "error": one_line(str(exc)) if isinstance(exc, NfzooError)
-                    else f"internal error: {type(exc).__name__}: {one_line(str(exc)).splitlines()[0]}"}
+            return {"state": "failed", "error": public_message(exc)}
         return {"state": "ready", "reference": fut.result()}
 
-    def _start_reference(self, model: Any, entry: Any) -> Future:
-        """Compute the reference in a daemon thread (a server stopped with Ctrl-C does not wait for it)."""
-        fut: Future = Future()
-
-        def work() -> None:
-            with self._one_reference:
-                if not fut.set_running_or_notify_cancel():
-                    return
-                try:
-                    fut.set_result(self._compute_reference(model, entry))
-                except BaseException as exc:  # noqa: B036 (the future carries it to the request)
-                    fut.set_exception(exc)
-
-        threading.Thread(target=work, name=f"nfzoo-reference-{entry.name}", daemon=True).start()
-        return fut
-
-    def _compute_reference(self, model: Any, entry: Any) -> Dict[str, Any]:
+    def _compute_reference(self, entry: Any) -> Dict[str, Any]:
+        """On the background worker: the reference of `entry`, on a copy of its loaded model (the requests go
+        on beside it), stopped at the next torch operation when the server stops."""
         if not entry.dataset:
             raise UsageError(f"cannot tell which data set {entry.name} was trained on: its typicality has no "
                              "reference (bpd is still given)")
@@ -263,9 +254,13 @@ class ModelCache:
 
             def fn(m, ds):
                 return typicality_reference(m, ds, seed=0)
-        t0 = time.perf_counter()
-        ref = dict(fn(model, entry.dataset))
-        ref["seconds"] = time.perf_counter() - t0
+        with Deadline(None, stopping=self.stopping, what="the typicality reference"):
+            slot, _ = self.get(entry.name)
+            with slot.lock:
+                twin = copy.deepcopy(slot.model)
+            t0 = time.perf_counter()
+            ref = dict(fn(twin, entry.dataset))
+            ref["seconds"] = time.perf_counter() - t0
         return ref
 
     def reference_seconds(self) -> Dict[str, float]:
@@ -275,9 +270,11 @@ class ModelCache:
         return {k: f.result().get("seconds", 0.0) for k, f in done.items()}
 
     def close(self) -> None:
-        """Cancel the references not started yet (one under way finishes in its daemon thread, or ends with the
-        process) and forget the models."""
+        """Stop the background work (the reference under way stops at its next torch operation, the queued ones
+        are cancelled) and forget the models."""
+        self.stopping.set()
         with self._lock:
             for fut in self._refs.values():
                 fut.cancel()
             self._models.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,152 @@
+"""The gallery's features, each the work of one request kind, run by `Gallery.work` in a worker thread: the
+request's values checked with the CLI's rules (nfzoo_cli.serve.inputs), the model loaded, its computation run
+by `Gallery.run` (lock, deadline, measured cost), the images as PNG data URLs."""
+from __future__ import annotations
+
+import base64
+from typing import Any, Dict, List, Optional
+
+from fastapi import UploadFile
+from starlette.exceptions import HTTPException
+
+from nfzoo.errors import UsageError
+
+from .inputs import (MAX_GRID, MAX_INTERPOLATION, MAX_SCORE_FILES, MAX_STEPS, MAX_TEMPERATURE, check_float,
+                     check_int, check_label, check_seed, check_shape, pick_image, read_upload, safe_name)
+from .work import Gallery, Ticket
+
+INPAINT_DEFAULTS = {"latent": {"iters": 50}, "repaint": {"steps": 20, "resample": 2}}
+"""The page's inpainting settings when a request gives none: fewer than `nfzoo inpaint`'s (300 iterations;
+50 steps x 3 resamplings) so that one digit answers in about a second on a CPU; the form sets more. On 8
+mnist5k test digits (12x12 box, one busy CPU thread) glow-mnist5k took 0.9 / 2.3 / 9.0 s per digit at 50 / 100
+/ 300 iterations for a mean absolute error in the box of 0.324 / 0.296 / 0.288; inverse-flow-mnist5k 2.4 / 4.1 /
+12.1 s for 0.461 / 0.427 / 0.398."""
+
+
+def data_url(png: bytes) -> str:
+    """PNG bytes as a data: URL the page shows as is."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _heads() -> Any:
+    """The nfzoo-heads plugin (interpolate, inpaint, score), or 501 saying how to get it."""
+    from nfzoo.plugins import get_registry
+
+    if not {"inpaint", "score", "augment"} <= set(get_registry().registry("heads")):
+        raise HTTPException(501, "this feature needs the nfzoo-heads plugin (pip install nfzoo-heads; it is not "
+                                 "installed, or NFZOO_LOAD_PLUGINS leaves it out)")
+    import nfzoo_heads
+
+    return nfzoo_heads
+
+
+def _read(upload: Optional[UploadFile]) -> Optional[bytes]:
+    return None if upload is None else upload.file.read()
+
+
+def sample_job(g: Gallery, t: Ticket, model: str, n: Any, seed: Any, temperature: Any, label: Any, per_class: bool,
+               sampler: Optional[str], steps: Any, eta: Any) -> Dict[str, Any]:
+    """A grid of samples, as `nfzoo sample` draws them (the same images for the same settings)."""
+    from nfzoo.generation import generate_all, sampling_labels
+    from nfzoo.imageio import grid_png_bytes
+
+    n = check_int("n", n, 1, MAX_GRID)
+    seed = check_seed(seed)
+    temperature = check_float("temperature", temperature, 0, MAX_TEMPERATURE)
+    steps = None if steps is None else check_int("steps", steps, 1, MAX_STEPS)
+    eta = check_float("eta", eta, 0, 1)
+    sampler = sampler.strip() if sampler and sampler.strip() else None
+    slot, load_s = g.loaded(model)
+    m = slot.model
+    smp = m.get_sampler(sampler)                     # an unknown name: the closest registered ones
+    given = {k: v for k, v in (("steps", steps), ("eta", eta)) if v is not None}
+    options = m.sampling_options(sampler, **given)
+    temp = m.default_temperature if temperature is None else temperature
+    smp.check(m, temperature=temp, **options)
+    y, total, nrow = sampling_labels(m, n, label, per_class, name=slot.name)
+    if total > MAX_GRID:
+        raise UsageError(f"a grid here holds at most {MAX_GRID} images and this asks for {total} "
+                         f"({n} per class): ask for fewer")
+    units = total * int(options.get("steps") or 1)
+    x, seconds = g.run(t, slot, smp.name, units, f"sampling {total} images with {smp.name}",
+                       "fewer images or steps",
+                       lambda: generate_all(m, total, y, temp, seed, {"sampler": smp.name, **options}))
+    return {"image": data_url(grid_png_bytes(x, nrow)), "n": total, "nrow": nrow, "seed": seed,
+            "temperature": temp, "sampler": smp.name, "options": options, "label": label, "per_class": per_class,
+            "seconds": seconds, "load_seconds": load_s}
+
+
+def interpolate_job(g: Gallery, t: Ticket, model: str, steps: Any, a_index: Any, b_index: Any,
+                    a_file: Optional[UploadFile], b_file: Optional[UploadFile]) -> Dict[str, Any]:
+    """The spherical latent path between two images (nfzoo_heads.interpolate), as `nfzoo augment
+    --interpolate` draws it."""
+    from nfzoo.imageio import grid_png_bytes
+
+    heads = _heads()
+    steps = check_int("steps", steps, 2, MAX_INTERPOLATION)
+    slot, load_s = g.loaded(model)
+    m, entry = slot.model, slot.entry
+    a = pick_image("image A", a_index, a_file, _read(a_file), slot.name, entry.dataset, m.image_shape)
+    b = pick_image("image B", b_index, b_file, _read(b_file), slot.name, entry.dataset, m.image_shape)
+    path, seconds = g.run(t, slot, "spherical", steps, f"an interpolation of {steps} images", "fewer steps",
+                          lambda: heads.interpolate(m, a, b, steps))
+    return {"image": data_url(grid_png_bytes(path, nrow=steps)), "steps": steps, "seconds": seconds,
+            "load_seconds": load_s}
+
+
+def inpaint_job(g: Gallery, t: Ticket, model: str, box: str, index: Any, file: Optional[UploadFile], seed: Any,
+                label: Any, iters: Any, steps: Any) -> Dict[str, Any]:
+    """Fill a box of an image under the model's prior (nfzoo_heads.inpaint); the other pixels come back
+    unchanged. iters (flows) or steps (diffusion) as in `nfzoo inpaint --set`; none: INPAINT_DEFAULTS."""
+    import torch
+
+    from nfzoo.imageio import single_png_bytes
+
+    heads = _heads()
+    from nfzoo_heads.inpainting import is_diffusion, parse_box
+
+    seed = check_seed(seed)
+    bx = parse_box(box)
+    options = {}
+    if iters is not None:
+        options["iters"] = check_int("iters", iters, 0, MAX_STEPS)
+    if steps is not None:
+        options["steps"] = check_int("steps", steps, 1, MAX_STEPS)
+    slot, load_s = g.loaded(model)
+    m = slot.model
+    label = check_label(m, slot.name, label)
+    if not options:
+        options = dict(INPAINT_DEFAULTS["repaint" if is_diffusion(m) else "latent"])
+    x = pick_image("the image", index, file, _read(file), slot.name, slot.entry.dataset, m.image_shape)
+    mask = heads.box_mask(x.shape, bx)
+    y = None if label is None else torch.tensor([label], device=m.device)
+    units = max(1, int(options.get("iters", 0)) or int(options.get("steps", 0)) * int(options.get("resample", 1)))
+    filled, seconds = g.run(t, slot, "repaint" if "steps" in options else "latent", units,
+                            f"inpainting with {options}", "fewer iterations or steps",
+                            lambda: heads.inpaint(m, x.unsqueeze(0), mask, torch.Generator().manual_seed(seed),
+                                                  y=y, **options))
+    return {"image": data_url(single_png_bytes(filled[0])), "input": data_url(single_png_bytes(x)),
+            "box": list(bx), "filled_pixels": int(mask.sum()), "options": options, "seed": seed,
+            "seconds": seconds, "load_seconds": load_s}
+
+
+def score_job(g: Gallery, t: Ticket, model: str, files: List[UploadFile], seed: Any, wait: bool) -> Dict[str, Any]:
+    """Per-image bpd and typicality of uploaded images (nfzoo_heads.score), as `nfzoo score` gives them.
+    The typicality needs the model's reference (computed once, in the background): until it is ready the
+    records hold bpd only and "reference" says "computing" (wait=true waits for it, within the budget)."""
+    import torch
+
+    heads = _heads()
+    seed = check_seed(seed)
+    if len(files) > MAX_SCORE_FILES:
+        raise UsageError(f"at most {MAX_SCORE_FILES} images a request, got {len(files)}: score fewer at a time")
+    slot, load_s = g.loaded(model)
+    m = slot.model
+    xs = [check_shape(read_upload(_read(f) or b"", f.filename, m.image_shape, slot.name), safe_name(f.filename),
+                      slot.name, m.image_shape) for f in files]     # every file checked before scoring
+    ref = g.cache.reference(slot.name, start=True, wait=t.budget if wait else False)
+    mean = ref["reference"]["mean_bpd"] if ref["state"] == "ready" else None
+    records, seconds = g.run(t, slot, "bpd", len(xs), f"scoring {len(xs)} images", "fewer images",
+                             lambda: heads.score(m, torch.stack(xs), mean, seed))
+    return {"records": [{"name": safe_name(f.filename), **r} for f, r in zip(files, records)],
+            "reference": ref, "seed": seed, "seconds": seconds, "load_seconds": load_s}
