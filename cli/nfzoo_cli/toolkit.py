@@ -295,11 +295,16 @@ def check_output_file(path: os.PathLike, what: str = "--out", suffix: str = ".pn
     return p
 
 
+def holds_files(folder: Path) -> bool:
+    """Whether an existing folder holds files (the toolkit's own write probes aside)."""
+    return any(not q.name.startswith(_PROBE) for q in folder.iterdir())
+
+
 def check_output_dir(path: os.PathLike, what: str = "--out", overwrite: bool = False) -> Path:
     """A folder to be filled by a command, checked (and made) before the work starts: not empty as a
     name, not a file, empty unless `overwrite`, writable. Exit 2 otherwise."""
     raw, p = _folder_name(path, what)
-    if p.is_dir() and not overwrite and any(not q.name.startswith(_PROBE) for q in p.iterdir()):
+    if p.is_dir() and not overwrite and holds_files(p):
         fail(f"{what} {raw} is a folder that already holds files: choose a new or empty folder, or pass "
              "--overwrite to replace the files of the same names (nothing was written)")
     _writable_ancestor(p, what, raw)

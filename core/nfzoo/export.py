@@ -39,6 +39,7 @@ import torch
 
 from .errors import UnknownNameError, UsageError
 from .export_trace import BATCH_HINT, ExportError, batch_axes, describe, record_draws, replay_draws, to_onnx, trace
+from .onnx_runner import external_data
 from .safeio import atomic_write_json, sha256_file
 
 FORMATS = ("onnx",)
@@ -366,6 +367,16 @@ def export_model(model, directory, directions: Optional[Sequence[str]] = None, f
     return manifest
 
 
+def check_self_contained(path: Path) -> None:
+    """Raise ExportError unless the ONNX file at `path` holds all its tensors itself: the runner refuses a
+    graph with external data (a tensor kept in another file), so the export never writes one (to_onnx saves
+    with external_data=False; this makes sure of it, with the runner's own reading of the bytes)."""
+    outside = external_data(Path(path).read_bytes())
+    if outside:
+        raise ExportError(f"the exported graph keeps data outside its file ({'; '.join(outside[:3])}), which the "
+                          "runner refuses")
+
+
 def _export_graph(model, name: str, tmp: Path, check: int) -> Dict[str, Any]:
     """Trace, export and check one graph into tmp/NAME.onnx; its manifest entry."""
     with torch.no_grad():
@@ -373,6 +384,7 @@ def _export_graph(model, name: str, tmp: Path, check: int) -> Dict[str, Any]:
         gm = trace(graph.fn, graph.examples, graph.dynamic)
         path = tmp / f"{name}.onnx"
         onnx_graph = to_onnx(gm, graph.examples, graph.dynamic, path, graph.inputs, graph.outputs)
+        check_self_contained(path)
         checked = _check(graph, path, check)
     bad = _within(checked)
     if bad:

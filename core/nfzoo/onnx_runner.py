@@ -4,7 +4,7 @@
 usable where nothing but numpy and onnxruntime is installed:
 
     from nfzoo_onnx_runner import ExportedModel
-    m = ExportedModel("DIR")                        # checks every file against manifest.json's sha256
+    m = ExportedModel("DIR")                        # checks the manifest, every graph against its sha256
     images = m.sample(16, seed=0)                   # (16, C, H, W) float32 in [0, 1], the default sampling
     images = m.sample(16, seed=0, temperature=0.5, label=3)
     out = m.density(images)                         # {"z": ..., "logdet": ...}; m.log_prob(images), m.bpd
@@ -20,35 +20,349 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
+import re
+import stat
+import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
 LOG_256 = float(np.log(256.0))
 
+# What the runner accepts (a manifest outside these is refused when it is read, before anything is allocated).
+MAX_MANIFEST_BYTES = 64 << 20           # manifest.json
+MAX_GRAPH_BYTES = (1 << 31) - 1         # one graph file: protobuf's limit on one message
+MAX_ITEM_ELEMENTS = 4096 * 4096 * 4     # elements of one item: an image, a latent, a sample's noise (all of it)
+MAX_DRAW_ELEMENTS = 1 << 28             # elements one draw allocates, all its arrays together (1 GiB of float32)
+MAX_TRAIN_TIMESTEPS = 100_000           # a diffusion model's num_train_timesteps, so DDIM's steps too
+MAX_RANK = 16
+MAX_NOISE_ARRAYS = 1024
+MAX_CATEGORIES = 1 << 24
+MAX_CLASSES = (1 << 31) - 1
+MAX_TEXT = 1000
+MAX_NESTING = 100                       # protobuf's own recursion limit
+GRAPHS = ("prior", "decode", "density", "prior_log_prob", "unet")
+DISTRIBUTIONS = ("normal", "uniform", "categorical")
+_PLAIN_GRAPH_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,122}\.onnx")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_DRAW_LIMIT = "one draw is bounded by 2^28 elements, 1 GiB of float32"
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+
+# ------------------------------------------------------------------------------------ reading files
+def _read(path: Path, most: int, what: str) -> bytes:
+    """The bytes of the regular file `path` (at most `most` of them), read once. A missing file, a folder, a
+    FIFO or a device, or a bigger file is a ValueError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise ValueError(f"{path} is missing: {what}") from None
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read ({exc.strerror or exc}): {what}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is not a regular file: {what}")
+        if info.st_size > most:
+            raise ValueError(f"{path} has {info.st_size} bytes; at most {most}: {what}")
+        data = f.read(most + 1)
+    if len(data) > most:
+        raise ValueError(f"{path} has more than {most} bytes: {what}")
+    return data
+
+
+# ------------------------------------------------------------------------------------ the manifest
+def _bad(key: str, problem: str) -> ValueError:
+    return ValueError(f"{MANIFEST_NAME}: {key} {problem}; the export is damaged or was edited: export the model "
+                      "again (`nfzoo export MODEL --out DIR`)")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _key(obj: Dict[str, Any], key: str, where: str) -> Any:
+    if key not in obj:
+        raise _bad(f"{where}.{key}" if where else key, "is missing")
+    return obj[key]
+
+
+def _object(value: Any, where: str) -> Dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(where, f"must be a JSON object, got {_show(value)}")
+    return value
+
+
+def _list(value: Any, where: str, most: int, least: int = 0) -> list:
+    if not isinstance(value, list):
+        raise _bad(where, f"must be a list, got {_show(value)}")
+    if not least <= len(value) <= most:
+        raise _bad(where, f"has {len(value)} entries; it must have {least} to {most}")
+    return value
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise _bad(where, f"must be a string of at most {MAX_TEXT} characters, got {_show(value)}")
+    return value
+
+
+def _integer(value: Any, where: str, least: int, most: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+        raise _bad(where, f"must be an integer from {least} to {most}, got {_show(value)}")
+    return value
+
+
+def _number(value: Any, where: str, least: Optional[float] = None, most: Optional[float] = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _bad(where, f"must be a finite number, got {_show(value)}")
+    if (least is not None and value < least) or (most is not None and value > most):
+        raise _bad(where, f"must be a finite number from {least} to {most}, got {_show(value)}")
+    return float(value)
+
+
+def _shape(value: Any, where: str, batch: bool = False, zero: bool = False, least: int = 0) -> Tuple[int, int]:
+    """Check a shape: a list of positive integers (0 too where `zero`: an axis ONNX leaves unnamed), and "batch"
+    where `batch`; at most MAX_ITEM_ELEMENTS elements per item. Returns (batch axes, elements per item)."""
+    kinds = "positive integers" + (" (or 0)" if zero else "") + (' or "batch"' if batch else "")
+    _list(value, where, MAX_RANK, least)
+    axes, items = 0, 1
+    for a in value:
+        if batch and a == "batch":
+            axes += 1
+        elif isinstance(a, int) and not isinstance(a, bool) and (a >= 1 or (zero and a == 0)):
+            items *= a
+        else:
+            raise _bad(where, f"must be a list of {kinds}, got {_show(value)}")
+    if items > MAX_ITEM_ELEMENTS:
+        raise _bad(where, f"is {_show(value)}: {items} elements per item; at most {MAX_ITEM_ELEMENTS} "
+                   "(4096 x 4096 x 4)")
+    return axes, items
+
+
+def _noise(value: Any, where: str) -> List[Tuple[int, int]]:
+    """Check the prior's noise specs; (batch axes, elements per item) of each."""
+    sizes, names = [], set()
+    for i, spec in enumerate(_list(value, where, MAX_NOISE_ARRAYS, 1)):
+        at = f"{where}[{i}]"
+        _object(spec, at)
+        name = _text(_key(spec, "name", at), f"{at}.name")
+        if name in names:
+            raise _bad(f"{at}.name", f"repeats {name!r}: each noise input has its own name")
+        names.add(name)
+        dist = _key(spec, "distribution", at)
+        if dist not in DISTRIBUTIONS:
+            raise _bad(f"{at}.distribution", f"must be one of {', '.join(map(repr, DISTRIBUTIONS))}, got {_show(dist)}")
+        sizes.append(_shape(_key(spec, "shape", at), f"{at}.shape", batch=True))
+        if dist == "categorical":
+            probs = _list(_key(spec, "probs", at), f"{at}.probs", MAX_CATEGORIES, 1)
+            for p in probs:
+                if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or p < 0:
+                    raise _bad(f"{at}.probs", f"must be finite numbers >= 0, got {_show(p)} among them")
+            total = math.fsum(probs)
+            if not (total > 0 and math.isfinite(total)):
+                raise _bad(f"{at}.probs", f"must have a positive, finite sum, got {total}")
+    per_sample = sum(items for _, items in sizes)
+    if per_sample > MAX_ITEM_ELEMENTS:
+        raise _bad(where, f"draws {per_sample} elements per sample in all; at most {MAX_ITEM_ELEMENTS}")
+    return sizes
+
+
+def _ddim(value: Any, where: str) -> None:
+    d = _object(value, where)
+    total = _integer(_key(d, "num_train_timesteps", where), f"{where}.num_train_timesteps", 1, MAX_TRAIN_TIMESTEPS)
+    alphas = _key(d, "alphas_cumprod", where)
+    if not isinstance(alphas, list) or len(alphas) != total:
+        raise _bad(f"{where}.alphas_cumprod", f"must be a list of {total} numbers (num_train_timesteps), got "
+                   f"{len(alphas) if isinstance(alphas, list) else _show(alphas)}"
+                   + (" numbers" if isinstance(alphas, list) else ""))
+    for a in alphas:
+        _number(a, f"{where}.alphas_cumprod", 0.0, 1.0)
+    _number(_key(d, "final_alpha_cumprod", where), f"{where}.final_alpha_cumprod", 0.0, 1.0)
+    _text(_key(d, "timestep_spacing", where), f"{where}.timestep_spacing")
+    _text(_key(d, "prediction_type", where), f"{where}.prediction_type")
+    clip = _key(d, "clip_sample_range", where)
+    if clip is not None:
+        _number(clip, f"{where}.clip_sample_range", 0.0)
+    clipped = _key(d, "use_clipped_model_output", where)
+    if not isinstance(clipped, bool):
+        raise _bad(f"{where}.use_clipped_model_output", f"must be true or false, got {_show(clipped)}")
+    _number(_key(d, "init_noise_sigma", where), f"{where}.init_noise_sigma", 0.0)
+    _integer(_key(d, "steps", where), f"{where}.steps", 1, total)
+    _number(_key(d, "eta", where), f"{where}.eta", 0.0, 1.0)
+
+
+def check_manifest(manifest: Any) -> Dict[str, List[Tuple[int, int]]]:
+    """Validate everything of a manifest that the runner reads (a ValueError naming the key and the fix):
+    keys present with the right types, graph files plain *.onnx names with a 64-hex sha256, known graphs and
+    distributions, probabilities finite and >= 0, shapes lists of positive integers (or "batch" where a batch
+    axis may be) of at most MAX_ITEM_ELEMENTS per item, DDIM's schedule and steps bounded. Returns the sizes
+    the draws are bounded by: {"noise": [(batch axes, elements per item), ...]}."""
+    m = _object(manifest, "the manifest")
+    version = _key(m, "manifest_version", "")
+    if version != MANIFEST_VERSION:
+        raise _bad("manifest_version", f"is {_show(version)}; this runner reads version {MANIFEST_VERSION}")
+    if _key(m, "format", "") != "onnx":
+        raise _bad("format", f"must be 'onnx', got {_show(m['format'])}")
+    _, image = _shape(_key(m, "image_shape", ""), "image_shape", least=1)
+    _shape(_key(m, "latent_shape", ""), "latent_shape", least=1)
+    if m.get("num_classes") is not None:
+        _integer(m["num_classes"], "num_classes", 1, MAX_CLASSES)
+    dim = _key(m, "dim", "")
+    if isinstance(dim, bool) or dim != image or not isinstance(dim, int):
+        raise _bad("dim", f"is {_show(dim)}: it must be the number of elements of an image (the product of "
+                   f"image_shape), {image}")
+    s = _object(_key(m, "sampling", ""), "sampling")
+    kind = _key(s, "kind", "sampling")
+    if kind not in ("flow", "diffusion"):
+        raise _bad("sampling.kind", f"must be 'flow' or 'diffusion', got {_show(kind)}")
+    _number(_key(s, "temperature", "sampling"), "sampling.temperature", 0.0)
+    if kind == "diffusion":
+        _ddim(_key(s, "ddim", "sampling"), "sampling.ddim")
+    graphs = _object(_key(m, "graphs", ""), "graphs")
+    if not graphs:
+        raise _bad("graphs", "lists no graph")
+    sizes: Dict[str, List[Tuple[int, int]]] = {"noise": []}
+    for name, g in graphs.items():
+        if name not in GRAPHS:
+            raise _bad(f"graphs.{str(name)[:60]}", f"is an unknown graph; this runner runs {', '.join(GRAPHS)}")
+        at = f"graphs.{name}"
+        _object(g, at)
+        file = _text(_key(g, "file", at), f"{at}.file")
+        if not _PLAIN_GRAPH_FILE.fullmatch(file):
+            raise _bad(f"{at}.file", f"is {_show(file)}: graphs must be plain file names ending in .onnx, inside "
+                       "the export folder")
+        sha = _key(g, "sha256", at)
+        if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+            raise _bad(f"{at}.sha256", f"must be 64 hex digits (the file's sha256), got {_show(sha)}")
+        for side in ("inputs", "outputs"):
+            for i, spec in enumerate(_list(_key(g, side, at), f"{at}.{side}", MAX_NOISE_ARRAYS + 8, 1)):
+                _object(spec, f"{at}.{side}[{i}]")
+                _text(_key(spec, "name", f"{at}.{side}[{i}]"), f"{at}.{side}[{i}].name")
+                _shape(_key(spec, "shape", f"{at}.{side}[{i}]"), f"{at}.{side}[{i}].shape", batch=True, zero=True)
+                _text(_key(spec, "dtype", f"{at}.{side}[{i}]"), f"{at}.{side}[{i}].dtype")
+        if name == "prior":
+            sizes["noise"] = _noise(_key(g, "noise", at), f"{at}.noise")
+    for g, why in _object(m.get("not_exported", {}), "not_exported").items():
+        _text(why, f"not_exported.{str(g)[:60]}")
+    return sizes
+
+
+# ------------------------------------------------------------------------------------ graphs' bytes
+ONNX_MESSAGES: Dict[str, Dict[int, str]] = {
+    "ModelProto": {7: "GraphProto", 20: "TrainingInfoProto", 25: "FunctionProto"},
+    "GraphProto": {1: "NodeProto", 5: "TensorProto", 15: "SparseTensorProto"},
+    "NodeProto": {5: "AttributeProto"},
+    "AttributeProto": {5: "TensorProto", 6: "GraphProto", 10: "TensorProto", 11: "GraphProto",
+                       22: "SparseTensorProto", 23: "SparseTensorProto"},
+    "FunctionProto": {7: "NodeProto", 11: "AttributeProto"},
+    "TrainingInfoProto": {1: "GraphProto", 2: "GraphProto"},
+    "SparseTensorProto": {1: "TensorProto", 2: "TensorProto"},
+    "TensorProto": {},
+}
+"""onnx.proto's messages that can hold a TensorProto, and their fields (number: message) that lead to one."""
+_TENSOR_NAME, _EXTERNAL_DATA, _DATA_LOCATION, _OP_TYPE = 8, 13, 14, 4
+
+
+class _Malformed(ValueError):
+    pass
+
+
+def _varint(data: bytes, pos: int, end: int) -> Tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise _Malformed("a truncated or overlong varint")
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(data: bytes, pos: int, end: int):
+    """(field number, wire type, value or (start, stop) of a length-delimited field) of one message's bytes."""
+    while pos < end:
+        tag, pos = _varint(data, pos, end)
+        number, wire = tag >> 3, tag & 7
+        if number == 0:
+            raise _Malformed("field number 0")
+        if wire == 0:
+            value, pos = _varint(data, pos, end)
+            yield number, wire, value
+            continue
+        if wire == 2:
+            size, pos = _varint(data, pos, end)
+            value, pos = (pos, pos + size), pos + size
+        elif wire in (1, 5):
+            value, pos = None, pos + (8 if wire == 1 else 4)
+        else:
+            raise _Malformed(f"wire type {wire}")
+        if pos > end:
+            raise _Malformed("a field past the end of its message")
+        yield number, wire, value
+
+
+def external_data(data: bytes) -> List[str]:
+    """What an ONNX model's bytes would have onnxruntime read from outside them: every tensor kept in another
+    file (ONNX external data: TensorProto.data_location EXTERNAL, or external_data entries, wherever a tensor can
+    be: initializers, sparse initializers, attributes, subgraphs, functions, training info) and every EPContext
+    node (a compiled engine named by path). Empty for a self-contained graph. Pure protobuf wire reading (no onnx
+    package); the bytes must parse, else ValueError. onnxruntime reads external data even for a model given as
+    bytes (relative to the working directory), so this runs before it sees them."""
+    found: List[str] = []
+    stack = [("ModelProto", 0, len(data), 0)]
+    try:
+        while stack:
+            kind, pos, end, depth = stack.pop()
+            if depth > MAX_NESTING:
+                raise _Malformed(f"messages nested more than {MAX_NESTING} deep")
+            subs = ONNX_MESSAGES[kind]
+            name, places, external = "", [], False
+            for number, wire, value in _fields(data, pos, end):
+                if wire == 2 and number in subs:
+                    stack.append((subs[number], value[0], value[1], depth + 1))
+                elif kind == "TensorProto":
+                    if number == _DATA_LOCATION and (wire != 0 or value != 0):
+                        external = True
+                    elif number == _EXTERNAL_DATA:
+                        external = True
+                        if wire == 2:
+                            entry = {k: bytes(data[v[0]:v[1]]) for k, w, v in _fields(data, *value) if w == 2}
+                            if entry.get(1) == b"location" and 2 in entry:
+                                places.append(entry[2].decode("utf-8", "replace"))
+                    elif number == _TENSOR_NAME and wire == 2:
+                        name = bytes(data[value[0]:value[1]]).decode("utf-8", "replace")
+                elif kind == "NodeProto" and number == _OP_TYPE and wire == 2 and \
+                        data[value[0]:value[1]] == b"EPContext":
+                    found.append("an EPContext node (it names a compiled engine in another file)")
+            if external:
+                found.append(f"tensor {name!r} (its data in {', '.join(map(repr, places)) or 'another file'})")
+    except _Malformed as exc:
+        raise ValueError(f"not a valid ONNX model ({exc})") from None
+    return found
 
 
 class ExportedModel:
     """An exported nfzoo model: its graphs as onnxruntime sessions (CPU by default) and the samplers around
     them. `threads`: onnxruntime's intra-op threads (None: onnxruntime's default). `batch_size`: the most
     items one graph call takes (larger inputs run in chunks, so memory stays bounded). `verify`: check each
-    file's sha256 against the manifest first (a mismatch is a ValueError; nothing is loaded)."""
+    graph's sha256 against the manifest (a mismatch is a ValueError; nothing is loaded).
+
+    Whatever `verify` says, the manifest is validated first (check_manifest: a ValueError naming the key), each
+    graph file is read once and onnxruntime is given those bytes (what runs is what was checked), and a graph
+    that would read anything outside its bytes (ONNX external data, external_data()) is refused before
+    onnxruntime sees it. Draws are bounded: MAX_DRAW_ELEMENTS elements per call, refused before allocating."""
 
     def __init__(self, directory: Union[str, os.PathLike], threads: Optional[int] = None, verify: bool = True,
                  providers: Sequence[str] = ("CPUExecutionProvider",), batch_size: int = 256):
-        import onnxruntime as ort
-
-        if int(batch_size) < 1:
+        if isinstance(batch_size, bool) or int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
         self.directory = Path(directory)
@@ -56,26 +370,48 @@ class ExportedModel:
         if not path.is_file():
             raise ValueError(f"{self.directory} holds no {MANIFEST_NAME}: export a model there with "
                              "`nfzoo export MODEL --out DIR`")
-        self.manifest: Dict[str, Any] = json.loads(path.read_text())
-        self.image_shape = tuple(self.manifest["image_shape"])
-        self.latent_shape = tuple(self.manifest["latent_shape"])
-        self.num_classes: Optional[int] = self.manifest.get("num_classes")
-        self.sampling: Dict[str, Any] = self.manifest["sampling"]
+        raw = _read(path, MAX_MANIFEST_BYTES, "export the model again (`nfzoo export MODEL --out DIR`)")
+        try:
+            manifest = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:      # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ValueError(f"{path} is not valid JSON ({type(exc).__name__}: {str(exc)[:200]}): the export is "
+                             "damaged; export the model again (`nfzoo export MODEL --out DIR`)") from None
+        self._sizes = check_manifest(manifest)
+        self.manifest: Dict[str, Any] = manifest
+        self.image_shape = tuple(manifest["image_shape"])
+        self.latent_shape = tuple(manifest["latent_shape"])
+        self.num_classes: Optional[int] = manifest.get("num_classes")
+        self.sampling: Dict[str, Any] = manifest["sampling"]
+        graphs = {}
+        for name, graph in manifest["graphs"].items():
+            file = self.directory / graph["file"]
+            data = _read(file, MAX_GRAPH_BYTES, f"the {name} graph {MANIFEST_NAME} lists; export the model again")
+            if verify and hashlib.sha256(data).hexdigest() != graph["sha256"].lower():
+                raise ValueError(f"{file} does not match the sha256 in {MANIFEST_NAME}: the export is corrupt or "
+                                 "was changed; export the model again")
+            try:
+                outside = external_data(data)
+            except ValueError as exc:
+                raise ValueError(f"{file} is {exc}: export the model again") from None
+            if outside:
+                raise ValueError(f"{file} would read data outside its own file, which the runner refuses (nfzoo "
+                                 "export writes self-contained graphs, never ONNX external data): "
+                                 f"{'; '.join(outside[:5])}{' ...' if len(outside) > 5 else ''}; export the "
+                                 "model again")
+            graphs[name] = data
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.sessions: Dict[str, Any] = {}
-        for name, graph in self.manifest["graphs"].items():
-            if Path(graph["file"]).name != graph["file"] or graph["file"] in ("", ".", ".."):
-                raise ValueError(f"{MANIFEST_NAME} names the graph file {graph['file']!r}: graphs must be plain "
-                                 "file names inside the export folder; export the model again")
-            file = self.directory / graph["file"]
-            if verify and _sha256(file) != graph["sha256"]:
-                raise ValueError(f"{file} does not match the sha256 in {MANIFEST_NAME}: the export is corrupt or "
-                                 "was changed; export the model again")
-            self.sessions[name] = ort.InferenceSession(str(file), options, providers=list(providers))
+        with tempfile.TemporaryDirectory(prefix="nfzoo-runner-") as empty:
+            # besides the check above: were onnxruntime to look for external data, it would look in an empty folder
+            options.add_session_config_entry("session.model_external_initializers_file_folder_path", empty)
+            for name, data in graphs.items():
+                self.sessions[name] = ort.InferenceSession(data, options, providers=list(providers))
 
     # ------------------------------------------------------------------------------------ helpers
     def has(self, graph: str) -> bool:
@@ -117,6 +453,34 @@ class ExportedModel:
             raise ValueError(f"label must be {n} integers in [0, {self.num_classes - 1}]")
         return y
 
+    def _check_n(self, n: Any, *draws: Sequence[Tuple[int, int]], hint: str = "") -> int:
+        """n as an integer >= 1 for which each of `draws` (the arrays one call allocates, each as (batch axes,
+        elements per item)) holds at most MAX_DRAW_ELEMENTS elements in all; else a ValueError, before anything
+        is allocated."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+
+        def elements(k: int) -> int:
+            return max(sum(k ** axes * items for axes, items in d) for d in draws)
+
+        if elements(n) > MAX_DRAW_ELEMENTS:
+            fits, over = 0, n                   # the most samples one call takes: elements() grows with k
+            while over - fits > 1:
+                mid = (fits + over) // 2
+                fits, over = (mid, over) if elements(mid) <= MAX_DRAW_ELEMENTS else (fits, mid)
+            raise ValueError(f"n={n} would allocate {elements(n)} elements at once: at most {fits} samples per "
+                             f"call here ({_DRAW_LIMIT}); {hint or 'draw them in several smaller calls'}")
+        return n
+
+    def _ddim_settings(self) -> Dict[str, Any]:
+        if self.sampling["kind"] != "diffusion":
+            raise ValueError("this model is not a diffusion model (its sampling kind is "
+                             f"{self.sampling['kind']!r}): use sample(), or draw_noise() and prior()")
+        return self.sampling["ddim"]
+
     def _temperature(self, temperature: Optional[float]) -> float:
         t = self.sampling["temperature"] if temperature is None else float(temperature)
         if not np.isfinite(t) or t < 0:
@@ -127,10 +491,13 @@ class ExportedModel:
     def sample(self, n: int, seed: int = 0, temperature: Optional[float] = None,
                label: Union[None, int, Sequence[int]] = None) -> np.ndarray:
         """n images (n, C, H, W), float32 in [0, 1], with the model's default sampling (temperature None:
-        the model's measured one); the noise from numpy's default_rng(seed)."""
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        the model's measured one); the noise from numpy's default_rng(seed). n is bounded: no array (the noise,
+        the latents, the images) may hold more than MAX_DRAW_ELEMENTS elements in all."""
+        latent, image = [(1, math.prod(self.latent_shape))], [(1, math.prod(self.image_shape))]
+        if self.sampling["kind"] == "diffusion":
+            n = self._check_n(n, image, self._ddim_draw(None, None))
+        else:
+            n = self._check_n(n, self._sizes["noise"], latent, image)
         y = self.labels(label, n)
         if self.sampling["kind"] == "diffusion":
             if self._temperature(temperature) != 1.0:
@@ -142,8 +509,10 @@ class ExportedModel:
 
     def draw_noise(self, n: int, seed: int = 0) -> Dict[str, np.ndarray]:
         """The prior graph's noise inputs for n samples, drawn with numpy's default_rng(seed) in the order the
-        manifest lists them: standard normal, uniform [0, 1) or categorical (with the listed probabilities)."""
+        manifest lists them: standard normal, uniform [0, 1) or categorical (with the listed probabilities).
+        At most MAX_DRAW_ELEMENTS elements in all (a larger n is a ValueError, before anything is drawn)."""
         self._session("prior")
+        n = self._check_n(n, self._sizes["noise"])
         rng = np.random.default_rng(seed)
         out = {}
         for spec in self.manifest["graphs"]["prior"]["noise"]:
@@ -209,11 +578,12 @@ class ExportedModel:
     # ------------------------------------------------------------------------------------ diffusion
     def timesteps(self, steps: Optional[int] = None) -> np.ndarray:
         """DDIM's timesteps for `steps` steps (None: the model's), "trailing" as nfzoo's sampler spaces them."""
-        d = self.sampling["ddim"]
-        steps = int(d["steps"] if steps is None else steps)
-        total = d["num_train_timesteps"]
-        if not 1 <= steps <= total:
-            raise ValueError(f"steps must be an integer from 1 to {total}, got {steps}")
+        d = self._ddim_settings()
+        total = d["num_train_timesteps"]            # at most MAX_TRAIN_TIMESTEPS (check_manifest)
+        given = d["steps"] if steps is None else steps
+        if isinstance(given, bool) or not isinstance(given, (int, np.integer)) or not 1 <= given <= total:
+            raise ValueError(f"steps must be an integer from 1 to {total}, got {given!r}")
+        steps = int(given)
         if d["timestep_spacing"] != "trailing":
             raise ValueError(f"the runner spaces DDIM's steps 'trailing' only; this model's are "
                              f"{d['timestep_spacing']}")
@@ -222,12 +592,21 @@ class ExportedModel:
     def draw_ddim_noise(self, n: int, seed: int = 0, steps: Optional[int] = None,
                         eta: Optional[float] = None) -> List[np.ndarray]:
         """DDIM's noise for n samples: the starting latents, then one draw per step when eta > 0 (the order
-        nfzoo's ddim sampler draws in), standard normal from numpy's default_rng(seed)."""
+        nfzoo's ddim sampler draws in), standard normal from numpy's default_rng(seed). At most
+        MAX_DRAW_ELEMENTS elements in all (a larger n is a ValueError, before anything is drawn)."""
+        draw = self._ddim_draw(steps, eta)
+        n = self._check_n(n, draw, hint="draw them in several smaller calls, or use fewer steps")
         rng = np.random.default_rng(seed)
-        d = self.sampling["ddim"]
-        eta = d["eta"] if eta is None else float(eta)
+        return [rng.standard_normal((n, *self.latent_shape), dtype=np.float32) for _ in range(len(draw))]
+
+    def _ddim_draw(self, steps: Optional[int], eta: Optional[float]) -> List[Tuple[int, int]]:
+        """The arrays draw_ddim_noise draws, as (batch axes, elements per item): one, and one per step if eta > 0."""
+        d = self._ddim_settings()
+        eta = float(d["eta"] if eta is None else eta)
+        if not 0 <= eta <= 1:
+            raise ValueError(f"eta must be in [0, 1], got {eta}")
         count = 1 + (len(self.timesteps(steps)) if eta > 0 else 0)
-        return [rng.standard_normal((n, *self.latent_shape), dtype=np.float32) for _ in range(count)]
+        return [(1, math.prod(self.latent_shape))] * count
 
     def eps(self, z: np.ndarray, t: np.ndarray) -> np.ndarray:
         """The U-Net's noise prediction for latents z_t at 0-based timesteps t (n,)."""
@@ -237,7 +616,7 @@ class ExportedModel:
     def ddim(self, noise: Sequence[np.ndarray], steps: Optional[int] = None, eta: Optional[float] = None) -> np.ndarray:
         """The reverse diffusion from noise[0] to z0 by DDIM (Song et al. 2021, eq. 12 and 16), as diffusers'
         DDIMScheduler.step computes it in float32; noise[1 + j] is step j's noise when eta > 0."""
-        d = self.sampling["ddim"]
+        d = self._ddim_settings()
         eta = np.float32(d["eta"] if eta is None else eta)
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta}")
@@ -282,7 +661,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True, help="a .npy file: (n, C, H, W) float32 images in [0, 1]")
     a = p.parse_args(argv)
-    images = ExportedModel(a.directory, threads=a.threads).sample(a.n, a.seed, a.temperature, a.label)
+    try:
+        images = ExportedModel(a.directory, threads=a.threads).sample(a.n, a.seed, a.temperature, a.label)
+    except ValueError as exc:        # a refused export or argument: the message, not a traceback
+        p.exit(2, f"error: {exc}\n")
     np.save(a.out, images, allow_pickle=False)
 
 

@@ -7,15 +7,16 @@ from typing import List, Optional
 
 import typer
 
-from ..toolkit import check_output_dir, err, load_model, out, print_json, rich_progress
+from ..toolkit import check_output_dir, err, fail, holds_files, load_model, no_nul, out, print_json, rich_progress
 
 FORMATS = ("onnx",)
 DIRECTIONS = ("sample", "density")
 
 
 def export_cmd(model: str = typer.Argument(..., help="pretrained name, family name or model directory"),
-               out_dir: Path = typer.Option(..., "--out", "-o", help="a new or empty folder for the graphs, "
-                                            "manifest.json and the runner"),
+               out_raw: str = typer.Option(..., "--out", "-o", help="a new or empty folder for the graphs, "
+                                            "manifest.json and the runner (an export is written whole: there "
+                                            "is no --overwrite; remove an old export first)"),
                fmt: str = typer.Option("onnx", "--format", help="export format (onnx)"),
                direction: Optional[List[str]] = typer.Option(
                    None, "--direction", help="sample (latent [+ label] -> image, and the prior's draw) or "
@@ -36,6 +37,7 @@ def export_cmd(model: str = typer.Argument(..., help="pretrained name, family na
     for d in direction or ():
         if d not in DIRECTIONS:
             raise UnknownNameError("export direction", d, DIRECTIONS)
+    out_dir = export_folder(out_raw)             # before the model loads: a refused --out writes nothing anywhere
     m = load_model(model, "cpu")
     existed = out_dir.exists()
     check_output_dir(out_dir)
@@ -58,6 +60,23 @@ def export_cmd(model: str = typer.Argument(..., help="pretrained name, family na
         print_json(manifest)
         return
     _render(manifest, out_dir)
+
+
+def export_folder(raw: str) -> Path:
+    """--out, checked before anything is loaded or made: not empty (a str option, as `sample`'s: typer's Path
+    would turn "" into "."), no NUL, not a file, and a new or empty folder. `export` has no --overwrite: an
+    export folder is one whole (graphs a new manifest does not list would sit beside it), so a folder that
+    holds files is refused with what to do instead. Exit 2 otherwise."""
+    if not raw.strip():
+        fail("--out is empty: give a new or empty folder for the export (e.g. --out exported/MODEL)")
+    no_nul(raw, "--out")
+    p = Path(raw)
+    if p.exists() and not p.is_dir():
+        fail(f"--out {raw} is a file, not a folder; choose a new or empty folder")
+    if p.is_dir() and holds_files(p):
+        fail(f"--out {raw} is a folder that already holds files: export into a new or empty folder, or remove "
+             "the old export first (nothing was written)")
+    return p
 
 
 def _render(manifest: dict, out_dir: Path) -> None:
