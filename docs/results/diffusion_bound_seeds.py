@@ -11,8 +11,14 @@ import nfzoo
 from nfzoo.data import load_dataset
 from nfzoo.training import evaluate_bpd
 
-name, k = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 10
-m, test = nfzoo.load(name), load_dataset("mnist5k", "test")
-vals = [evaluate_bpd(m, test, seed=s)["bpd"] for s in range(k)]
-print(json.dumps({"model": name, "seeds": list(range(k)), "bpd": vals, "mean": statistics.mean(vals),
-                  "stdev_across_seeds": statistics.stdev(vals)}, indent=1))
+
+def main() -> None:
+    name, k = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    m, test = nfzoo.load(name), load_dataset("mnist5k", "test")
+    vals = [evaluate_bpd(m, test, seed=s)["bpd"] for s in range(k)]
+    print(json.dumps({"model": name, "seeds": list(range(k)), "bpd": vals, "mean": statistics.mean(vals),
+                      "stdev_across_seeds": statistics.stdev(vals)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

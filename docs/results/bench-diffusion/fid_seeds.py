@@ -17,17 +17,23 @@ from nfzoo.data import load_dataset
 from nfzoo.metrics import dataset_features, fid, get_feature_extractor, compute_features
 from nfzoo.oracle import find_oracle
 from nfzoo_diffused_flows.samplers import DiffusionSampler
-torch.set_num_threads(1)
 
-name, kind, steps, seeds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-opts = {"steps": steps, **({"eta": float(sys.argv[5])} if len(sys.argv) > 5 else {})}
-m = nfzoo.load(name); m.eval(); m.sampler = DiffusionSampler(kind)
-net, _ = find_oracle(None, "mnist5k"); ex, _ = get_feature_extractor("oracle", net, "cpu")
-real = dataset_features(ex, load_dataset("mnist5k", "test"))
-out = []
-for s in range(seeds):
-    g = torch.Generator().manual_seed(s)
-    with torch.no_grad():
-        f = np.concatenate([compute_features(ex, m.sample(100, generator=g, **opts)) for _ in range(2)])
-    out.append(fid(real, f))
-print(name, kind, steps, *([f"eta={opts['eta']:g}"] if "eta" in opts else []), "FIDs", [round(v, 2) for v in out], "mean %.2f sd %.2f" % (np.mean(out), np.std(out, ddof=1)), flush=True)
+
+def main() -> None:
+    torch.set_num_threads(1)
+    name, kind, steps, seeds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    opts = {"steps": steps, **({"eta": float(sys.argv[5])} if len(sys.argv) > 5 else {})}
+    m = nfzoo.load(name); m.eval(); m.sampler = DiffusionSampler(kind)
+    net, _ = find_oracle(None, "mnist5k"); ex, _ = get_feature_extractor("oracle", net, "cpu")
+    real = dataset_features(ex, load_dataset("mnist5k", "test"))
+    out = []
+    for s in range(seeds):
+        g = torch.Generator().manual_seed(s)
+        with torch.no_grad():
+            f = np.concatenate([compute_features(ex, m.sample(100, generator=g, **opts)) for _ in range(2)])
+        out.append(fid(real, f))
+    print(name, kind, steps, *([f"eta={opts['eta']:g}"] if "eta" in opts else []), "FIDs", [round(v, 2) for v in out], "mean %.2f sd %.2f" % (np.mean(out), np.std(out, ddof=1)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -17,19 +17,25 @@ from nfzoo.oracle import find_oracle
 from nfzoo.safeio import atomic_write_json
 from nfzoo_diffused_flows import bench
 
-models = bench._models(False)
-test = load_dataset("mnist5k", "test")
-net, _ = find_oracle(None, "mnist5k")
-extractor, described = get_feature_extractor("oracle", net, "cpu")
-real = dataset_features(extractor, test)
-rows = []
-for case in bench._cases(models, False):
-    if case.get("sampler") is None or case["full"]:
-        continue
-    feats, s100, bad = bench._run_case(case, models[case["model"]], extractor, bench.N, bench.BATCH)
-    r = {"case": case["label"], "n_samples": bench.N, "nonfinite": bad, "fid": fid(real, feats),
-         "fid_common": fid(real, feats[:bench.FULL_N]), **coverage_density(real, feats, 5),
-         "s_per_100_this_run": s100}
-    print(json.dumps(r), flush=True)
-    rows.append(r)
-atomic_write_json(Path(__file__).with_name("ddim-rerun.json"), {"features": described, "rows": rows})
+
+def main() -> None:
+    models = bench._models(False)
+    test = load_dataset("mnist5k", "test")
+    net, _ = find_oracle(None, "mnist5k")
+    extractor, described = get_feature_extractor("oracle", net, "cpu")
+    real = dataset_features(extractor, test)
+    rows = []
+    for case in bench._cases(models, False):
+        if case.get("sampler") is None or case["full"]:
+            continue
+        feats, s100, bad = bench._run_case(case, models[case["model"]], extractor, bench.N, bench.BATCH)
+        r = {"case": case["label"], "n_samples": bench.N, "nonfinite": bad, "fid": fid(real, feats),
+             "fid_common": fid(real, feats[:bench.FULL_N]), **coverage_density(real, feats, 5),
+             "s_per_100_this_run": s100}
+        print(json.dumps(r), flush=True)
+        rows.append(r)
+    atomic_write_json(Path(__file__).with_name("ddim-rerun.json"), {"features": described, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -5,19 +5,26 @@ import torch
 from nfzoo.training import TrainConfig, Trainer, Callback
 from nfzoo.errors import TrainingDivergedError
 
-cfg = TrainConfig(arch="diffused-flows", dataset="digits", epochs=40, batch_size=64, lr=1e-3, lr_schedule="cosine",
-                  grad_clip=1.0, seed=0, model={"objective": "paper", "levels": 2, "steps": 4, "hidden": 32,
-                                                "unet_channels": [16, 32]})
-trace = []
-class CB(Callback):
-    def on_step(self, step, loss, bpd, it_s):
-        m = t.model
-        rms = math.sqrt(m._scale_sum / m._scale_n); ld = m._ld_sum / m._scale_n / m.dim
-        m._scale_sum, m._scale_n, m._ld_sum = 0.0, 0, 0.0
-        trace.append({"step": step, "loss_bits_per_dim": loss, "bound_bpd": bpd, "latent_rms": rms, "logdet_per_dim": ld})
-t = Trainer(cfg, sys.argv[1], CB())
-try:
-    t.run()
-except TrainingDivergedError as exc:
-    trace.append({"stopped": str(exc)})
-json.dump(trace, open(sys.argv[2], "w"), indent=1)
+
+def main() -> None:
+    cfg = TrainConfig(arch="diffused-flows", dataset="digits", epochs=40, batch_size=64, lr=1e-3, lr_schedule="cosine",
+                      grad_clip=1.0, seed=0, model={"objective": "paper", "levels": 2, "steps": 4, "hidden": 32,
+                                                    "unet_channels": [16, 32]})
+    trace = []
+    class CB(Callback):
+        def on_step(self, step, loss, bpd, it_s):
+            m = t.model
+            rms = math.sqrt(m._scale_sum / m._scale_n); ld = m._ld_sum / m._scale_n / m.dim
+            m._scale_sum, m._scale_n, m._ld_sum = 0.0, 0, 0.0
+            trace.append({"step": step, "loss_bits_per_dim": loss, "bound_bpd": bpd, "latent_rms": rms,
+                          "logdet_per_dim": ld})
+    t = Trainer(cfg, sys.argv[1], CB())
+    try:
+        t.run()
+    except TrainingDivergedError as exc:
+        trace.append({"stopped": str(exc)})
+    json.dump(trace, open(sys.argv[2], "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

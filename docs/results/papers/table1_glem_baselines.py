@@ -4,19 +4,17 @@
 
 Trains (resumable; one run at a time) GLEM, lambda = 0, CE (conditional encoding, one shared gaussian) and
 CEGLEM (conditional encoding and class gaussians) for each training seed with the common 24-epoch budget
-(common.py), measures NF-A, CNN-A, FID, Coverage, label reliability and bpd, and writes
+(nfzoo_docs.papers), measures NF-A, CNN-A, FID, Coverage, label reliability and bpd, and writes
 table1_glem_baselines.md and .json beside this script. --report-only rewrites them from the cache.
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common as C  # noqa: E402
+from nfzoo_docs import papers as C   # the paper-table scripts' shared code (zoo/tools/nfzoo_docs/papers)
 
 NAME = "table1_glem_baselines"
-VARIANTS = {   # name -> (label, the variant's --set keys on top of common.GLEM_BASE)
+VARIANTS = {   # name -> (label, the variant's --set keys on top of C.GLEM_BASE)
     "glem": ("GLEM", {}),
     "lambda0": ("lambda = 0 (multimodal, no repulsion)", {"kl_weight": 0, "kl_weight_final": 0}),
     "ce": ("CE (conditional encoding, one gaussian)", {"encoding": "ce", "gaussians": "single"}),

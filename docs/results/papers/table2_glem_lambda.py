@@ -2,11 +2,11 @@
 
     OMP_NUM_THREADS=1 python docs/results/papers/table2_glem_lambda.py [--cnn]
 
-Trains (resumable; one run at a time) GLEM with the common 24-epoch budget (common.py) at six values of the
+Trains (resumable; one run at a time) GLEM with the common 24-epoch budget (nfzoo_docs.papers) at six values of the
 initial KL weight lambda_0, annealed to 5/9 of it as the glem-mnist5k recipe anneals 0.45 -> 0.25; the
 lambda_0 = 0 and 0.45 points are the seed-0 lambda = 0 and GLEM runs of table1_glem_baselines.py. Measures
 NF-A, FID, Coverage, label reliability and bpd (and CNN-A with --cnn) and writes table2_glem_lambda.md and
-.json beside this script. --report-only rewrites them from the records (records/<run>/, common.py).
+.json beside this script. --report-only rewrites them from the records (records/<run>/, nfzoo_docs.papers).
 `--lambdas 0 0.15 0.3` (and the rest in a second process) splits the sweep over two single-thread
 processes; each writes records only, then `--report-only` writes the table.
 """
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common as C  # noqa: E402
+from nfzoo_docs import papers as C   # the paper-table scripts' shared code (zoo/tools/nfzoo_docs/papers)
 
 NAME = "table2_glem_lambda"
 SEED = 0

@@ -29,9 +29,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from nfzoo_docs import papers as C   # the paper-table scripts' shared code (zoo/tools/nfzoo_docs/papers)
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import common as C  # noqa: E402  (publish)
 ROOT = HERE.parents[2]
 NAME = "table4_glem_table4_cnn_a"
 OUT = HERE / NAME

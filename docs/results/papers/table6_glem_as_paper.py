@@ -7,7 +7,7 @@ split-off half gets a standard normal) and stops the EM rounds early (12 of 80 e
 common budget), then trains the flow on all the data with the gaussians fixed. The paper's Algorithm 1 puts
 the gaussians on the latent and alternates E- and M-steps for all its iterations before the final retraining.
 This script trains (resumable; one run at a time) the four combinations with the common 24-epoch budget
-(common.py): `--set class_latent=top|all` and `--set em_fraction=0.5|1.0` (1.0: EM rounds for all 24
+(nfzoo_docs.papers): `--set class_latent=top|all` and `--set em_fraction=0.5|1.0` (1.0: EM rounds for all 24
 epochs, the lambda annealing 0.45 -> 0.25 stretched over them, no final phase), and reports NF-A, label
 reliability, FID and bpd in table6_glem_as_paper.md and .json beside this script. The (top, 0.5) point is
 the seed-0 GLEM run of table1_glem_baselines.py. --report-only rewrites them from the cache.
@@ -15,10 +15,8 @@ the seed-0 GLEM run of table1_glem_baselines.py. --report-only rewrites them fro
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common as C  # noqa: E402
+from nfzoo_docs import papers as C   # the paper-table scripts' shared code (zoo/tools/nfzoo_docs/papers)
 
 NAME = "table6_glem_as_paper"
 SEED = 0
