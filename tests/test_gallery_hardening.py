@@ -208,7 +208,7 @@ def test_a_client_that_leaves_stops_its_work(served):
                       f"application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode())
         time.sleep(1.0)
     stats = None
-    for _ in range(100):                       # the server notices within its poll (0.1 s) and one torch op
+    for _ in range(300):                       # the server notices within its poll (0.1 s) and one torch op
         stats = httpx.get(s.url + "api/stats", timeout=30).json()["kinds"].get("sample", {})
         if stats.get("stopped", {}).get("client"):
             break
@@ -323,8 +323,8 @@ def test_close_stops_a_reference_under_way_at_its_next_torch_operation():
     cache = ModelCache(capacity=1, reference_fn=forever)
     cache.reference(FLOW, start=True)
     assert started.wait(60)
-    cache.close()
     worker = next(t for t in set(threading.enumerate()) - others if t.name.startswith("nfzoo-reference"))
+    cache.close()
     worker.join(timeout=10)
     assert not worker.is_alive()
 
