@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Bijector": "nfzoo.interfaces", "Prior": "nfzoo.interfaces", "Sampler": "nfzoo.interfaces",
-    "Composite": "nfzoo.interfaces", "FlowModel": "nfzoo.model", "create_sampler": "nfzoo.samplers",
+    "Composite": "nfzoo.interfaces", "DiffusionPrior": "nfzoo.interfaces", "FlowModel": "nfzoo.model",
+    "create_sampler": "nfzoo.samplers",
     "list_models": "nfzoo.api", "list_pretrained": "nfzoo.api", "list_plugins": "nfzoo.api",
     "create_model": "nfzoo.api", "load": "nfzoo.api",
     "testing": "nfzoo.testing", "bijectors": "nfzoo.bijectors", "priors": "nfzoo.priors",

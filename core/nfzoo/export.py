@@ -13,7 +13,8 @@ direction, as ONNX graphs that run without torch, with a small numpy + onnxrunti
     density.onnx             image in [0, 1] [+ label] -> z and log|det dz/dx| at the centre of the image's
                              8-bit bins (what `FlowModel.encode` computes, with the log-det)
     prior_log_prob.onnx      z [+ label] -> log p(z): log p(x) = that + logdet - D ln 256 (`log_prob`)
-    unet.onnx                diffusion models: (z_t, t) -> the predicted noise; the DDIM loop is the runner's
+    unet.onnx                diffusion models (a prior that is a nfzoo.interfaces.DiffusionPrior): (z_t, t) ->
+                             the predicted noise; the DDIM loop is the runner's, over the prior's ddim_schedule()
     nfzoo_onnx_runner.py     the runner (nfzoo.onnx_runner, copied: it needs only numpy and onnxruntime):
                              `ExportedModel(directory).sample(n, seed, temperature, label)`
 
@@ -39,6 +40,7 @@ import torch
 
 from .errors import UnknownNameError, UsageError
 from .export_trace import BATCH_HINT, ExportError, batch_axes, describe, record_draws, replay_draws, to_onnx, trace
+from .interfaces import DDIM_SCHEDULE_KEYS, DiffusionPrior
 from .onnx_runner import external_data
 from .safeio import atomic_write_json, sha256_file
 
@@ -66,10 +68,8 @@ GRAPH_DOCS = {
 
 
 def is_diffusion(model) -> bool:
-    """Whether the model's prior is a diffusion prior (a noise-predicting network with a schedule)."""
-    prior = model.prior
-    return callable(getattr(prior, "eps", None)) and hasattr(prior, "schedule") and \
-        callable(getattr(prior, "scheduler", None))
+    """Whether the model's prior has the capability nfzoo.interfaces.DiffusionPrior (it subclasses it)."""
+    return isinstance(model.prior, DiffusionPrior)
 
 
 def direction_graphs(model) -> Dict[str, List[str]]:
@@ -249,7 +249,7 @@ def _unet_graph(model) -> _Graph:
 
     def check_inputs(n: int) -> List[torch.Tensor]:
         return [torch.randn(n, *_latent_shape(model), generator=_gen(3)),
-                torch.randint(0, prior.schedule.T, (n,), generator=_gen(4))]
+                torch.randint(0, int(prior.timesteps), (n,), generator=_gen(4))]
 
     return _Graph("unet", fn, fn, check_inputs, ["z_t", "t"], ["eps"], check_inputs(BATCH_HINT), [True, True])
 
@@ -292,18 +292,19 @@ def _within(check: Dict[str, Any]) -> Optional[str]:
 
 
 def _diffusion_sampling(model) -> Dict[str, Any]:
-    """The runner's DDIM settings: the schedule as the model's DDIM sampler builds it (diffusers' DDIM
-    scheduler: float32 cumulative alphas, trailing timesteps, the clip of the predicted z0), steps and eta."""
-    sch = model.prior.scheduler("ddim")
-    c = sch.config
+    """The runner's DDIM settings: the prior's `ddim_schedule()` (float32 cumulative alphas, the spacing of
+    the steps, the clip of the predicted z0, ...: DDIM_SCHEDULE_KEYS, in that order), then the steps and eta
+    of the model's default sampling when that is ddim (T steps and eta 0 otherwise). UsageError if the
+    schedule lacks one of the keys."""
+    prior = model.prior
+    schedule = prior.ddim_schedule()
+    missing = [k for k in DDIM_SCHEDULE_KEYS if k not in schedule]
+    if missing:
+        raise UsageError(f"cannot export this model: its prior's {type(prior).__name__}.ddim_schedule() lacks "
+                         f"{', '.join(missing)} (a DiffusionPrior gives every one of {', '.join(DDIM_SCHEDULE_KEYS)})")
     options = model.sampling_options() if model.sampling.get("sampler") == "ddim" else {}
-    steps = int(options.get("steps", model.prior.schedule.T))
-    return {"alphas_cumprod": [float(a) for a in sch.alphas_cumprod.float()],
-            "final_alpha_cumprod": float(sch.final_alpha_cumprod), "num_train_timesteps": int(c.num_train_timesteps),
-            "timestep_spacing": str(c.timestep_spacing), "prediction_type": str(c.prediction_type),
-            "clip_sample_range": float(c.clip_sample_range) if c.clip_sample else None,
-            "use_clipped_model_output": bool(c.clip_sample), "init_noise_sigma": float(sch.init_noise_sigma),
-            "steps": steps, "eta": float(options.get("eta", 0.0))}
+    steps = int(options.get("steps", prior.timesteps))
+    return {**{k: schedule[k] for k in DDIM_SCHEDULE_KEYS}, "steps": steps, "eta": float(options.get("eta", 0.0))}
 
 
 def export_model(model, directory, directions: Optional[Sequence[str]] = None, fmt: str = "onnx",
@@ -327,6 +328,7 @@ def export_model(model, directory, directions: Optional[Sequence[str]] = None, f
                          "onnx onnxscript onnxruntime")
     model = model.cpu().eval()
     plan = direction_graphs(model)
+    ddim = _diffusion_sampling(model) if is_diffusion(model) else None      # before any work: it may refuse
     wanted = list(dict.fromkeys(g for d in asked for g in plan[d]))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -359,7 +361,7 @@ def export_model(model, directory, directions: Optional[Sequence[str]] = None, f
             shutil.move(str(Path(tmp) / info["file"]), str(directory / info["file"]))
     runner = Path(__file__).with_name("onnx_runner.py")
     shutil.copyfile(runner, directory / RUNNER_NAME)
-    manifest = _manifest(model, name, graphs, reasons, asked, exported, incomplete)
+    manifest = _manifest(model, name, graphs, reasons, asked, exported, incomplete, ddim)
     manifest["runner"] = {"file": RUNNER_NAME, "sha256": sha256_file(directory / RUNNER_NAME),
                           "needs": ["numpy", "onnxruntime"],
                           "usage": "from nfzoo_onnx_runner import ExportedModel; ExportedModel(DIR).sample(16, seed=0)"}
@@ -397,16 +399,16 @@ def _export_graph(model, name: str, tmp: Path, check: int) -> Dict[str, Any]:
     return entry
 
 
-def _manifest(model, name, graphs, reasons, asked, exported, incomplete) -> Dict[str, Any]:
+def _manifest(model, name, graphs, reasons, asked, exported, incomplete, ddim) -> Dict[str, Any]:
     import onnxruntime
 
     from . import __version__
 
-    diffusion = is_diffusion(model)
+    diffusion = ddim is not None
     sampling = {"sampler": model.get_sampler(None).name, "temperature": model.default_temperature,
                 "options": model.sampling_options(), "kind": "diffusion" if diffusion else "flow"}
     if diffusion:
-        sampling["ddim"] = _diffusion_sampling(model)
+        sampling["ddim"] = ddim
         if sampling["sampler"] != "ddim":
             sampling["runner_note"] = (f"the model's default sampler is {sampling['sampler']}; the runner's loop "
                                        "is DDIM (with the steps and eta given to it)")

@@ -1,4 +1,6 @@
-"""The core interfaces: Bijector, Prior, Sampler (it draws latents; FlowModel decodes them).
+"""The core interfaces: Bijector, Prior, Sampler (it draws latents; FlowModel decodes them), and the
+capability DiffusionPrior (a Prior that is a noise-predicting diffusion model), which code that treats
+diffusion priors differently (export, inpainting, scoring) asks for with `isinstance`.
 
 Direction convention (as nflows and zuko): `forward` maps data to latent (the normalizing direction),
 `inverse` maps latent to data. Both return `(output, logdet)` with logdet of shape (B,):
@@ -6,7 +8,8 @@ forward's logdet is log|det d z / d x|, inverse's is log|det d x / d z| (so the 
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+import abc
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -66,6 +69,58 @@ class Prior(nn.Module):
                generator: Optional[torch.Generator] = None) -> Tensor:
         """n latents (n, *event_shape) given labels y, at `temperature` (the scale of the standard deviation)."""
         raise NotImplementedError
+
+
+DDIM_SCHEDULE_KEYS = ("alphas_cumprod", "final_alpha_cumprod", "num_train_timesteps", "timestep_spacing",
+                      "prediction_type", "clip_sample_range", "use_clipped_model_output", "init_noise_sigma")
+"""The keys of `DiffusionPrior.ddim_schedule()`, in the order the export writes them."""
+
+
+class DiffusionPrior(Prior, metaclass=abc.ABCMeta):
+    """A Prior that is a diffusion model over latents of shape `event_shape`: a network that predicts the
+    noise of z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps at 0-based timesteps t in [0, T), with the
+    cumulative products abar_t of its noise schedule. A prior has this capability by subclassing this
+    class and implementing its abstract methods (nothing is inferred from attribute names): the export
+    (a U-Net graph and the runner's DDIM loop), RePaint inpainting and likelihood scoring (whose bpd is
+    then a stochastic estimate of a variational bound, averaged over several draws) ask for it with
+    `isinstance(model.prior, DiffusionPrior)`. Its `log_prob` is minus such a bound (an estimate, not an
+    exact log-density), and it samples at temperature 1 only."""
+
+    temperature_one_only = True
+
+    @property
+    @abc.abstractmethod
+    def timesteps(self) -> int:
+        """T, the number of training timesteps: the network takes 0-based timesteps 0 .. T - 1."""
+
+    @abc.abstractmethod
+    def alphas_cumprod(self) -> Tensor:
+        """abar_t = prod_{s <= t} (1 - beta_s) for t = 0 .. T - 1: a float64 tensor of shape (T,)."""
+
+    @abc.abstractmethod
+    def eps(self, z: Tensor, t: Tensor) -> Tensor:
+        """The network's noise prediction for the noisy latents z (B, *event_shape) at the 0-based integer
+        timesteps t (B,); same shape as z. Traceable: the export records it as the `unet` graph."""
+
+    @abc.abstractmethod
+    def clipped_z0(self, z: Tensor, t: Tensor) -> Tensor:
+        """The clean latent predicted from z_t, (z - sqrt(1 - abar_t) eps(z, t)) / sqrt(abar_t), clipped to the
+        range the prior's samplers clip it to (unclipped if they do not)."""
+
+    @abc.abstractmethod
+    def check_steps(self, steps: Optional[int]) -> int:
+        """The number of reverse steps to run: `steps` when it is an integer from 1 to T, T when it is None;
+        UsageError naming the allowed range otherwise."""
+
+    @abc.abstractmethod
+    def ddim_schedule(self) -> Dict[str, Any]:
+        """The DDIM sampler's settings as plain numbers and strings (JSON), one entry per name of
+        DDIM_SCHEDULE_KEYS: alphas_cumprod (T floats, as the sampler computes in float32),
+        final_alpha_cumprod (the abar after the last step; 1.0 runs the last step to abar = 1),
+        num_train_timesteps (T), timestep_spacing (how S < T steps are chosen; "trailing": they start at
+        t = T - 1), prediction_type ("epsilon": the network predicts the noise), clip_sample_range (the
+        clip of the predicted z0, or None for no clip), use_clipped_model_output (whether the noise is
+        re-derived from the clipped z0) and init_noise_sigma (the scale of the first z_T ~ N(0, I))."""
 
 
 class Sampler:

@@ -25,13 +25,13 @@ T (so T = 500 covers the same noise range in fewer, larger steps; tiny test T ca
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
+from nfzoo import interfaces
 from nfzoo.errors import ConfigError, UsageError
-from nfzoo.interfaces import Prior
 
 SAMPLER_KINDS = ("ddpm", "ddim", "dpm-solver++")
 
@@ -90,11 +90,12 @@ def _randn(shape, like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
     return torch.randn(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
 
 
-class DiffusionPrior(Prior):
+class DiffusionPrior(interfaces.DiffusionPrior):
     """A diffusion model over latents of shape `event_shape` = (C, H, W): a diffusers UNet2DModel that
     predicts the noise, with the schedule of `NoiseSchedule`. `log_prob` is minus the variational bound
     (one random timestep per example: an unbiased estimate of the bound, so a lower bound on log p only
-    in expectation); `sample` is DDPM's ancestral sampler over all T steps."""
+    in expectation); `sample` is DDPM's ancestral sampler over all T steps. It implements the core's
+    capability `nfzoo.interfaces.DiffusionPrior` (which export, inpainting and scoring ask for)."""
 
     temperature_one_only = True   # the reverse process has no temperature: samplers refuse T != 1
 
@@ -137,7 +138,12 @@ class DiffusionPrior(Prior):
 
     @property
     def timesteps(self) -> int:
+        """T, the schedule's number of timesteps."""
         return self.schedule.T
+
+    def alphas_cumprod(self) -> Tensor:
+        """The schedule's abar (float64, (T,))."""
+        return self.schedule.abar
 
     @property
     def dim(self) -> int:
@@ -231,7 +237,20 @@ class DiffusionPrior(Prior):
                                                **common)
         raise UsageError(f"unknown diffusion sampler {kind!r}; choose one of {', '.join(SAMPLER_KINDS)}")
 
+    def ddim_schedule(self) -> Dict[str, Any]:
+        """The settings of `scheduler("ddim")` (what the ddim sampler runs) as plain values: see
+        `nfzoo.interfaces.DiffusionPrior.ddim_schedule`."""
+        sch = self.scheduler("ddim")
+        c = sch.config
+        return {"alphas_cumprod": [float(a) for a in sch.alphas_cumprod.float()],
+                "final_alpha_cumprod": float(sch.final_alpha_cumprod),
+                "num_train_timesteps": int(c.num_train_timesteps),
+                "timestep_spacing": str(c.timestep_spacing), "prediction_type": str(c.prediction_type),
+                "clip_sample_range": float(c.clip_sample_range) if c.clip_sample else None,
+                "use_clipped_model_output": bool(c.clip_sample), "init_noise_sigma": float(sch.init_noise_sigma)}
+
     def check_steps(self, steps: Optional[int]) -> int:
+        """`steps` (1..T) or T for None; UsageError otherwise."""
         if steps is None:
             return self.schedule.T
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= self.schedule.T:

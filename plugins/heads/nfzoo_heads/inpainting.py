@@ -13,7 +13,8 @@ its mask: both start from `x * (1 - mask)`.
   300 steps) the default (latent-prior, sigma 0.1) kept oracle accuracy 58% and 7.53 dB PSNR in the box;
   sigma 0.02 (200 steps): 50%, 6.83 dB; likelihood (200 steps): 45%, 5.57 dB (it fills towards the
   flat, high-density background).
-- Diffusion models (`method="repaint"`, ddpm and diffused-flows): a RePaint-style reverse diffusion
+- Diffusion models (`method="repaint"`: a prior that is a `nfzoo.interfaces.DiffusionPrior`, as ddpm's
+  and diffused-flows'; only that interface's methods are used): a RePaint-style reverse diffusion
   (Lugmayr et al. 2022) on a respaced schedule. At every step the predicted clean image decode(z0_hat) is
   given the kept pixels, encoded again, and the next latent is drawn from the posterior q(z_s | z_t, z0);
   each step is repeated `resample` times, diffusing back one step between repeats, so the filled region
@@ -30,6 +31,7 @@ import torch
 from torch import Tensor
 
 from nfzoo.errors import UsageError
+from nfzoo.interfaces import DiffusionPrior
 
 from .checks import float_option, int_option
 
@@ -107,7 +109,8 @@ def _check(model, x: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 def is_diffusion(model) -> bool:
-    return hasattr(model.prior, "schedule") and hasattr(model.prior, "clipped_z0")
+    """Whether the model's prior has the capability nfzoo.interfaces.DiffusionPrior (then "auto" is repaint)."""
+    return isinstance(model.prior, DiffusionPrior)
 
 
 def inpaint(model, x: Tensor, mask: Tensor, generator: Optional[torch.Generator] = None,
@@ -194,14 +197,14 @@ def _latent_fit(model, known: Tensor, mask: Tensor, gen: torch.Generator, y, pro
 @torch.no_grad()
 def _repaint(model, known: Tensor, mask: Tensor, gen: torch.Generator, progress, steps: int = 50,
              resample: int = 3) -> Tensor:
-    prior = model.prior
-    T = prior.schedule.T
+    prior: DiffusionPrior = model.prior
+    T = int(prior.timesteps)
     steps = prior.check_steps(int(steps))
     if int(resample) != resample or resample < 1:
         raise UsageError(f"resample must be an integer >= 1, got {resample}")
     dev = model.device
     known, mask = known.to(dev), mask.to(dev)
-    abar = prior.schedule.abar.to(dev).double()
+    abar = prior.alphas_cumprod().to(dev).double()
     # respaced, "trailing": t_1 = T - 1 > ... > t_S >= 0 (0-based indices into abar)
     ts = sorted({int(round(T - 1 - j * T / steps)) for j in range(steps)}, reverse=True)
     ts = [t for t in ts if t >= 0]
