@@ -182,9 +182,9 @@ def parse_sampler_options(items: List[str]) -> dict:
 
 
 def sampler_options(model: Any, steps: Optional[int] = None, eta: Optional[float] = None,
-                    extra: Optional[List[str]] = None) -> dict:
-    """The options `model`'s sampler runs with: those given on the command line ({"steps": ..., "eta": ...},
-    those not None, and the --sampler-option items `extra`) over the model's measured ones
+                    extra: Optional[List[str]] = None, sampler: Optional[str] = None) -> dict:
+    """The options `sampler` (None: `model`'s own) runs with: those given on the command line ({"steps": ...,
+    "eta": ...}, those not None, and the --sampler-option items `extra`) over the model's measured ones
     (`FlowModel.sampling_options`); the sampler's `check` validates them."""
     given = parse_sampler_options(extra or [])
     for k, v in (("steps", steps), ("eta", eta)):
@@ -192,12 +192,15 @@ def sampler_options(model: Any, steps: Optional[int] = None, eta: Optional[float
             if k in given:
                 fail(f"--sampler-option {k}= repeats --{k}: give it once")
             given[k] = v
-    return model.sampling_options(**given)
+    return model.sampling_options(sampler, **given)
 
 
 def load_model(name: str, device: Optional[str] = None, sampler: Optional[str] = None) -> Any:
     """`nfzoo.load(name)` on `parse_device(device)`, with the registered sampler `sampler` (by name,
-    `nfzoo.create_sampler`) in place of the model's own when one is given."""
+    `nfzoo.create_sampler`) in place of the model's own when one is given. `name` follows nfzoo's one name
+    rule (nfzoo.pretrained.parse_model_name): a bare name is the zoo's, a path a folder, `hf-hub:ORG/NAME`
+    a Hub repo, `ORG/NAME` the folder if it exists, else that Hub repo; Hub files come from the cache
+    (`nfzoo pull` downloads them)."""
     import nfzoo
 
     m = nfzoo.load(name, device=parse_device(device))

@@ -15,3 +15,4 @@ ZOO_KEYS = ("repo_id", "status", "files", "path")   # a pretrained entry with an
 TIMEOUT_ENV = "NFZOO_HUB_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0                 # seconds, when TIMEOUT_ENV is unset
 MAX_REVISION_LENGTH = 255
+GRID_MAX = 1024                        # the most images one PNG grid holds (sample --out FILE.png, a folder's grid.png)

@@ -316,7 +316,8 @@ def _feature_width(extractor, model) -> int:
 def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int = 0,
                      temperature: Optional[float] = None, batch_size: int = 250, feature_extractor: str = "oracle",
                      k: int = 5, progress: Optional[Callable[[int, int], None]] = None,
-                     sample_options: Optional[Dict[str, Any]] = None, dist=None) -> Optional[Dict[str, Any]]:
+                     sample_options: Optional[Dict[str, Any]] = None, dist=None, sampler: Any = None,
+                     pipeline: Any = None) -> Optional[Dict[str, Any]]:
     """Draw `n_samples` images from a FlowModel (seeded, in batches) and compare them with every image of
     `dataset_test` (the held-out split) through the oracle's features (or Inception's):
     {"fid", "coverage", "density", "n_samples", "nonfinite_samples", "n_real", "k", "temperature",
@@ -329,8 +330,9 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
     oracle (nfzoo.oracle.default_oracle of its `name`) when it has one; with
     feature_extractor="inception" it is optional and only used for the label reliability.
     A class-conditional model is sampled with balanced labels (0, 1, ..., C-1, 0, ...), and when there
-    is an oracle, its accuracy on those labels is added as "label_reliability". `sample_options` go to
-    the sampler (e.g. {"steps": 20} for a diffusion sampler).
+    is an oracle, its accuracy on those labels is added as "label_reliability". The samples come from
+    `pipeline` (an nfzoo.pipeline.SamplingPipeline of `model`), else from one made of `sampler` (None: the
+    model's own), `temperature` and `sample_options` (e.g. {"steps": 20} for a diffusion sampler).
 
     Samples are drawn in seeded chunks (nfzoo.generation), so sample i is the same whatever the number of
     processes: with a distributed context `dist` each rank draws and featurises its chunks, rank 0
@@ -339,10 +341,13 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
 
     if n_samples < 2:
         raise UsageError(f"need at least 2 samples for FID, got {n_samples}")
-    if temperature is None:                 # the model's measured default (FlowModel.default_temperature)
-        temperature = getattr(model, "default_temperature", 1.0)
-    if not (temperature >= 0 and np.isfinite(temperature)):
+    if temperature is not None and not (temperature >= 0 and np.isfinite(temperature)):
         raise UsageError(f"temperature must be a finite number >= 0, got {temperature}")
+    if pipeline is None:
+        from .pipeline import SamplingPipeline
+
+        pipeline = SamplingPipeline(model, sampler, temperature, sample_options)
+    temperature = pipeline.temperature      # None: the model's measured default (FlowModel.default_temperature)
     if tuple(dataset_test.image_shape) != tuple(model.image_shape):
         raise UsageError(f"the model makes images of shape {list(model.image_shape)} but the data set has "
                          f"{list(dataset_test.image_shape)}")
@@ -353,17 +358,15 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
         oracle = default_oracle(getattr(dataset_test, "name", None))
     net = None if oracle is None else _as_oracle(oracle, device)
     extractor, described = get_feature_extractor(feature_extractor, net, device)
-    from .generation import generate, sampling_labels
-
     dist = dist if dist is not None and dist.enabled else None
     main = dist is None or dist.is_main
     total = n_samples + len(dataset_test)
     real = dataset_features(extractor, dataset_test) if main else None
     if progress:
         progress(len(dataset_test), total)
-    labels = sampling_labels(model, n_samples).labels   # every class in turn; None: unconditional
+    plan = pipeline.plan(n_samples)         # every class in turn; no labels: unconditional
     fake, correct, nonfinite, done, recognised = [], 0, 0, 0, 0
-    for _, x, y in generate(model, n_samples, labels, temperature, seed, sample_options, dist):
+    for _, x, y in pipeline.stream(plan, seed=seed, dist=dist):
         b = x.shape[0]
         x = x.to(device)
         ok = torch.isfinite(x.flatten(1)).all(1)
@@ -399,7 +402,7 @@ def evaluate_samples(model, dataset_test, n_samples: int, oracle=None, seed: int
                            "n_samples": n_samples, "nonfinite_samples": nonfinite,
                            "n_real": len(dataset_test), "k": k, "temperature": temperature, "seed": seed,
                            "features": described}
-    if labels is not None and net is not None:
+    if plan.labels is not None and net is not None:
         doc["label_reliability"] = correct / kept
     if net is not None:
         from .data import iterate

@@ -12,7 +12,7 @@ from ..toolkit import (MAX_BATCH, MAX_NPROC, MAX_SAMPLES, MAX_STEPS, err, finite
                        parse_device, parse_sets, print_json, rich_progress, progress_task, sampler_option,
                        sampler_options, seed_option, temperature_option)
 from .ranks import command_argv, launch_ranks, rank_context
-from .sample import compile_model
+from .sample import warning
 
 TASKS = ("bpd", "classify")        # the core's; plugins add theirs through register_eval_tasks
 FEATURE_EXTRACTORS = ("oracle", "inception")
@@ -90,14 +90,16 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
     main_rank = dist is None or dist.is_main
     from nfzoo.data import load_dataset
     from nfzoo.errors import ConfigError
+    from nfzoo.pipeline import SamplingPipeline, compile_model
 
-    m = load_model(model, dev, sampler)
+    m = load_model(model, dev)
     if compile_:
-        compile_model(m, "eval", show=main_rank)
-    temperature = m.default_temperature if temperature is None else temperature
-    options = sampler_options(m, steps, eta, sampler_opts)
-    if samples:
-        m.sampler.check(m, temperature=temperature, **options)
+        compile_model(m, "eval", warning if main_rank else None)
+    pipe = None
+    if samples:                     # the sampler, its options and temperature, checked before any long work
+        pipe = SamplingPipeline(m, sampler, temperature, sampler_options(m, steps, eta, sampler_opts, sampler),
+                                name=model)
+        temperature = pipe.temperature
     ds = load_dataset(dataset, split, data_root)
     if tuple(ds.image_shape) != m.image_shape:
         raise ConfigError(f"{model} takes images of shape {list(m.image_shape)} but {dataset} has "
@@ -134,8 +136,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
             from nfzoo.metrics import evaluate_samples, evaluate_samples_over_seeds
 
             progress = progress_task(prog, f"{samples} samples x {seeds} seed(s) vs {dataset}/{split}")
-            kwargs = dict(oracle=net, temperature=temperature, feature_extractor=features, k=k,
-                          progress=progress, sample_options=options, dist=dist)
+            kwargs = dict(oracle=net, feature_extractor=features, k=k, progress=progress, pipeline=pipe, dist=dist)
             if seeds == 1:
                 sres = evaluate_samples(m, ds, samples, seed=seed, **kwargs)
             else:
@@ -147,9 +148,9 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
         return
     doc = {"model": model, "dataset": dataset, "split": split, "task": task, **res}
     if samples:
-        doc.update({"oracle": oracle_from, "sampler": m.sampler.name, **sres})
-        doc.update(options)            # every sampler option at the top level; their names listed, so the
-        doc["sampler_options"] = ",".join(sorted(options))   # document stays flat (nfzoo.results)
+        doc.update({"oracle": oracle_from, "sampler": pipe.sampler.name, **sres})
+        doc.update(pipe.options)       # every sampler option at the top level; their names listed, so the
+        doc["sampler_options"] = ",".join(sorted(pipe.options))   # document stays flat (nfzoo.results)
         if sres["nonfinite_samples"]:
             err.print(f"[yellow]warning:[/] {sres['nonfinite_samples']} of {sres['n_samples']} samples had "
                       "non-finite pixels and were left out of the metrics", highlight=False)
@@ -221,10 +222,12 @@ def _plugin_task(fn, task, model, dataset, sets, samples, temperature, sampler, 
     if unknown and not takes_any:
         raise UsageError(f"--task {task} has no option(s) {', '.join(unknown)}; its options: {', '.join(own)} "
                          "(--samples sets n)")
+    from nfzoo.pipeline import compile_model
+
     dev = parse_device(device)
     m = load_model(model, dev, sampler)
     if compile_:
-        compile_model(m, "eval")
+        compile_model(m, "eval", warning)
     with rich_progress() as prog:
         bar = prog.add_task(task, total=None)
 

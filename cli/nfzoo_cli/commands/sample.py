@@ -6,12 +6,13 @@ from typing import List, Optional
 
 import typer
 
+from nfzoo.constants import GRID_MAX         # images in one PNG grid (sample --out FILE.png); more: --out DIR
+
 from ..toolkit import (MAX_COUNT, MAX_NPROC, MAX_STEPS, check_output_dir, check_output_file, err, fail, finite,
                        load_model, no_nul, parse_device, sampler_option, sampler_options, seed_option,
                        temperature_option)
 from .ranks import command_argv, launch_ranks, rank_context
 
-GRID_MAX = 1024            # images in one PNG grid (sample --out FILE.png); more: --out DIR
 OTHER_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
                         ".pnm", ".ico", ".avif", ".heic")
 
@@ -75,23 +76,18 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
     dev = parse_device(device)
     dist = rank_context(dev)
     main_rank = dist is None or dist.is_main
-    import torch
+    from nfzoo.pipeline import SamplingPipeline
 
-    from nfzoo.generation import sampling_labels
-
-    m = load_model(model, dev, sampler)
-    temperature = m.default_temperature if temperature is None else temperature
-    options = sampler_options(m, steps, eta, sampler_opts)
-    m.sampler.check(m, temperature=temperature, **options)
-    if compile_:
-        compile_model(m, "sample", show=main_rank)
+    m = load_model(model, dev)
+    pipe = SamplingPipeline(m, sampler, temperature, sampler_options(m, steps, eta, sampler_opts, sampler),
+                            name=model, compile=compile_, on_warning=warning if main_rank else None)
     # labels are a rule made per chunk (nfzoo.generation), never a tensor of all n
-    y, total, nrow = sampling_labels(m, n, label, per_class, name=model)
-    if y is not None and label is None and not per_class and main_rank:   # every class in turn
+    plan = pipe.plan(n, label, per_class)
+    if plan.labels is not None and label is None and not per_class and main_rank:   # every class in turn
         err.print(f"{model} is class-conditional: sampling classes 0..{m.num_classes - 1} in turn "
                   "(--label L for one class, --per-class for a row per class)", highlight=False)
-    if kind == "file" and total > GRID_MAX:
-        fail(f"a grid holds at most {GRID_MAX} images and this asks for {total}: write one PNG per sample "
+    if kind == "file" and plan.total > GRID_MAX:
+        fail(f"a grid holds at most {GRID_MAX} images and this asks for {plan.total}: write one PNG per sample "
              f"with --out DIR (it streams in constant memory; DIR/grid.png shows the first {GRID_MAX})")
     # the destination is checked before any sampling (every rank checks; nobody writes before all did)
     if kind == "file":
@@ -102,30 +98,14 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
         dist.barrier()
     from contextlib import nullcontext
 
-    from nfzoo.generation import generate, generate_all
-    from nfzoo.imageio import save_grid_png, save_single_png
-
-    status = err.status(f"sampling {total} images from {model}") if main_rank else nullcontext()
-    if kind == "file":
-        with status:
-            x = generate_all(m, total, y, temperature, seed, options, dist)
-        if main_rank:
-            save_grid_png(x, out_p, nrow)
-        written = str(out_p)
-    else:
-        first = []                 # the first GRID_MAX images, for grid.png; nothing else is kept
-        with status:
-            for start, x, _ in generate(m, total, y, temperature, seed, options, dist):
-                for j in range(x.shape[0]):   # each at its own size; grayscale stays gray
-                    save_single_png(x[j], out_p / f"{start + j:06d}.png")
-                if start < GRID_MAX:
-                    first.append(x[:GRID_MAX - start].clone())
-                del x
-        first = torch.cat(first) if first else torch.empty(0, *m.image_shape)
-        first = dist.gather_tensor(first) if dist is not None else first
-        if main_rank:
-            save_grid_png(first, out_p / "grid.png", nrow if total <= GRID_MAX else 32)
-        written = f"{out_p}/ ({total} PNGs and grid.png)"
+    status = err.status(f"sampling {plan.total} images from {model}") if main_rank else nullcontext()
+    with status:
+        if kind == "file":
+            pipe.save_grid(out_p, plan, seed=seed, dist=dist)
+            written = str(out_p)
+        else:
+            pipe.save_folder(out_p, plan, seed=seed, dist=dist)
+            written = f"{out_p}/ ({plan.total} PNGs and grid.png)"
     if dist is not None:   # the ranks leave together and shut the process group down (no race at exit)
         dist.barrier()
         dist.close()
@@ -133,30 +113,9 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
         err.print(f"wrote {written}")
 
 
-def compile_model(m, what: str, show: bool = True) -> None:
-    """`--compile` (sample, eval): compile the model's flow in place (nfzoo.compiling.compile_flow); a reason
-    to run eager, now or when the first call fails to compile, is printed once as a `warning:` line. torch's
-    own notes on graph breaks (which cost speed, not correctness) are left to TORCH_LOGS=graph_breaks."""
-    import os
-
-    from nfzoo.compiling import compile_flow
-
-    if not os.environ.get("TORCH_LOGS"):
-        import logging
-        import warnings
-
-        import torch._logging
-
-        torch._logging.set_logs(dynamo=logging.ERROR)
-        warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`")
-
-    def warn(reason: str) -> None:
-        if show:
-            err.print(f"[yellow]warning:[/] {reason}", highlight=False, soft_wrap=True)
-
-    reason = compile_flow(m, what, on_fallback=warn)
-    if reason is not None:
-        warn(reason)
+def warning(reason: str) -> None:
+    """Print a reason to run eager (`--compile`) as a `warning:` line."""
+    err.print(f"[yellow]warning:[/] {reason}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -47,8 +47,8 @@ def _read(upload: Optional[UploadFile]) -> Optional[bytes]:
 def sample_job(g: Gallery, t: Ticket, model: str, n: Any, seed: Any, temperature: Any, label: Any, per_class: bool,
                sampler: Optional[str], steps: Any, eta: Any) -> Dict[str, Any]:
     """A grid of samples, as `nfzoo sample` draws them (the same images for the same settings)."""
-    from nfzoo.generation import generate_all, sampling_labels
     from nfzoo.imageio import grid_png_bytes
+    from nfzoo.pipeline import SamplingPipeline
 
     n = check_int("n", n, 1, MAX_GRID)
     seed = check_seed(seed)
@@ -58,22 +58,18 @@ def sample_job(g: Gallery, t: Ticket, model: str, n: Any, seed: Any, temperature
     sampler = sampler.strip() if sampler and sampler.strip() else None
     slot, load_s = g.loaded(model)
     m = slot.model
-    smp = m.get_sampler(sampler)                     # an unknown name: the closest registered ones
     given = {k: v for k, v in (("steps", steps), ("eta", eta)) if v is not None}
-    options = m.sampling_options(sampler, **given)
-    temp = m.default_temperature if temperature is None else temperature
-    smp.check(m, temperature=temp, **options)
-    y, total, nrow = sampling_labels(m, n, label, per_class, name=slot.name)
-    if total > MAX_GRID:
-        raise UsageError(f"a grid here holds at most {MAX_GRID} images and this asks for {total} "
+    pipe = SamplingPipeline(m, sampler, temperature, given, name=slot.name)   # checked as `nfzoo sample` checks
+    plan = pipe.plan(n, label, per_class)
+    if plan.total > MAX_GRID:
+        raise UsageError(f"a grid here holds at most {MAX_GRID} images and this asks for {plan.total} "
                          f"({n} per class): ask for fewer")
-    units = total * int(options.get("steps") or 1)
-    x, seconds = g.run(t, slot, smp.name, units, f"sampling {total} images with {smp.name}",
-                       "fewer images or steps",
-                       lambda: generate_all(m, total, y, temp, seed, {"sampler": smp.name, **options}))
-    return {"image": data_url(grid_png_bytes(x, nrow)), "n": total, "nrow": nrow, "seed": seed,
-            "temperature": temp, "sampler": smp.name, "options": options, "label": label, "per_class": per_class,
-            "seconds": seconds, "load_seconds": load_s}
+    units = plan.total * int(pipe.options.get("steps") or 1)
+    out, seconds = g.run(t, slot, pipe.sampler.name, units, f"sampling {plan.total} images with {pipe.sampler.name}",
+                         "fewer images or steps", lambda: pipe(plan, seed=seed))
+    return {"image": data_url(grid_png_bytes(out.images, plan.nrow)), "n": plan.total, "nrow": plan.nrow,
+            "seed": seed, "temperature": pipe.temperature, "sampler": pipe.sampler.name, "options": pipe.options,
+            "label": label, "per_class": per_class, "seconds": seconds, "load_seconds": load_s}
 
 
 def interpolate_job(g: Gallery, t: Ticket, model: str, steps: Any, a_index: Any, b_index: Any,
