@@ -143,11 +143,15 @@ def load_directory(directory: os.PathLike, device: Optional[str] = None):
 
 def load(name: Union[str, os.PathLike], revision: Optional[str] = None, download: bool = False,
          device: Optional[str] = None):
-    """Load a model: a directory (a path: `./NAME`, `/abs/NAME`, `~/NAME`, `local-dir:NAME`, or an
-    os.PathLike), a pretrained name (or a family name: its default model), or `hf-hub:org/name[@rev]`. A
-    bare name is always the zoo's: a folder of that name in the working directory does not shadow it.
-    Zoo weights come from the zoo package, else the Hugging Face cache, else (only with download=True)
-    the Hub, checked against the zoo index's sha256 (nfzoo.sources.resolve_source, nfzoo.hub)."""
+    """Load a model by the one name rule (nfzoo.pretrained.parse_model_name, the same for
+    FlowModel.from_pretrained, the CLI and a recipe's init_from): `hf-hub:ORG/NAME[@REV]` is a Hub repo;
+    `local-dir:PATH`, an os.PathLike, an absolute path or one starting with `.` or `~` is a folder;
+    `ORG/NAME` is that folder if it exists, else the Hub repo ORG/NAME; any other path (`a/b/c`) is a
+    folder; a bare name is the zoo's (a pretrained name, or a family name: its default model), and a folder
+    of that name in the working directory does not shadow it. Zoo weights come from the zoo package, else
+    the Hugging Face cache, else (only with download=True) the Hub, checked against the zoo index's sha256;
+    a Hub repo's come from the cache, else (only with download=True) the Hub (nfzoo.sources.resolve_source,
+    nfzoo.hub). `revision` (a commit sha, branch or tag) overrides a zoo entry's pin or an id's @REV."""
     from .sources import resolve_source
 
     src = resolve_source(name, revision, download, kind="flow")

@@ -32,7 +32,7 @@ from .hub_files import BadFile, Keeper, cached_files, check_files, repo_folder, 
 from .hub_http import HubCall, Progress, hub_call, progress_class, translate_error
 from .hub_names import check_repo_id, check_revision, inside, is_commit, is_sha256, safe_file_name, short_revision
 from .hub_settings import cache_dir, offline
-from .pretrained import PretrainedEntry, resolve_pretrained
+from .pretrained import PretrainedEntry, parse_hub_id, resolve_pretrained
 from .safeio import sha256_file
 
 
@@ -81,17 +81,9 @@ def is_zoo_entry(metadata: Dict[str, Any]) -> bool:
 
 
 def parse_hf_id(name: str) -> Tuple[str, Optional[str]]:
-    """`hf-hub:org/name[@rev]` -> (repo id, revision or None)."""
-    rest = name[len(HF_PREFIX):] if name.startswith(HF_PREFIX) else name
-    repo_id, at, rev = rest.partition("@")
-    try:
-        check_repo_id(repo_id)
-        if at:
-            check_revision(rev)
-    except UsageError as exc:
-        raise UsageError(f"bad Hub id {name!r}: write hf-hub:ORG/NAME or hf-hub:ORG/NAME@REVISION "
-                         f"({exc})") from exc
-    return repo_id, rev or None
+    """`hf-hub:org/name[@rev]` -> (repo id, revision or None): the name rule's parse
+    (nfzoo.pretrained.parse_hub_id)."""
+    return parse_hub_id(name)
 
 
 def _embedded_folder(path: Optional[str]) -> Optional[Path]:

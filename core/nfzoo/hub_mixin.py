@@ -16,10 +16,12 @@ Hub client whenever nfzoo imports torch. Every public method would be overridden
 conventions, which this mixin keeps: the same names, keywords and return values, a config.json beside
 model.safetensors, `library_name: nfzoo` and tags in the card.
 
-Names (`from_pretrained`): an os.PathLike is a directory; `hf-hub:ORG/NAME[@REV]`, `local-dir:NAME`, zoo
-names and other path-like names follow `nfzoo.load`'s rule (a bare name is always the zoo's); a string
-`ORG/NAME` is a Hub repo id unless a directory of that name exists (the mixin's rule); a string of that shape
-that is not a valid repo id is a UsageError. Torch-free.
+Names (`from_pretrained`): nfzoo's one name rule (nfzoo.pretrained.parse_model_name), the same as
+`nfzoo.load`'s: `hf-hub:ORG/NAME[@REV]` is a Hub repo; an os.PathLike, `local-dir:PATH` and paths (`./x`,
+`/abs/x`, `~/x`, `a/b/c`) are directories; a string `ORG/NAME` is the directory of that name if it exists,
+else a Hub repo id (the mixin's and diffusers' rule; a string of that shape that is not a valid repo id is
+a UsageError); a bare name is always the zoo's. Only the default differs: from_pretrained downloads unless
+local_files_only=True, nfzoo.load only with download=True. Torch-free.
 """
 from __future__ import annotations
 
@@ -28,8 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-from .constants import HF_PREFIX
-from .errors import HubNotFoundError, UsageError
+from .errors import UsageError
 
 _PUSH_KEYS = ("commit_message", "private", "token", "branch", "create_pr", "allow_patterns", "ignore_patterns",
               "delete_patterns")
@@ -40,19 +41,6 @@ def _no_config(config: Any) -> None:
         raise UsageError("an nfzoo model writes its own config.json (architecture + config, "
                          "`model.config_document()`): do not pass config=; build the model you want with "
                          "nfzoo.create_model(arch, **config) and save that")
-
-
-def _hub_repo_id(name: Union[str, os.PathLike]) -> Optional[str]:
-    """`name` as a Hub repo id when it is one by the mixin's rule (a string ORG/NAME that is not an existing
-    directory), else None. A string of that shape that is not a valid repo id is a UsageError."""
-    from .hub_names import check_repo_id
-
-    if not isinstance(name, str) or name.startswith((HF_PREFIX, "local-dir:", ".", "/", "~")):
-        return None
-    if name.count("/") != 1 or "\\" in name or os.path.isdir(name):
-        return None
-    check_repo_id(name, "Hub repo id")
-    return name
 
 
 class HubMixin:
@@ -128,15 +116,16 @@ class HubMixin:
                         local_files_only: bool = False, revision: Optional[str] = None,
                         download: Optional[bool] = None, device: Optional[str] = None,
                         map_location: Optional[str] = None, **model_kwargs: Any):
-        """A model from a directory, a Hub repo id (`ORG/NAME` or `hf-hub:ORG/NAME[@REV]`) or a zoo name,
-        built from its config.json and loaded strictly; Hub files come through nfzoo's verified pull (the
+        """A model from a directory, a Hub repo id (`hf-hub:ORG/NAME[@REV]`, or `ORG/NAME` when no such
+        directory exists) or a zoo name (nfzoo.load's name rule, the module docstring), built from its
+        config.json and loaded strictly; Hub files come through nfzoo's verified pull (the
         HF cache at HF_HUB_CACHE, checked by sha256 / blob id). As the mixin: the Hub is asked unless
         local_files_only=True (`download` says it explicitly: download=False is nfzoo.load's offline default);
         force_download fetches again; `token` for private repos; `revision` a branch, tag or commit sha;
         `map_location` is `device`. No constructor arguments (the config is the file's), no other cache
         folder (set HF_HUB_CACHE): both are UsageErrors, as is a bad repo id."""
-        from . import api, hub
-        from .pretrained import is_path_like
+        from . import api
+        from .sources import resolve_source
 
         name = pretrained_model_name_or_path
         if model_kwargs:
@@ -152,21 +141,15 @@ class HubMixin:
             raise UsageError(f"device={device!r} and map_location={map_location!r} differ: give one")
         fetch = (not local_files_only) if download is None else bool(download)
         device = device or map_location
-        repo_id = _hub_repo_id(name)
-        if repo_id is not None or (isinstance(name, str) and name.startswith(HF_PREFIX)):
-            spec = hub.spec_for(f"{HF_PREFIX}{repo_id}" if repo_id else name, revision)
-            try:
-                res = hub.resolve(spec, download=fetch, force=force_download, token=token)
-            except HubNotFoundError as exc:
-                if repo_id is None:
-                    raise
-                raise HubNotFoundError(f"{exc} There is no directory {repo_id!r} here either (write ./{repo_id} "
-                                       "for one).", user_input=True) from exc
-            model = api.load_directory(res.path, device)
+        # the name rule is nfzoo.load's (nfzoo.sources.resolve_source); force and token matter only online
+        src = resolve_source(name, revision, download=fetch, kind="flow", force=fetch and force_download,
+                             token=token if fetch else None)
+        if src.path is not None:
+            model = api.load_directory(src.path, device)
         else:
-            if fetch and (force_download or token) and isinstance(name, str) and not is_path_like(name):
-                hub.resolve(hub.spec_for(name, revision), download=True, force=force_download, token=token)
-            model = api.load(name, revision=revision, download=fetch, device=device)
+            model = src.obj
+            if device:
+                model.to(device)
         if not isinstance(model, cls):
             kind = f"{type(model).__name__} ({getattr(model, 'architecture', '?')})"
             raise UsageError(f"{os.fspath(name)} holds a {kind}, not a {cls.__name__}: load it with nfzoo.load or "

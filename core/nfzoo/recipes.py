@@ -259,22 +259,20 @@ def _check_model(arch: str, model: Dict[str, Any], where: str) -> None:
 
 
 def _check_init(name: str, arch: str, where: str) -> None:
-    """init_from names a model folder holding config.json, a well-formed hf-hub: id, or a pretrained flow
-    model of architecture `arch`."""
-    from .constants import CONFIG_NAME, HF_PREFIX
-    from .pretrained import is_path_like, local_path, resolve_pretrained
+    """init_from, read by the name rule of nfzoo.load (nfzoo.pretrained.parse_model_name), which loads it
+    when the stage runs: a folder must hold config.json, a Hub id (hf-hub:ORG/NAME[@REV], or ORG/NAME that is
+    no folder here) must be well-formed, a zoo name must be a pretrained flow model of architecture `arch`."""
+    from .constants import CONFIG_NAME
+    from .pretrained import parse_model_name, resolve_pretrained
 
-    if name.startswith(HF_PREFIX):
-        from .hub import parse_hf_id
-
-        parse_hf_id(name)
-    elif is_path_like(name):
-        if not (local_path(name) / CONFIG_NAME).is_file():
+    parsed = parse_model_name(name)          # a bad Hub id is a UsageError (check_recipe names the stage)
+    if parsed.kind == "dir":
+        if not (parsed.path / CONFIG_NAME).is_file():
             raise ConfigError(f"{where}: init_from {name!r} is not a model folder (no {CONFIG_NAME} at "
-                              f"{local_path(name)}). Give a trained model's folder, a pretrained name or "
+                              f"{parsed.path}). Give a trained model's folder, a pretrained name or "
                               f"{PREVIOUS!r}.")
-    else:
-        entry = resolve_pretrained(name)
+    elif parsed.kind == "zoo":
+        entry = resolve_pretrained(parsed.value)
         if entry.kind not in (None, "flow") or (entry.architecture or arch) != arch:
             raise ConfigError(f"{where}: init_from {name!r} is a {entry.architecture or entry.kind} model; this "
                               f"stage trains {arch}: start from a model of the same architecture.")

@@ -37,18 +37,19 @@ class _PullProgress:
             self.progress.stop()
 
 
-def pull_cmd(name: str = typer.Argument(..., help="pretrained name, family name, or hf-hub:ORG/NAME[@REV]"),
+def pull_cmd(name: str = typer.Argument(..., help="pretrained name, family name, ORG/NAME or hf-hub:ORG/NAME[@REV]"),
              revision: Optional[str] = typer.Option(None, "--revision", help="commit sha, branch or tag "
                                                     "[default: the commit the zoo index pins]"),
              force: bool = typer.Option(False, "--force", help="download again even if cached"),
              json_: bool = typer.Option(False, "--json", help="print the result as JSON")):
     """Download a pretrained model's files into the Hugging Face cache and check their sha256."""
     from nfzoo import hub
-    from nfzoo.pretrained import is_path_like
+    from nfzoo.pretrained import parse_model_name
 
-    if is_path_like(name):   # the name rule of nfzoo.load: a folder of that name never shadows a zoo name
+    parsed = parse_model_name(name)         # the one name rule (nfzoo.load's): ORG/NAME is a repo unless a folder
+    if parsed.kind == "dir":
         fail(f"{name} is a local directory: there is nothing to pull")
-    spec = hub.spec_for(name, revision)
+    spec = hub.spec_for(parsed.hub_id if parsed.kind == "hub" else name, revision)
     with _PullProgress() as report:
         res = hub.resolve(spec, download=True, force=force, progress=report)
     if json_:

@@ -49,10 +49,11 @@ def zoo_entries() -> List[Any]:
 
 
 def resolve(name: str) -> Any:
-    """The zoo entry a gallery request names: a pretrained name or a family name (its default model). Only
-    the registry's names are served: a path or a Hub id is an unknown name here (a web client never makes
-    the server read a folder of its choosing)."""
-    from nfzoo.pretrained import resolve_pretrained
+    """The zoo entry a gallery request names: a pretrained name or a family name (its default model), i.e. a
+    name that nfzoo's name rule (nfzoo.pretrained.parse_model_name) reads as the zoo's. Only those are
+    served: a path, `local-dir:`, `hf-hub:` or ORG/NAME is an unknown name here, decided without looking at
+    the server's disk (a web client never makes the server read a folder of its choosing)."""
+    from nfzoo.pretrained import parse_model_name, resolve_pretrained
 
     known = [e.name for e in zoo_entries()]
     if not isinstance(name, str) or not name.strip():
@@ -61,7 +62,13 @@ def resolve(name: str) -> Any:
     if len(name) > MAX_NAME:           # the message shows the name's start; no lookup runs on a long name
         raise UnknownNameError("pretrained model", name[:MAX_NAME] + "...", known, hint=hint)
     try:
-        entry = resolve_pretrained(name, folder_hint=False)     # never looked up on the server's disk
+        parsed = parse_model_name(name, look=False)     # ORG/NAME is not looked up on the server's disk
+    except UsageError:                                  # a malformed Hub id: not a zoo name either
+        parsed = None
+    if parsed is None or parsed.kind != "zoo":
+        raise UnknownNameError("pretrained model", name, known, hint=hint)
+    try:
+        entry = resolve_pretrained(parsed.value, folder_hint=False)     # never looked up on the server's disk
     except UnknownNameError:
         raise UnknownNameError("pretrained model", name, known, hint=hint) from None
     if entry.name not in known:      # an oracle: it classifies, it does not generate
