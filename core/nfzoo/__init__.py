@@ -15,7 +15,7 @@ _LAZY = {
     "Composite": "nfzoo.interfaces", "DiffusionPrior": "nfzoo.interfaces", "FlowModel": "nfzoo.model",
     "create_sampler": "nfzoo.samplers",
     "list_models": "nfzoo.api", "list_pretrained": "nfzoo.api", "list_plugins": "nfzoo.api",
-    "create_model": "nfzoo.api", "load": "nfzoo.api",
+    "create_model": "nfzoo.api", "load": "nfzoo.api", "SamplingPipeline": "nfzoo.pipeline",
     "testing": "nfzoo.testing", "bijectors": "nfzoo.bijectors", "priors": "nfzoo.priors",
     "hub": "nfzoo.hub", "publish": "nfzoo.publish",
 }
