@@ -27,6 +27,8 @@ from typing import Any, Callable, Optional, Tuple
 
 import torch
 
+from . import compat
+
 Reporter = Callable[[str], None]
 
 
@@ -50,11 +52,11 @@ def _module_device(module: torch.nn.Module) -> torch.device:
 
 def _cpp_compilers() -> Tuple[str, ...]:
     """The C++ compilers inductor looks for on the CPU (its config.cpp.cxx: $CXX as read when torch's inductor
-    was imported, else g++; clang++ on macOS)."""
+    was imported, else g++; clang++ on macOS). torch._inductor.config is private (`compat.inductor_config`):
+    when it or that setting is missing, this is a pre-check only, so its default is assumed ($CXX, else g++)
+    and a compiler that is missing after all shows when the first call fails to compile (then eager)."""
     try:
-        from torch._inductor import config
-
-        cxx = config.cpp.cxx
+        cxx = compat.inductor_config().cpp.cxx
         names = tuple(c for c in (cxx if isinstance(cxx, (list, tuple)) else (cxx,)) if c)
     except Exception:                       # noqa: BLE001 - an inductor without that setting: its default
         names = ()

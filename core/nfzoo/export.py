@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 import torch
 
+from .compat import CompatError
 from .errors import UnknownNameError, UsageError
 from .export_trace import BATCH_HINT, ExportError, batch_axes, describe, record_draws, replay_draws, to_onnx, trace
 from .interfaces import DDIM_SCHEDULE_KEYS, DiffusionPrior
@@ -342,6 +343,8 @@ def export_model(model, directory, directions: Optional[Sequence[str]] = None, f
                 graphs[g] = _export_graph(model, g, Path(tmp), check)
             except ExportError as exc:
                 reasons[g] = str(exc)
+            except CompatError:          # torch lacks an API nfzoo relies on: not this model's fault, stop
+                raise
             except Exception as exc:     # what torch or onnxruntime raise on a model they cannot take
                 reasons[g] = describe(exc)
         if progress:

@@ -18,20 +18,27 @@ file in three steps:
 `replay_draws` is how a prior's draw becomes a graph: while it runs, torch's random functions return the
 tensors given to it (graph inputs) instead of drawing; `record_draws` runs the draw eagerly once and
 reports each random call (its kind, shape, and for a categorical draw its probabilities), which is what
-the exported sampler's runner draws with numpy instead.
+the exported sampler's runner draws with numpy instead. Both intercept the calls with a TorchFunctionMode
+(`_DrawMode`): only calls made in the thread that entered them, while inside, are affected; torch itself is
+not changed, so other threads (the gallery serves from threads) draw as usual meanwhile.
+
+The private torch APIs tracing needs (fake tensors, the Python dispatcher, decompositions, pytrees) are
+reached through `nfzoo.compat`.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
-import torch.utils._pytree as pytree
-from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.overrides import TorchFunctionMode
+
+from . import compat
 
 BATCH_HINT = 5
 """The batch size of the fake inputs a graph is traced with: not 0 or 1 (which torch would specialise),
@@ -40,18 +47,22 @@ and unlike any other axis of the zoo's tensors, so that only batch axes share it
 MAX_BATCH = 1 << 24
 """The largest batch the exported graphs declare (torch.export needs a bound)."""
 
+_ONE_AT_A_TIME = threading.RLock()
+"""Held while a graph is traced (`trace`) or exported (`to_onnx`): what they set for the process (the default of
+torch.distributions' argument validation, make_fx's current tracer, the exporter's silenced stdout, logger and
+warnings) is set and restored by one thread at a time. The rest of an export (the eager draws, the checks) runs
+in parallel in several threads."""
+
 
 class ExportError(Exception):
     """A function that cannot be exported, with the reason (what in the model stops it)."""
 
 
 def _traced(value: Any) -> bool:
-    from torch._subclasses.fake_tensor import FakeTensor
-
-    return isinstance(value, (FakeTensor, torch.SymInt, torch.SymFloat, torch.SymBool))
+    return isinstance(value, (compat.fake_tensor_class(), torch.SymInt, torch.SymFloat, torch.SymBool))
 
 
-class FoldConstants(TorchDispatchMode):
+class FoldConstants(compat.torch_dispatch_mode()):
     """While tracing: an operation whose tensor inputs are all real (weights, constants, results computed
     from them) runs eagerly and returns a real tensor, which the graph then holds as a constant;
     operations on traced (fake) values are recorded as usual. Two rewrites stand in for operators ONNX does
@@ -61,14 +72,14 @@ class FoldConstants(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        leaves = pytree.tree_leaves((args, kwargs))
+        leaves = compat.tree_leaves((args, kwargs))
         traced = any(_traced(v) for v in leaves)
         if torch.Tag.nondeterministic_seeded in getattr(func, "tags", ()):
             raise ExportError(f"the function draws random numbers inside the graph ({func}); only a prior's "
                               "draws through torch.randn / torch.rand / torch.multinomial can be replaced "
                               "by inputs")
         if not traced:
-            with _disable_current_modes():
+            with compat.disable_current_modes():
                 return func(*args, **kwargs)
         aten = torch.ops.aten
         if func in (aten.linalg_solve_triangular.default, aten.linalg_solve.default) and \
@@ -85,7 +96,7 @@ class FoldConstants(TorchDispatchMode):
         triangular = func is torch.ops.aten.linalg_solve_triangular.default
         names = ("upper", "left", "unitriangular") if triangular else ("left",)
         opts = dict(zip(names, args[2:]), **kwargs)
-        with _disable_current_modes():
+        with compat.disable_current_modes():
             eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a).contiguous()
             if triangular:
                 inv = torch.linalg.solve_triangular(a, eye, upper=opts["upper"],
@@ -106,10 +117,8 @@ class FoldConstants(TorchDispatchMode):
 
 def fake_inputs(examples: Sequence[torch.Tensor], dynamic: Sequence[bool]):
     """(fake mode, fake copies of `examples`): axis 0 symbolic where `dynamic`, every other axis static."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
-
-    mode = FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
+    ShapeEnv, DimDynamic, StatelessSymbolicContext = compat.symbolic_shapes()
+    mode = compat.fake_tensor_mode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
     fakes = []
     for x, dyn in zip(examples, dynamic):
         dims = [DimDynamic.STATIC] * x.dim()
@@ -122,31 +131,33 @@ def fake_inputs(examples: Sequence[torch.Tensor], dynamic: Sequence[bool]):
 def trace(fn: Callable[..., Any], examples: Sequence[torch.Tensor], dynamic: Sequence[bool]):
     """fn(*inputs) -> a tensor or a tuple of tensors, recorded as an aten-level torch.fx GraphModule with
     the weights folded into constants (FoldConstants); axis 0 of the inputs marked `dynamic` stays
-    symbolic. torch.distributions' argument validation is off meanwhile (it checks values in Python). Raises
-    ExportError with the reason when fn cannot be traced."""
-    from torch.fx.experimental.proxy_tensor import make_fx
+    symbolic. torch.distributions' argument validation is off meanwhile (it checks values in Python; this is
+    the process's default, so other threads see it off too while a graph is traced). Raises ExportError with
+    the reason when fn cannot be traced. One trace at a time in the process (`_ONE_AT_A_TIME`)."""
+    with _ONE_AT_A_TIME:
+        return _trace(fn, examples, dynamic)
 
+
+def _trace(fn: Callable[..., Any], examples: Sequence[torch.Tensor], dynamic: Sequence[bool]):
     def folded(*xs):
         with FoldConstants():
             return fn(*xs)
 
     mode, fakes = fake_inputs(examples, dynamic)
-    validate = torch.distributions.Distribution._validate_args
+    validate = compat.default_validate_args()
     torch.distributions.Distribution.set_default_validate_args(False)   # value checks: Python on data
     try:
-        from torch._dispatch.python import enable_python_dispatcher
-
-        with mode, enable_python_dispatcher(), torch.no_grad():
-            gm = make_fx(folded, decomposition_table=_decompositions(), tracing_mode="fake",
-                         _allow_non_fake_inputs=True)(*fakes)
-    except ExportError:
+        with mode, compat.enable_python_dispatcher(), torch.no_grad():
+            gm = compat.make_fx_allowing_real_inputs(folded, decomposition_table=_decompositions(),
+                                                     tracing_mode="fake")(*fakes)
+    except (ExportError, compat.CompatError):
         raise
     except Exception as exc:            # what stops the tracer: data-dependent Python, an unsupported op
         raise ExportError(describe(exc)) from exc
     finally:
         torch.distributions.Distribution.set_default_validate_args(validate)
     for fake, dyn in zip(fakes, dynamic):
-        if dyn and not mode.shape_env.simplify(fake.shape[0].node.expr).free_symbols:
+        if dyn and not mode.shape_env.simplify(compat.symbolic_expr(fake.shape[0])).free_symbols:
             raise ExportError("an operation of the model reads the batch size as a number, which would fix the "
                               "graph to one batch size")
     gm.graph.eliminate_dead_code()
@@ -158,11 +169,9 @@ def _decompositions() -> Dict[Any, Callable]:
     """Ops recorded through their Python decompositions: torch's C++ constant_pad_nd and nearest / bilinear
     upsampling read a symbolic batch size as a number (the graph would be fixed to the example batch); their
     references keep it symbolic."""
-    from torch._decomp import get_decompositions
-
     aten = torch.ops.aten
-    return get_decompositions([aten.constant_pad_nd, aten.upsample_nearest1d, aten.upsample_nearest2d,
-                               aten.upsample_nearest3d, aten.upsample_bilinear2d])
+    return compat.get_decompositions([aten.constant_pad_nd, aten.upsample_nearest1d, aten.upsample_nearest2d,
+                                      aten.upsample_nearest3d, aten.upsample_bilinear2d])
 
 
 def describe(exc: BaseException, limit: int = 400) -> str:
@@ -206,7 +215,7 @@ def to_onnx(gm, examples: Sequence[torch.Tensor], dynamic: Sequence[bool], path:
             input_names: Sequence[str], output_names: Sequence[str]) -> OnnxGraph:
     """Export a traced GraphModule to ONNX at `path` (torch.onnx.export, dynamo=True; axis 0 of the inputs
     marked `dynamic` named "batch"), then apply onnxruntime's basic, portable graph optimisations offline.
-    Raises ExportError with the exporter's reason."""
+    Raises ExportError with the exporter's reason. One export at a time in the process (`_ONE_AT_A_TIME`)."""
     import onnx
     import onnxruntime as ort
 
@@ -216,7 +225,7 @@ def to_onnx(gm, examples: Sequence[torch.Tensor], dynamic: Sequence[bool], path:
     with tempfile.TemporaryDirectory(prefix=".nfzoo-export-", dir=path.parent) as tmp:
         raw = Path(tmp) / "raw.onnx"
         try:
-            with _quiet():
+            with _ONE_AT_A_TIME, _quiet():
                 program = torch.onnx.export(gm, tuple(examples), dynamo=True, dynamic_shapes=shapes,
                                             input_names=list(input_names), output_names=list(output_names),
                                             optimize=False, verbose=False)
@@ -249,7 +258,8 @@ def to_onnx(gm, examples: Sequence[torch.Tensor], dynamic: Sequence[bool], path:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the exporter's progress prints and warnings (its errors still raise)."""
+    """Silence the exporter's progress prints and warnings (its errors still raise). They are the process's
+    (sys.stdout, the warnings filters, a logger's level): hold `_ONE_AT_A_TIME` meanwhile."""
     import io
     import logging
     import warnings
@@ -282,60 +292,68 @@ class Draw:
     probs: Optional[List[float]] = None
 
 
-@contextlib.contextmanager
-def _patched(replacements: Dict[str, Callable]) -> Iterator[None]:
-    saved = {name: getattr(torch, name) for name in replacements}
-    try:
-        for name, fn in replacements.items():
-            setattr(torch, name, fn)
-        yield
-    finally:
-        for name, fn in saved.items():
-            setattr(torch, name, fn)
+_KINDS = {torch.randn: "normal", torch.rand: "uniform", torch.multinomial: "categorical"}
+"""RANDOM_FUNCTIONS by the function torch passes to a TorchFunctionMode, and the kind of Draw each makes."""
+
+
+class _DrawMode(TorchFunctionMode):
+    """Calls of torch.randn / torch.rand / torch.multinomial go to `handle(kind, func, args, kwargs)`;
+    everything else runs as usual. A TorchFunctionMode is thread-local: only the thread that entered it, and
+    only while inside, is affected (torch's functions are not replaced). In `handle`, this mode is off, so
+    calling `func` draws for real."""
+
+    def __init__(self, handle: Callable[[str, Callable, tuple, Dict[str, Any]], Any]):
+        super().__init__()
+        self.handle = handle
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        kind = _KINDS.get(func)
+        if kind is None:
+            return func(*args, **kwargs)
+        return self.handle(kind, func, args, kwargs)
+
+
+def _multinomial_args(probs, num_samples, replacement=False, **kw):
+    return probs, replacement
 
 
 @contextlib.contextmanager
 def record_draws(out: List[Draw]) -> Iterator[None]:
-    """Run a draw eagerly (the real random functions run) and append a Draw to `out` per random call."""
-    real = {name: getattr(torch, name) for name in RANDOM_FUNCTIONS}
-
-    def randn(*size, **kw):
-        value = real["randn"](*size, **kw)
-        out.append(Draw("normal", tuple(value.shape), value.dtype))
+    """Run a draw eagerly (the real random functions run) and append a Draw to `out` per random call (made
+    in this thread)."""
+    def record(kind: str, func: Callable, args: tuple, kwargs: Dict[str, Any]):
+        value = func(*args, **kwargs)
+        if kind == "categorical":
+            probs, replacement = _multinomial_args(*args, **kwargs)
+            if probs.dim() != 1 or not replacement:
+                raise ExportError("the prior draws from torch.multinomial with several distributions or without "
+                                  "replacement: only a categorical draw over one probability vector can be "
+                                  "exported")
+            p = probs.detach().double().cpu()
+            out.append(Draw("categorical", tuple(value.shape), value.dtype, (p / p.sum()).tolist()))
+        else:
+            out.append(Draw(kind, tuple(value.shape), value.dtype))
         return value
 
-    def rand(*size, **kw):
-        value = real["rand"](*size, **kw)
-        out.append(Draw("uniform", tuple(value.shape), value.dtype))
-        return value
-
-    def multinomial(probs, num_samples, replacement=False, **kw):
-        value = real["multinomial"](probs, num_samples, replacement=replacement, **kw)
-        if probs.dim() != 1 or not replacement:
-            raise ExportError("the prior draws from torch.multinomial with several distributions or without "
-                              "replacement: only a categorical draw over one probability vector can be exported")
-        p = probs.detach().double().cpu()
-        out.append(Draw("categorical", tuple(value.shape), value.dtype, (p / p.sum()).tolist()))
-        return value
-
-    with _patched({"randn": randn, "rand": rand, "multinomial": multinomial}):
+    with _DrawMode(record):
         yield
 
 
 @contextlib.contextmanager
 def replay_draws(values: Sequence[torch.Tensor]) -> Iterator[None]:
-    """While a draw runs, torch.randn / torch.rand / torch.multinomial return `values` in order (graph
-    inputs when tracing, given noise when checking) instead of drawing."""
+    """While a draw runs (in this thread), torch.randn / torch.rand / torch.multinomial return `values` in
+    order (graph inputs when tracing, given noise when checking) instead of drawing."""
     queue = list(values)
 
-    def take(*args, **kwargs):
+    def take(kind: str, func: Callable, args: tuple, kwargs: Dict[str, Any]):
         if not queue:
             raise ExportError("the prior drew more random numbers than when it was recorded")
         value = queue.pop(0)
         dtype = kwargs.get("dtype")
         return value if dtype is None or value.dtype == dtype else value.to(dtype)
 
-    with _patched({name: take for name in RANDOM_FUNCTIONS}):
+    with _DrawMode(take):
         yield
     if queue:
         raise ExportError("the prior drew fewer random numbers than when it was recorded")

@@ -4,7 +4,8 @@ The real `huggingface_hub` client does the HTTP work; `hub_call` runs a group of
 operation. Through hooks on the client factory (`set_client_factory`, public), every request of an
 operation gets a connect / read / write timeout (`hub_timeout`), a request that timed out ends the operation
 instead of being retried, and the commit sha, ETag and X-Repo-Commit the Hub answers (they become cache
-paths) are refused unless they are what the Hub sends. Outside an operation the hooks do nothing.
+paths) are refused unless they are what the Hub sends. Outside an operation the hooks do nothing. The one
+private name this needs (the factory installed now, to wrap it) is read through `nfzoo.compat`.
 `translate_error` turns a client or network exception into one clear nfzoo error. Torch-free.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from . import compat
 from .constants import DEFAULT_TIMEOUT, TIMEOUT_ENV
 from .errors import CacheNotWritableError, HubError, HubNotFoundError, HubUnreachableError, NfzooError, UsageError
 from .hub_names import first_line, is_commit
@@ -119,12 +121,12 @@ def _wrap_stream(response, call: HubCall):
 def _install_hooks() -> None:
     """Make huggingface_hub's HTTP clients call our hooks (they do nothing outside an nfzoo operation).
 
-    Through `set_client_factory` (public), wrapping the factory in place (a user's own included), so a client
-    that huggingface_hub makes anew (it does after a connection error) has them too."""
+    Through `set_client_factory` (public), wrapping the factory in place (a user's own included: read with
+    `compat.hf_client_factory`), so a client that huggingface_hub makes anew (it does after a connection
+    error) has them too."""
     import huggingface_hub
-    from huggingface_hub.utils import _http
 
-    current = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) or _http.default_client_factory
+    current = compat.hf_client_factory()
     if getattr(current, "_nfzoo_hooks", False):
         return
 
@@ -148,7 +150,7 @@ def hub_call(doing: str):
     # after a timeout the client logs "Trying to resume download..." before our hook ends the operation
     quiet = logging.Filter()
     quiet.filter = lambda record: not call.timed_out  # type: ignore[method-assign]
-    loggers = [logging.getLogger(f"huggingface_hub.{m}") for m in ("file_download", "utils._http")]
+    loggers = [logging.getLogger(name) for name in ("huggingface_hub.file_download", compat.hf_http_logger_name())]
     for log in loggers:
         log.addFilter(quiet)
     try:

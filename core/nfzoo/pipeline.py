@@ -40,12 +40,11 @@ def compile_model(model: Any, what: str = "sample", on_warning: Optional[Callabl
     from .compiling import compile_flow
 
     if not os.environ.get("TORCH_LOGS"):
-        import logging
         import warnings
 
-        import torch._logging
+        from .compat import quiet_dynamo_logs
 
-        torch._logging.set_logs(dynamo=logging.ERROR)
+        quiet_dynamo_logs()
         warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`")
     reason = compile_flow(model, what, on_fallback=on_warning)
     if reason is not None and on_warning is not None:

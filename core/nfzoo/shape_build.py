@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
+from . import compat
 from .errors import ConfigError
 from .limits import _where, max_activation_bytes, max_params
 
@@ -33,19 +34,6 @@ _state = threading.local()
 def planning() -> bool:
     """True inside a shape build (a builder that builds another architecture is counted as a whole)."""
     return getattr(_state, "depth", 0) > 0
-
-
-def _constructors():
-    try:
-        from torch.utils._device import _device_constructors
-
-        return _device_constructors()
-    except Exception:  # a torch without the private helper: the common factory functions
-        import torch
-
-        return {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.randint,
-                torch.randperm, torch.arange, torch.linspace, torch.logspace, torch.eye, torch.tensor,
-                torch.as_tensor}
 
 
 class BudgetExceeded(ConfigError):
@@ -65,6 +53,7 @@ def _guard_mode(budget: int, meta_above: Optional[int]):
     from torch.overrides import TorchFunctionMode
 
     data_ctors = {torch.tensor, torch.as_tensor, torch.asarray, torch.scalar_tensor}
+    constructors = compat.device_constructors()      # torch's factory functions (a private list)
 
     class Guard(TorchFunctionMode):
         def __init__(self):
@@ -78,7 +67,7 @@ def _guard_mode(budget: int, meta_above: Optional[int]):
 
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = dict(kwargs or {})
-            if func not in _constructors():
+            if func not in constructors:
                 if meta_above is not None:
                     return func(*args, **kwargs)
                 # a real build: every operation's new tensors are counted, before they are allocated
@@ -116,23 +105,21 @@ def _human(n: float) -> str:
 
 def _tensors(obj) -> list:
     import torch
-    from torch.utils._pytree import tree_leaves
 
-    return [t for t in tree_leaves(obj) if isinstance(t, torch.Tensor)]
+    return [t for t in compat.tree_leaves(obj) if isinstance(t, torch.Tensor)]
 
 
 def _new_bytes(out, args, kwargs) -> int:
     """Bytes of the tensors in `out` that are new storage (not an input returned in place, not a view)."""
     inputs = {id(t) for t in _tensors((args, kwargs))}
     return sum(t.numel() * t.element_size() for t in _tensors(out)
-               if id(t) not in inputs and t._base is None and t.device.type != "meta")
+               if id(t) not in inputs and compat.view_base(t) is None and t.device.type != "meta")
 
 
 def _meta_output_bytes(func, args, kwargs) -> Optional[int]:
     """The bytes an operation would allocate, from a run on `meta` copies of its tensors (no data); None
     when it cannot run on `meta`."""
     import torch
-    from torch.utils._pytree import tree_map
 
     if not _tensors((args, kwargs)):
         return None
@@ -141,13 +128,14 @@ def _meta_output_bytes(func, args, kwargs) -> Optional[int]:
             if isinstance(x, torch.Tensor):
                 return x if x.device.type == "meta" else x.detach().to("meta")
             return None if isinstance(x, torch.Generator) else x
-        margs, mkwargs = tree_map(meta, (args, kwargs))
+        margs, mkwargs = compat.tree_map(meta, (args, kwargs))
         mkwargs = {k: v for k, v in mkwargs.items() if not (k == "generator" and v is None)}
         out = func(*margs, **mkwargs)
     except Exception:
         return None
     inputs = {id(t) for t in _tensors((margs, mkwargs))}
-    return sum(t.numel() * t.element_size() for t in _tensors(out) if id(t) not in inputs and t._base is None)
+    return sum(t.numel() * t.element_size() for t in _tensors(out)
+               if id(t) not in inputs and compat.view_base(t) is None)
 
 
 @contextmanager
@@ -185,14 +173,20 @@ class ModelPlan:
     model: Any = None
 
 
+def _convolutions() -> tuple:
+    """torch's convolution layers (the public subclasses of its private _ConvNd; the Lazy ones subclass them)."""
+    from torch import nn
+
+    return (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
 def _activation_bytes(model, image_shape) -> int:
     """A rough estimate of the activations one image keeps for the backward pass: every convolution's
     output at the resolution after the first 2x2 squeeze (H*W/4 positions), every other layer with
     parameters one image-sized tensor, float32."""
-    import torch
-
     if not image_shape:
         return 0
+    convs = _convolutions()
     c, h, w = (int(s) for s in image_shape)
     d, positions = c * h * w, max(1, h * w // 4)
     elems = d
@@ -200,7 +194,7 @@ def _activation_bytes(model, image_shape) -> int:
         if next(m.children(), None) is not None or next(m.parameters(recurse=False), None) is None:
             continue
         out_ch = getattr(m, "out_channels", None)
-        if isinstance(m, torch.nn.modules.conv._ConvNd) and isinstance(out_ch, int):
+        if isinstance(m, convs) and isinstance(out_ch, int):
             elems += out_ch * positions
         else:
             elems += d
@@ -272,7 +266,7 @@ def plan_model(arch: str, builder: Callable, kwargs: Dict[str, Any], config: Dic
                 break
             except BudgetExceeded as exc:
                 refuse(exc)
-            except ConfigError:
+            except (ConfigError, compat.CompatError):
                 raise
             except Exception:
                 continue   # the builder reads the values of a tensor left on `meta`
