@@ -6,7 +6,8 @@ PIP := $(BIN)/pip --disable-pip-version-check
 
 .PHONY: setup run test clean
 
-PLUGINS := plugins/quad plugins/cinc plugins/inverse_flow plugins/glem plugins/diffused_flows plugins/heads plugins/tarflow
+PLUGINS := plugins/quad plugins/cinc plugins/inverse_flow plugins/glem plugins/diffused_flows plugins/heads plugins/tarflow \
+           plugins/gallery
 
 $(BIN)/nfzoo: pyproject.toml zoo/pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) constraints.txt
 	$(PY) -m venv $(VENV)

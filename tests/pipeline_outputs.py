@@ -70,7 +70,7 @@ def gallery_outputs() -> dict:
 
     from fastapi.testclient import TestClient
 
-    from nfzoo_cli.serve import create_app
+    from nfzoo_gallery import create_app
 
     out = {}
     with TestClient(create_app(capacity=3)) as c:

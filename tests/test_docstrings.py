@@ -1,4 +1,5 @@
-"""Every public class and function of core/nfzoo and cli/nfzoo_cli has a docstring (issue 21, DESIGN.md:
+"""Every public class and function of core/nfzoo, cli/nfzoo_cli and the gallery (plugins/gallery/nfzoo_gallery,
+part of the CLI until issue 36) has a docstring (issue 21, DESIGN.md:
 a formula or a contract, as zuko's do). Public: no leading underscore, at module level or a method of a
 public class (typer commands included: their docstring is the --help text). A method that overrides one
 documented in a base class of these packages (`forward` of a Bijector) shares that docstring, as
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = [ROOT / "core" / "nfzoo", ROOT / "cli" / "nfzoo_cli"]
+PACKAGES = [ROOT / "core" / "nfzoo", ROOT / "cli" / "nfzoo_cli", ROOT / "plugins" / "gallery" / "nfzoo_gallery"]
 
 
 def _base_name(node: ast.expr) -> str:

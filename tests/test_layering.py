@@ -1,8 +1,9 @@
 """The layering is one way (issue 21, DESIGN.md "Layering"), checked on the import graph that `ast` reads
 from the source of core/nfzoo, cli/nfzoo_cli and plugins/*/nfzoo_*: module-level and function-level imports,
 relative imports resolved, `if TYPE_CHECKING:` blocks left out. No import circles; the core imports neither
-the CLI nor a plugin; plugins take from the CLI only `nfzoo_cli.toolkit`; no private name (`_x`) is imported
-across distributions."""
+the CLI nor a plugin; the CLI imports no plugin (a plugin's commands come through register_commands; issue 36
+moved the gallery, which needs the heads, to its own distribution, plugins/gallery); plugins take from the CLI
+only `nfzoo_cli.toolkit`; no private name (`_x`) is imported across distributions."""
 import ast
 from pathlib import Path
 from typing import Dict, List, Set, Tuple
@@ -116,7 +117,8 @@ def _cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
 
 def test_the_graph_covers_every_package():
     assert {"nfzoo", "nfzoo_cli", "nfzoo_cinc", "nfzoo_quad", "nfzoo_inverse_flow", "nfzoo_glem",
-            "nfzoo_diffused_flows", "nfzoo_heads"} <= {_distribution(m) for m in MODULES}
+            "nfzoo_diffused_flows", "nfzoo_heads", "nfzoo_tarflow", "nfzoo_gallery"} <= \
+        {_distribution(m) for m in MODULES}
     assert "nfzoo.hub" in _graph()["nfzoo.sources"]        # relative imports are resolved
 
 
@@ -135,6 +137,8 @@ def _violations():
             where = f"{path.relative_to(ROOT)}:{line} imports {target}"
             if dist == "nfzoo" and other != "nfzoo" and other.startswith("nfzoo_"):
                 out.append(f"{where}: the core imports neither the CLI nor a plugin")
+            if dist == "nfzoo_cli" and other not in ("nfzoo", "nfzoo_cli") and other.startswith("nfzoo_"):
+                out.append(f"{where}: the CLI imports no plugin (plugins add commands through register_commands)")
             if dist not in ("nfzoo", "nfzoo_cli") and other == "nfzoo_cli" and target != "nfzoo_cli.toolkit":
                 out.append(f"{where}: plugins take from the CLI only nfzoo_cli.toolkit")
             if other != dist and (other == "nfzoo" or other.startswith("nfzoo_")):
@@ -153,3 +157,36 @@ def test_the_checks_see_what_they_look_for():
     """The checker itself: a circle is found, and a plugin's import of the toolkit is an edge."""
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert any(t == "nfzoo_cli.toolkit" for t, _, _ in _imports("nfzoo_heads.cli", MODULES["nfzoo_heads.cli"]))
+
+
+PLUGIN_PACKAGES = sorted({p.name for p in (ROOT / "plugins").glob("*/nfzoo_*") if (p / "__init__.py").is_file()}
+                         | {"nfzoo_zoo"})
+
+
+def _plugin_imports_in(path: Path) -> List[str]:
+    """The plugin packages `path` imports: `import` / `from` statements at any depth (`if TYPE_CHECKING:`
+    blocks included) and importlib.import_module / __import__ calls with a literal name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [] if node.level else [node.module or ""]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in \
+                ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+            names = [str(node.args[0].value)]
+        else:
+            continue
+        found += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names if n.split(".")[0] in PLUGIN_PACKAGES]
+    return found
+
+
+def test_the_cli_imports_no_plugin_package():
+    """Issue 36, the gallery on the wrong floor: cli/nfzoo_cli/serve imported nfzoo_heads, so the nfzoo
+    distribution needed a plugin that needs nfzoo. No source under cli/ imports a plugin package (the
+    first-party plugins' and the zoo's); `nfzoo serve` is the nfzoo-gallery plugin's command now."""
+    assert {"nfzoo_heads", "nfzoo_gallery", "nfzoo_zoo"} <= set(PLUGIN_PACKAGES)
+    assert [f for path in sorted((ROOT / "cli").rglob("*.py")) for f in _plugin_imports_in(path)] == []
+    # the check sees a plugin import where one is (the gallery's features import the heads)
+    assert any(f.endswith(" nfzoo_heads") for f in
+               _plugin_imports_in(ROOT / "plugins" / "gallery" / "nfzoo_gallery" / "features.py"))

@@ -170,7 +170,7 @@ def recipe(name, places, seen, runner, app):
 
 def gallery(name, places, seen, runner, app):
     """The gallery's resolve: a zoo entry, or an unknown name."""
-    from nfzoo_cli.serve import zoo
+    from nfzoo_gallery import zoo
 
     try:
         return ("zoo", zoo.resolve(name).name)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 PACKAGES = ["nfzoo_cinc", "nfzoo_quad", "nfzoo_inverse_flow", "nfzoo_glem", "nfzoo_diffused_flows",
-            "nfzoo_heads", "nfzoo_tarflow"]
+            "nfzoo_heads", "nfzoo_tarflow", "nfzoo_gallery"]
 MAIN = {"nfzoo_cinc": {"CInCConv2d", "FInCUnit", "cinc_flow", "conv_step_flow", "wavefront_solve"},
         "nfzoo_quad": {"QuadCoupling", "quad_flow"},
         "nfzoo_inverse_flow": {"InverseConv2d", "inverse_flow"},
@@ -16,7 +16,8 @@ MAIN = {"nfzoo_cinc": {"CInCConv2d", "FInCUnit", "cinc_flow", "conv_step_flow", 
         "nfzoo_diffused_flows": {"DiffusionPrior", "DiffusionFlowModel", "DiffusionSampler", "ddpm",
                                  "diffused_flows"},
         "nfzoo_heads": {"synthesize", "inpaint", "score", "LatentAugment", "cnn_a"},
-        "nfzoo_tarflow": {"TarFlow", "TarFlowBlock", "TarFlowModel", "TarFlowSampler", "tarflow"}}
+        "nfzoo_tarflow": {"TarFlow", "TarFlowBlock", "TarFlowModel", "TarFlowSampler", "tarflow"},
+        "nfzoo_gallery": {"create_app"}}
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -20,23 +20,9 @@ from typing import Any, Iterator
 import typer
 import typer.core
 
-from .toolkit import fail
+from .toolkit import fail, one_line
 
 TRACEBACK_ENV = "NFZOO_TRACEBACK"
-_MAX_LINE = 500
-
-
-def one_line(text: str) -> str:
-    """The message without torch's C++ backtrace ("Exception raised from ...") and at most one line for
-    an unexpected error's text, cut to a sane length."""
-    text = str(text)
-    cut = text.find("Exception raised from")
-    if cut >= 0:
-        text = text[:cut]
-    text = text.strip()
-    if len(text) > _MAX_LINE:
-        text = text[:_MAX_LINE] + " ..."
-    return text or "(no message)"
 
 
 def _traceback_wanted() -> bool:

@@ -54,6 +54,22 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+MAX_MESSAGE = 500          # characters of an unexpected error's text that a message shows
+
+
+def one_line(text: str) -> str:
+    """The message without torch's C++ backtrace ("Exception raised from ...") and at most one line for
+    an unexpected error's text, cut to a sane length (what nfzoo_cli.exits prints, and the gallery shows)."""
+    text = str(text)
+    cut = text.find("Exception raised from")
+    if cut >= 0:
+        text = text[:cut]
+    text = text.strip()
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + " ..."
+    return text or "(no message)"
+
+
 # ------------------------------------------------------------------------------------ shared options
 def finite(minimum: Optional[float] = None, maximum: Optional[float] = None,
            above: Optional[float] = None) -> Callable[[Optional[float]], Optional[float]]:

@@ -17,7 +17,8 @@ _LAZY = {
     "synthesize": "synth", "sample_labelled": "synth",
     "latent_mixup": "augment", "principal_jitter": "augment", "LatentAugment": "augment",
     "interpolate": "augment", "augment_folder": "augment", "augment_study": "augment",
-    "inpaint": "inpainting", "box_mask": "inpainting", "anonymize_study": "inpainting",
+    "inpaint": "inpainting", "box_mask": "inpainting", "parse_box": "inpainting", "is_diffusion": "inpainting",
+    "anonymize_study": "inpainting",
     "score": "scoring", "typicality_reference": "scoring", "ood_auroc": "scoring",
     "resnet18_for": "classifier", "train_classifier": "classifier", "cnn_a": "classifier",
 }

@@ -1,6 +1,6 @@
 """How a gallery request's work runs: `Gallery.work` runs a feature in a worker thread (at most `workers` at a
 time) while it watches the client; `Gallery.run` computes on a model under its lock, the request's deadline
-(nfzoo_cli.serve.budget) and the measured cost; `RequestTimes` is what GET /api/stats reports."""
+(nfzoo_gallery.budget) and the measured cost; `RequestTimes` is what GET /api/stats reports."""
 from __future__ import annotations
 
 import statistics
@@ -57,7 +57,7 @@ class Ticket:
         self.kind, self.budget, self.cancel, self.stopping = kind, budget, cancel, stopping
 
     def deadline(self, what: str) -> Deadline:
-        """The torch function mode that stops this request's work (see nfzoo_cli.serve.budget)."""
+        """The torch function mode that stops this request's work (see nfzoo_gallery.budget)."""
         return Deadline(self.budget, self.cancel, self.stopping, what)
 
     def acquire(self, lock: threading.Lock, name: str) -> None:

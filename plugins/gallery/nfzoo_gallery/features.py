@@ -1,15 +1,16 @@
 """The gallery's features, each the work of one request kind, run by `Gallery.work` in a worker thread: the
-request's values checked with the CLI's rules (nfzoo_cli.serve.inputs), the model loaded, its computation run
-by `Gallery.run` (lock, deadline, measured cost), the images as PNG data URLs."""
+request's values checked with the CLI's rules (nfzoo_gallery.inputs), the model loaded, its computation run
+by `Gallery.run` (lock, deadline, measured cost), the images as PNG data URLs. Interpolation, inpainting and
+scoring are the heads' public functions (nfzoo_heads, a dependency of this distribution)."""
 from __future__ import annotations
 
 import base64
 from typing import Any, Dict, List, Optional
 
 from fastapi import UploadFile
-from starlette.exceptions import HTTPException
 
 from nfzoo.errors import UsageError
+from nfzoo_heads import box_mask, inpaint, interpolate, is_diffusion, parse_box, score
 
 from .inputs import (MAX_GRID, MAX_INTERPOLATION, MAX_SCORE_FILES, MAX_STEPS, MAX_TEMPERATURE, check_float,
                      check_int, check_label, check_seed, check_shape, pick_image, read_upload, safe_name)
@@ -26,18 +27,6 @@ mnist5k test digits (12x12 box, one busy CPU thread) glow-mnist5k took 0.9 / 2.3
 def data_url(png: bytes) -> str:
     """PNG bytes as a data: URL the page shows as is."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _heads() -> Any:
-    """The nfzoo-heads plugin (interpolate, inpaint, score), or 501 saying how to get it."""
-    from nfzoo.plugins import get_registry
-
-    if not {"inpaint", "score", "augment"} <= set(get_registry().registry("heads")):
-        raise HTTPException(501, "this feature needs the nfzoo-heads plugin (pip install nfzoo-heads; it is not "
-                                 "installed, or NFZOO_LOAD_PLUGINS leaves it out)")
-    import nfzoo_heads
-
-    return nfzoo_heads
 
 
 def _read(upload: Optional[UploadFile]) -> Optional[bytes]:
@@ -78,14 +67,13 @@ def interpolate_job(g: Gallery, t: Ticket, model: str, steps: Any, a_index: Any,
     --interpolate` draws it."""
     from nfzoo.imageio import grid_png_bytes
 
-    heads = _heads()
     steps = check_int("steps", steps, 2, MAX_INTERPOLATION)
     slot, load_s = g.loaded(model)
     m, entry = slot.model, slot.entry
     a = pick_image("image A", a_index, a_file, _read(a_file), slot.name, entry.dataset, m.image_shape)
     b = pick_image("image B", b_index, b_file, _read(b_file), slot.name, entry.dataset, m.image_shape)
     path, seconds = g.run(t, slot, "spherical", steps, f"an interpolation of {steps} images", "fewer steps",
-                          lambda: heads.interpolate(m, a, b, steps))
+                          lambda: interpolate(m, a, b, steps))
     return {"image": data_url(grid_png_bytes(path, nrow=steps)), "steps": steps, "seconds": seconds,
             "load_seconds": load_s}
 
@@ -97,9 +85,6 @@ def inpaint_job(g: Gallery, t: Ticket, model: str, box: str, index: Any, file: O
     import torch
 
     from nfzoo.imageio import single_png_bytes
-
-    heads = _heads()
-    from nfzoo_heads.inpainting import is_diffusion, parse_box
 
     seed = check_seed(seed)
     bx = parse_box(box)
@@ -114,13 +99,13 @@ def inpaint_job(g: Gallery, t: Ticket, model: str, box: str, index: Any, file: O
     if not options:
         options = dict(INPAINT_DEFAULTS["repaint" if is_diffusion(m) else "latent"])
     x = pick_image("the image", index, file, _read(file), slot.name, slot.entry.dataset, m.image_shape)
-    mask = heads.box_mask(x.shape, bx)
+    mask = box_mask(x.shape, bx)
     y = None if label is None else torch.tensor([label], device=m.device)
     units = max(1, int(options.get("iters", 0)) or int(options.get("steps", 0)) * int(options.get("resample", 1)))
     filled, seconds = g.run(t, slot, "repaint" if "steps" in options else "latent", units,
                             f"inpainting with {options}", "fewer iterations or steps",
-                            lambda: heads.inpaint(m, x.unsqueeze(0), mask, torch.Generator().manual_seed(seed),
-                                                  y=y, **options))
+                            lambda: inpaint(m, x.unsqueeze(0), mask, torch.Generator().manual_seed(seed), y=y,
+                                            **options))
     return {"image": data_url(single_png_bytes(filled[0])), "input": data_url(single_png_bytes(x)),
             "box": list(bx), "filled_pixels": int(mask.sum()), "options": options, "seed": seed,
             "seconds": seconds, "load_seconds": load_s}
@@ -132,7 +117,6 @@ def score_job(g: Gallery, t: Ticket, model: str, files: List[UploadFile], seed: 
     records hold bpd only and "reference" says "computing" (wait=true waits for it, within the budget)."""
     import torch
 
-    heads = _heads()
     seed = check_seed(seed)
     if len(files) > MAX_SCORE_FILES:
         raise UsageError(f"at most {MAX_SCORE_FILES} images a request, got {len(files)}: score fewer at a time")
@@ -143,6 +127,6 @@ def score_job(g: Gallery, t: Ticket, model: str, files: List[UploadFile], seed: 
     ref = g.cache.reference(slot.name, start=True, wait=t.budget if wait else False)
     mean = ref["reference"]["mean_bpd"] if ref["state"] == "ready" else None
     records, seconds = g.run(t, slot, "bpd", len(xs), f"scoring {len(xs)} images", "fewer images",
-                             lambda: heads.score(m, torch.stack(xs), mean, seed))
+                             lambda: score(m, torch.stack(xs), mean, seed))
     return {"records": [{"name": safe_name(f.filename), **r} for f, r in zip(files, records)],
             "reference": ref, "seed": seed, "seconds": seconds, "load_seconds": load_s}

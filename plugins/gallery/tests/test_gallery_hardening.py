@@ -25,9 +25,9 @@ from PIL import Image
 
 from nfzoo.errors import UnknownNameError, UsageError
 from nfzoo.pretrained import resolve_pretrained
-from nfzoo_cli.commands.serve import access
-from nfzoo_cli.serve import create_app
-from nfzoo_cli.serve.zoo import ModelCache
+from nfzoo_gallery import create_app
+from nfzoo_gallery.cli import access
+from nfzoo_gallery.zoo import ModelCache
 
 FLOW = "inverse-flow-mnist5k"
 SLOW = {"model": "ddpm-mnist5k", "sampler": "ddpm-ancestral", "steps": 1000, "n": 64}   # minutes on a CPU

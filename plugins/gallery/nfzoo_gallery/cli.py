@@ -1,6 +1,7 @@
-"""`nfzoo serve`: the gallery, a local web app (nfzoo_cli.serve) that lists the zoo and samples, interpolates,
-inpaints and scores images with a chosen model in the browser. Offline: the page's HTML, CSS and JS ship in
-the package."""
+"""`nfzoo serve` (added through register_commands): the gallery, a local web app (nfzoo_gallery) that lists
+the zoo and samples, interpolates, inpaints and scores images with a chosen model in the browser. Offline: the
+page's HTML, CSS and JS ship in the package. It uses only the CLI's public toolkit (nfzoo_cli.toolkit); the app
+maps the command's errors to exit codes."""
 from __future__ import annotations
 
 import importlib.util
@@ -11,8 +12,9 @@ from typing import Any, List, Optional, Tuple
 
 import typer
 
-from ..serve.hosts import LOOPBACK, is_loopback
-from ..toolkit import err, finite, parse_device
+from nfzoo_cli.toolkit import err, finite, parse_device
+
+from .hosts import LOOPBACK, is_loopback
 
 STOP_SECONDS = 3            # after SIGTERM, connections still open this long are closed
 
@@ -115,14 +117,14 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="address to l
 
     missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
     if missing:            # (multipart: python-multipart, FastAPI's form parser)
-        raise UsageError(f"nfzoo serve needs fastapi, uvicorn and python-multipart ({missing[0]} is missing): "
-                         "pip install 'nfzoo[serve]'")
+        raise UsageError(f"nfzoo serve needs fastapi, uvicorn and python-multipart, nfzoo-gallery's dependencies "
+                         f"({missing[0]} is missing): pip install fastapi uvicorn python-multipart")
     hosts, token = access(host, allow_remote)
     dev = parse_device(device)
     import torch
 
     torch.set_num_threads(threads or default_threads())
-    from ..serve import create_app
+    from .app import create_app
 
     app = create_app(capacity=models, device=dev, max_upload_bytes=int(max_upload_mb * 2 ** 20), allowed_hosts=hosts,
                      token=token, request_seconds=request_seconds)
@@ -151,6 +153,6 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="address to l
     run_server(app, sock, cache.stopping)
 
 
-def register(app: typer.Typer) -> None:
-    """Add `serve` to `app`."""
+def add_commands(app: typer.Typer) -> None:
+    """Add `serve` to `app` (the plugin's register_commands hook); the app maps its errors to exit codes."""
     app.command("serve")(serve_cmd)

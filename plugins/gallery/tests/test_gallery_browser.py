@@ -38,10 +38,9 @@ from nfzoo.imageio import grid_png_bytes, single_png_bytes  # noqa: E402
 from nfzoo.pretrained import resolve_pretrained  # noqa: E402
 from nfzoo_heads.scoring import bpd_of  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 # The README's screenshots and request times are written where NFZOO_GALLERY_OUT says (the README's
-# `NFZOO_GALLERY_OUT=docs/gallery pytest tests/test_gallery_browser.py` refreshes them); otherwise into a
-# temporary folder, so a test run leaves the checkout as it was.
+# `NFZOO_GALLERY_OUT=docs/gallery pytest plugins/gallery/tests/test_gallery_browser.py`, run from the checkout's
+# root, refreshes them); otherwise into a temporary folder, so a test run leaves the checkout as it was.
 SHOTS = Path(os.environ["NFZOO_GALLERY_OUT"]) if os.environ.get("NFZOO_GALLERY_OUT") else \
     Path(tempfile.mkdtemp(prefix="nfzoo-gallery-"))
 FLOW = "inverse-flow-mnist5k"
@@ -62,8 +61,8 @@ def server():
     """The gallery on a free loopback port (the command's own socket code), served by uvicorn in a thread."""
     import uvicorn
 
-    from nfzoo_cli.commands.serve import bind
-    from nfzoo_cli.serve import create_app
+    from nfzoo_gallery import create_app
+    from nfzoo_gallery.cli import bind
 
     sock = bind("127.0.0.1", 0)
     app = create_app(reference_fn=fast_reference)

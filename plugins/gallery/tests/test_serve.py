@@ -2,7 +2,7 @@
 models). Each feature's happy path gives what the core and the heads compute for the same settings (the same
 PNG pixels, the same numbers); bad input (parameters, uploads) answers 4xx with the core's message; uploads are
 size-limited; the page and its assets come from the package (no CDN). The browser drives the same app in
-tests/test_gallery_browser.py."""
+test_gallery_browser.py."""
 import base64
 import io
 import socket
@@ -28,9 +28,9 @@ from nfzoo.imageio import grid_png_bytes, single_png_bytes  # noqa: E402
 from nfzoo.pretrained import resolve_pretrained  # noqa: E402
 from nfzoo_heads.scoring import bpd_of  # noqa: E402
 
-from nfzoo_cli.serve import create_app  # noqa: E402
-from nfzoo_cli.serve.inputs import MAX_UPLOAD_BYTES, safe_name  # noqa: E402
-from nfzoo_cli.serve.zoo import ModelCache, card_html  # noqa: E402
+from nfzoo_gallery import create_app  # noqa: E402
+from nfzoo_gallery.inputs import MAX_UPLOAD_BYTES, safe_name  # noqa: E402
+from nfzoo_gallery.zoo import ModelCache, card_html  # noqa: E402
 
 FLOW = "inverse-flow-mnist5k"          # unconditional, the fastest zoo flow to load
 COND = "glem-mnist5k"                  # class-conditional

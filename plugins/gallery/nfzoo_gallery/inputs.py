@@ -36,7 +36,7 @@ def check_float(what: str, value: Any, minimum: Optional[float] = None, maximum:
     (nfzoo_cli.toolkit.finite): "temperature: 11.0 is above 10; it must be <= 10"."""
     import typer
 
-    from ..toolkit import finite
+    from nfzoo_cli.toolkit import finite
 
     try:
         return finite(minimum, maximum)(value)

@@ -1,10 +1,12 @@
-"""What the gallery says of an error: one line (the CLI's `one_line`), with the server's own paths cut to their
-last part (a web client learns nothing of the server's disk: "/home/me/.cache/nfzoo/data/x.npz" -> "<server>/x.npz")."""
+"""What the gallery says of an error: one line (the CLI toolkit's `one_line`), with the server's own paths cut to
+their last part (a web client learns nothing of the server's disk: "/home/me/.cache/nfzoo/data/x.npz" ->
+"<server>/x.npz")."""
 from __future__ import annotations
 
 import re
 
 from nfzoo.errors import NfzooError
+from nfzoo_cli.toolkit import one_line
 
 _PATH = re.compile(r"(?<![\w.:/~-])(/(?:[^\s'\"()\[\]<>,;/]+/)+)([^\s'\"()\[\]<>,;/]*)")
 _OWN = ("/api/", "/static/")          # the gallery's own routes, not the server's files
@@ -20,8 +22,6 @@ def redact_paths(text: str) -> str:
 
 def public_message(exc: BaseException) -> str:
     """The message a client is shown for `exc`: an nfzoo error's own, else "internal error: Type: first line"."""
-    from ..exits import one_line
-
     if isinstance(exc, NfzooError):
         return redact_paths(one_line(str(exc)))
     first = (one_line(str(exc)).splitlines() or [""])[0]
