@@ -21,6 +21,9 @@ heads plugin's public functions (nfzoo_heads: interpolate, inpaint, score, typic
 
 Importing this package imports neither torch nor fastapi; `create_app` does, on first access.
 """
+
+__version__ = "0.1.0"
+
 from nfzoo.lazy import lazy_exports
 
 _LAZY = {"create_app": "app"}
