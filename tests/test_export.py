@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo.export import RUNNER_NAME, export_model
+from nfzoo.export import RUNNER_FILES, RUNNER_NAME, export_model
 from nfzoo.export_trace import replay_draws
 from nfzoo.onnx_runner import ExportedModel
 
@@ -155,6 +155,8 @@ def test_the_manifest_describes_every_graph_and_file(exported):
         assert sha256_file(d / g["file"]) == g["sha256"] and g["what"] and g["opset"] >= 17
         assert all(c["max_rel_diff"] <= TOL for c in g["check"].values() if isinstance(c, dict))
     assert manifest["runner"]["file"] == RUNNER_NAME and sha256_file(d / RUNNER_NAME) == manifest["runner"]["sha256"]
+    assert sorted(manifest["runner"]["files"]) == sorted(RUNNER_FILES.values())
+    assert all(sha256_file(d / f) == sha for f, sha in manifest["runner"]["files"].items())
 
 
 def test_the_runner_needs_neither_torch_nor_nfzoo(exported, tmp_path):
@@ -263,7 +265,8 @@ def test_export_command_writes_the_graphs_and_says_what_it_checked(runner, app, 
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert set(doc["graphs"]) == {"prior", "decode"} and doc["directions"]["sample"]["complete"]
-    assert sorted(p.name for p in out.iterdir()) == ["decode.onnx", "manifest.json", RUNNER_NAME, "prior.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["decode.onnx", "manifest.json", "prior.onnx",
+                                                            *RUNNER_FILES.values()])
     # --out must be new or empty
     res = runner.invoke(app, ["export", str(src), "--out", str(out)])
     assert res.exit_code == 2 and "already holds files" in res.output

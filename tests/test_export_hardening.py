@@ -156,6 +156,9 @@ def _set(path, value):
                                        "probs": [0, 0]}, r"noise\[0\]\.probs .*sum"),
     (["not_exported"], {"density": 3}, r"not_exported\.density .*string"),
     (["manifest_version"], 99, r"manifest_version"),
+    (["runner", "files", "../evil.py"], "0" * 64, r"runner\.files\.\.\./evil\.py .*plain \.py file name"),
+    (["runner", "files", "nfzoo_onnx_checks.py"], "zz", r"runner\.files\.nfzoo_onnx_checks\.py .*64 hex"),
+    (["runner", "files"], ["nfzoo_onnx_checks.py"], r"runner\.files .*object"),
 ])
 def test_a_bad_manifest_is_one_value_error_naming_the_key_and_the_fix(tiny, tmp_path, path, value, needle):
     d = edited(tiny, tmp_path, _set(path, value))
@@ -380,7 +383,7 @@ def _crafted():
 @pytest.mark.parametrize("where", ["initializer", "constant attribute", "subgraph initializer", "function body",
                                    "sparse initializer"])
 def test_the_scan_finds_external_data_wherever_onnx_can_hold_it(where):
-    from nfzoo.onnx_runner import external_data
+    from nfzoo.onnx_checks import external_data
 
     model = _crafted()[where]
     found = external_data(model.SerializeToString())
@@ -388,7 +391,7 @@ def test_the_scan_finds_external_data_wherever_onnx_can_hold_it(where):
 
 
 def test_the_scan_passes_self_contained_graphs_and_refuses_malformed_bytes(tiny):
-    from nfzoo.onnx_runner import external_data
+    from nfzoo.onnx_checks import external_data
 
     for f in ("prior.onnx", "decode.onnx"):
         assert external_data((tiny / "export" / f).read_bytes()) == []
@@ -397,12 +400,12 @@ def test_the_scan_passes_self_contained_graphs_and_refuses_malformed_bytes(tiny)
 
 
 def test_the_scan_covers_every_onnx_field_that_can_hold_a_tensor():
-    """The scan's schema (nfzoo.onnx_runner.ONNX_MESSAGES) lists every field, in every message reachable from
+    """The scan's schema (nfzoo.onnx_checks.ONNX_MESSAGES) lists every field, in every message reachable from
     ModelProto, whose type can hold a TensorProto: taken from the installed onnx's own descriptors."""
     from google.protobuf.descriptor import FieldDescriptor
     from onnx import ModelProto
 
-    from nfzoo.onnx_runner import ONNX_MESSAGES
+    from nfzoo.onnx_checks import ONNX_MESSAGES
 
     messages, todo = {}, [ModelProto.DESCRIPTOR]
     while todo:
@@ -443,4 +446,41 @@ def test_the_export_never_writes_external_data(tiny, tmp_path):
     with pytest.raises(ExportError, match=r"keeps data outside its file .*weights\.bin"):
         check_self_contained(d / "decode.onnx")
     assert sorted(p.name for p in (tiny / "export").iterdir()) == \
-        ["decode.onnx", "manifest.json", "nfzoo_onnx_runner.py", "prior.onnx"]
+        ["decode.onnx", "manifest.json", "nfzoo_onnx_checks.py", "nfzoo_onnx_runner.py", "prior.onnx"]
+
+
+# --------------------------------------------------------------------- the runner's own files
+def test_the_runners_files_are_listed_and_verified(tiny, tmp_path):
+    """The export copies the runner and its checks (nfzoo.onnx_checks as nfzoo_onnx_checks.py), lists both in
+    the manifest with their sha256, and a changed one is refused as a changed graph is (unless verify=False)."""
+    manifest = read_manifest(tiny / "export")
+    files = manifest["runner"]["files"]
+    assert sorted(files) == ["nfzoo_onnx_checks.py", "nfzoo_onnx_runner.py"]
+    for name, sha in files.items():
+        assert hashlib.sha256((tiny / "export" / name).read_bytes()).hexdigest() == sha
+    assert manifest["runner"]["sha256"] == files["nfzoo_onnx_runner.py"]
+    d = copy_export(tiny, tmp_path / "e")
+    with open(d / "nfzoo_onnx_checks.py", "a") as f:
+        f.write("\n# edited\n")
+    with pytest.raises(ValueError, match=r"nfzoo_onnx_checks\.py does not match the sha256"):
+        ExportedModel(d)
+    assert run_runner(d).startswith("refused:") and "does not match the sha256" in run_runner(d)
+    assert ExportedModel(d, verify=False).sample(1).shape == (1, 1, 8, 8)
+
+
+def test_the_copied_runner_loads_its_checks_from_its_own_folder(tiny, tmp_path):
+    """Copied, the runner takes nfzoo_onnx_checks.py from the folder it lies in (nfzoo unimportable, another
+    working directory); without it, the import fails naming the missing file."""
+    d = copy_export(tiny, tmp_path / "e")
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['nfzoo'] = None\n"
+            f"sys.path.insert(0, {str(d)!r})\n"
+            "import nfzoo_onnx_runner as r\n"
+            "print(r.ExportedModel(sys.argv[1]).sample(2).shape, r.read_export.__module__)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["(2,", "1,", "8,", "8)", "nfzoo_onnx_checks"]
+    (d / "nfzoo_onnx_checks.py").unlink()
+    res = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=60)
+    assert res.returncode != 0 and "nfzoo_onnx_checks.py is missing" in res.stderr

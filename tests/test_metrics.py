@@ -314,13 +314,19 @@ def test_nonfinite_samples_are_left_out_and_counted():
     class Broken(torch.nn.Module):
         """A stand-in flow model whose every third sample is NaN."""
 
-        image_shape, num_classes = (1, 8, 8), None
+        image_shape, num_classes, default_temperature = (1, 8, 8), None, 1.0
 
         def __init__(self):
             super().__init__()
             self.w = torch.nn.Parameter(torch.zeros(1))
 
-        def sample(self, n, y=None, temperature=1.0, generator=None):
+        def get_sampler(self, sampler=None):      # what nfzoo.pipeline asks a model for
+            return nfzoo.Sampler()
+
+        def sampling_options(self, sampler=None, **given):
+            return dict(given)
+
+        def sample(self, n, y=None, temperature=1.0, generator=None, sampler=None):
             x = torch.rand(n, 1, 8, 8, generator=generator)
             x[::3] = float("nan")
             return x

@@ -1,7 +1,8 @@
 """Run an nfzoo model exported with `nfzoo export` (nfzoo.export): numpy and onnxruntime only, no torch.
 
-`nfzoo export MODEL --out DIR` copies this file into DIR as nfzoo_onnx_runner.py, so an exported model is
-usable where nothing but numpy and onnxruntime is installed:
+`nfzoo export MODEL --out DIR` copies this file into DIR as nfzoo_onnx_runner.py, and the checks it makes on
+an export folder before onnxruntime sees it (nfzoo.onnx_checks) beside it as nfzoo_onnx_checks.py, so an
+exported model is usable where nothing but numpy and onnxruntime is installed:
 
     from nfzoo_onnx_runner import ExportedModel
     m = ExportedModel("DIR")                        # checks the manifest, every graph against its sha256
@@ -18,347 +19,63 @@ U-Net step as the graph. `python nfzoo_onnx_runner.py DIR -n 16 --seed 0 --out s
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import math
 import os
-import re
-import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-MANIFEST_NAME = "manifest.json"
-MANIFEST_VERSION = 1
+CHECKS_NAME = "nfzoo_onnx_checks.py"
+"""The file name of nfzoo.onnx_checks in an export folder, beside this runner."""
+
+
+def _checks_module():
+    """nfzoo.onnx_checks inside the package; in an export folder (this file as nfzoo_onnx_runner.py, no
+    package), the CHECKS_NAME file beside this one, loaded from this file's folder whatever sys.path holds."""
+    if __package__:
+        from . import onnx_checks
+
+        return onnx_checks
+    import importlib.util
+
+    path = Path(__file__).with_name(CHECKS_NAME)
+    if not path.is_file():
+        raise ImportError(f"{path} is missing: the runner needs the {CHECKS_NAME} it was exported with beside it; "
+                          "copy the whole export folder, or export the model again")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_checks = _checks_module()
+# the checks' names, importable from the runner as well (they were defined here before nfzoo.onnx_checks)
+MANIFEST_NAME, MANIFEST_VERSION, ONNX_MESSAGES = _checks.MANIFEST_NAME, _checks.MANIFEST_VERSION, _checks.ONNX_MESSAGES
+GRAPHS, DISTRIBUTIONS = _checks.GRAPHS, _checks.DISTRIBUTIONS
+check_manifest, external_data, read_export = _checks.check_manifest, _checks.external_data, _checks.read_export
+MAX_MANIFEST_BYTES, MAX_GRAPH_BYTES = _checks.MAX_MANIFEST_BYTES, _checks.MAX_GRAPH_BYTES
+MAX_ITEM_ELEMENTS, MAX_TRAIN_TIMESTEPS = _checks.MAX_ITEM_ELEMENTS, _checks.MAX_TRAIN_TIMESTEPS
+MAX_RANK, MAX_NOISE_ARRAYS, MAX_CATEGORIES = _checks.MAX_RANK, _checks.MAX_NOISE_ARRAYS, _checks.MAX_CATEGORIES
+MAX_CLASSES, MAX_TEXT, MAX_NESTING = _checks.MAX_CLASSES, _checks.MAX_TEXT, _checks.MAX_NESTING
 LOG_256 = float(np.log(256.0))
-
-# What the runner accepts (a manifest outside these is refused when it is read, before anything is allocated).
-MAX_MANIFEST_BYTES = 64 << 20           # manifest.json
-MAX_GRAPH_BYTES = (1 << 31) - 1         # one graph file: protobuf's limit on one message
-MAX_ITEM_ELEMENTS = 4096 * 4096 * 4     # elements of one item: an image, a latent, a sample's noise (all of it)
 MAX_DRAW_ELEMENTS = 1 << 28             # elements one draw allocates, all its arrays together (1 GiB of float32)
-MAX_TRAIN_TIMESTEPS = 100_000           # a diffusion model's num_train_timesteps, so DDIM's steps too
-MAX_RANK = 16
-MAX_NOISE_ARRAYS = 1024
-MAX_CATEGORIES = 1 << 24
-MAX_CLASSES = (1 << 31) - 1
-MAX_TEXT = 1000
-MAX_NESTING = 100                       # protobuf's own recursion limit
-GRAPHS = ("prior", "decode", "density", "prior_log_prob", "unet")
-DISTRIBUTIONS = ("normal", "uniform", "categorical")
-_PLAIN_GRAPH_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,122}\.onnx")
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _DRAW_LIMIT = "one draw is bounded by 2^28 elements, 1 GiB of float32"
-
-
-# ------------------------------------------------------------------------------------ reading files
-def _read(path: Path, most: int, what: str) -> bytes:
-    """The bytes of the regular file `path` (at most `most` of them), read once. A missing file, a folder, a
-    FIFO or a device, or a bigger file is a ValueError."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        raise ValueError(f"{path} is missing: {what}") from None
-    except OSError as exc:
-        raise ValueError(f"{path} cannot be read ({exc.strerror or exc}): {what}") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"{path} is not a regular file: {what}")
-        if info.st_size > most:
-            raise ValueError(f"{path} has {info.st_size} bytes; at most {most}: {what}")
-        data = f.read(most + 1)
-    if len(data) > most:
-        raise ValueError(f"{path} has more than {most} bytes: {what}")
-    return data
-
-
-# ------------------------------------------------------------------------------------ the manifest
-def _bad(key: str, problem: str) -> ValueError:
-    return ValueError(f"{MANIFEST_NAME}: {key} {problem}; the export is damaged or was edited: export the model "
-                      "again (`nfzoo export MODEL --out DIR`)")
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _key(obj: Dict[str, Any], key: str, where: str) -> Any:
-    if key not in obj:
-        raise _bad(f"{where}.{key}" if where else key, "is missing")
-    return obj[key]
-
-
-def _object(value: Any, where: str) -> Dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _bad(where, f"must be a JSON object, got {_show(value)}")
-    return value
-
-
-def _list(value: Any, where: str, most: int, least: int = 0) -> list:
-    if not isinstance(value, list):
-        raise _bad(where, f"must be a list, got {_show(value)}")
-    if not least <= len(value) <= most:
-        raise _bad(where, f"has {len(value)} entries; it must have {least} to {most}")
-    return value
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str) or len(value) > MAX_TEXT:
-        raise _bad(where, f"must be a string of at most {MAX_TEXT} characters, got {_show(value)}")
-    return value
-
-
-def _integer(value: Any, where: str, least: int, most: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
-        raise _bad(where, f"must be an integer from {least} to {most}, got {_show(value)}")
-    return value
-
-
-def _number(value: Any, where: str, least: Optional[float] = None, most: Optional[float] = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _bad(where, f"must be a finite number, got {_show(value)}")
-    if (least is not None and value < least) or (most is not None and value > most):
-        raise _bad(where, f"must be a finite number from {least} to {most}, got {_show(value)}")
-    return float(value)
-
-
-def _shape(value: Any, where: str, batch: bool = False, zero: bool = False, least: int = 0) -> Tuple[int, int]:
-    """Check a shape: a list of positive integers (0 too where `zero`: an axis ONNX leaves unnamed), and "batch"
-    where `batch`; at most MAX_ITEM_ELEMENTS elements per item. Returns (batch axes, elements per item)."""
-    kinds = "positive integers" + (" (or 0)" if zero else "") + (' or "batch"' if batch else "")
-    _list(value, where, MAX_RANK, least)
-    axes, items = 0, 1
-    for a in value:
-        if batch and a == "batch":
-            axes += 1
-        elif isinstance(a, int) and not isinstance(a, bool) and (a >= 1 or (zero and a == 0)):
-            items *= a
-        else:
-            raise _bad(where, f"must be a list of {kinds}, got {_show(value)}")
-    if items > MAX_ITEM_ELEMENTS:
-        raise _bad(where, f"is {_show(value)}: {items} elements per item; at most {MAX_ITEM_ELEMENTS} "
-                   "(4096 x 4096 x 4)")
-    return axes, items
-
-
-def _noise(value: Any, where: str) -> List[Tuple[int, int]]:
-    """Check the prior's noise specs; (batch axes, elements per item) of each."""
-    sizes, names = [], set()
-    for i, spec in enumerate(_list(value, where, MAX_NOISE_ARRAYS, 1)):
-        at = f"{where}[{i}]"
-        _object(spec, at)
-        name = _text(_key(spec, "name", at), f"{at}.name")
-        if name in names:
-            raise _bad(f"{at}.name", f"repeats {name!r}: each noise input has its own name")
-        names.add(name)
-        dist = _key(spec, "distribution", at)
-        if dist not in DISTRIBUTIONS:
-            raise _bad(f"{at}.distribution", f"must be one of {', '.join(map(repr, DISTRIBUTIONS))}, got {_show(dist)}")
-        sizes.append(_shape(_key(spec, "shape", at), f"{at}.shape", batch=True))
-        if dist == "categorical":
-            probs = _list(_key(spec, "probs", at), f"{at}.probs", MAX_CATEGORIES, 1)
-            for p in probs:
-                if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or p < 0:
-                    raise _bad(f"{at}.probs", f"must be finite numbers >= 0, got {_show(p)} among them")
-            total = math.fsum(probs)
-            if not (total > 0 and math.isfinite(total)):
-                raise _bad(f"{at}.probs", f"must have a positive, finite sum, got {total}")
-    per_sample = sum(items for _, items in sizes)
-    if per_sample > MAX_ITEM_ELEMENTS:
-        raise _bad(where, f"draws {per_sample} elements per sample in all; at most {MAX_ITEM_ELEMENTS}")
-    return sizes
-
-
-def _ddim(value: Any, where: str) -> None:
-    d = _object(value, where)
-    total = _integer(_key(d, "num_train_timesteps", where), f"{where}.num_train_timesteps", 1, MAX_TRAIN_TIMESTEPS)
-    alphas = _key(d, "alphas_cumprod", where)
-    if not isinstance(alphas, list) or len(alphas) != total:
-        raise _bad(f"{where}.alphas_cumprod", f"must be a list of {total} numbers (num_train_timesteps), got "
-                   f"{len(alphas) if isinstance(alphas, list) else _show(alphas)}"
-                   + (" numbers" if isinstance(alphas, list) else ""))
-    for a in alphas:
-        _number(a, f"{where}.alphas_cumprod", 0.0, 1.0)
-    _number(_key(d, "final_alpha_cumprod", where), f"{where}.final_alpha_cumprod", 0.0, 1.0)
-    _text(_key(d, "timestep_spacing", where), f"{where}.timestep_spacing")
-    _text(_key(d, "prediction_type", where), f"{where}.prediction_type")
-    clip = _key(d, "clip_sample_range", where)
-    if clip is not None:
-        _number(clip, f"{where}.clip_sample_range", 0.0)
-    clipped = _key(d, "use_clipped_model_output", where)
-    if not isinstance(clipped, bool):
-        raise _bad(f"{where}.use_clipped_model_output", f"must be true or false, got {_show(clipped)}")
-    _number(_key(d, "init_noise_sigma", where), f"{where}.init_noise_sigma", 0.0)
-    _integer(_key(d, "steps", where), f"{where}.steps", 1, total)
-    _number(_key(d, "eta", where), f"{where}.eta", 0.0, 1.0)
-
-
-def check_manifest(manifest: Any) -> Dict[str, List[Tuple[int, int]]]:
-    """Validate everything of a manifest that the runner reads (a ValueError naming the key and the fix):
-    keys present with the right types, graph files plain *.onnx names with a 64-hex sha256, known graphs and
-    distributions, probabilities finite and >= 0, shapes lists of positive integers (or "batch" where a batch
-    axis may be) of at most MAX_ITEM_ELEMENTS per item, DDIM's schedule and steps bounded. Returns the sizes
-    the draws are bounded by: {"noise": [(batch axes, elements per item), ...]}."""
-    m = _object(manifest, "the manifest")
-    version = _key(m, "manifest_version", "")
-    if version != MANIFEST_VERSION:
-        raise _bad("manifest_version", f"is {_show(version)}; this runner reads version {MANIFEST_VERSION}")
-    if _key(m, "format", "") != "onnx":
-        raise _bad("format", f"must be 'onnx', got {_show(m['format'])}")
-    _, image = _shape(_key(m, "image_shape", ""), "image_shape", least=1)
-    _shape(_key(m, "latent_shape", ""), "latent_shape", least=1)
-    if m.get("num_classes") is not None:
-        _integer(m["num_classes"], "num_classes", 1, MAX_CLASSES)
-    dim = _key(m, "dim", "")
-    if isinstance(dim, bool) or dim != image or not isinstance(dim, int):
-        raise _bad("dim", f"is {_show(dim)}: it must be the number of elements of an image (the product of "
-                   f"image_shape), {image}")
-    s = _object(_key(m, "sampling", ""), "sampling")
-    kind = _key(s, "kind", "sampling")
-    if kind not in ("flow", "diffusion"):
-        raise _bad("sampling.kind", f"must be 'flow' or 'diffusion', got {_show(kind)}")
-    _number(_key(s, "temperature", "sampling"), "sampling.temperature", 0.0)
-    if kind == "diffusion":
-        _ddim(_key(s, "ddim", "sampling"), "sampling.ddim")
-    graphs = _object(_key(m, "graphs", ""), "graphs")
-    if not graphs:
-        raise _bad("graphs", "lists no graph")
-    sizes: Dict[str, List[Tuple[int, int]]] = {"noise": []}
-    for name, g in graphs.items():
-        if name not in GRAPHS:
-            raise _bad(f"graphs.{str(name)[:60]}", f"is an unknown graph; this runner runs {', '.join(GRAPHS)}")
-        at = f"graphs.{name}"
-        _object(g, at)
-        file = _text(_key(g, "file", at), f"{at}.file")
-        if not _PLAIN_GRAPH_FILE.fullmatch(file):
-            raise _bad(f"{at}.file", f"is {_show(file)}: graphs must be plain file names ending in .onnx, inside "
-                       "the export folder")
-        sha = _key(g, "sha256", at)
-        if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
-            raise _bad(f"{at}.sha256", f"must be 64 hex digits (the file's sha256), got {_show(sha)}")
-        for side in ("inputs", "outputs"):
-            for i, spec in enumerate(_list(_key(g, side, at), f"{at}.{side}", MAX_NOISE_ARRAYS + 8, 1)):
-                _object(spec, f"{at}.{side}[{i}]")
-                _text(_key(spec, "name", f"{at}.{side}[{i}]"), f"{at}.{side}[{i}].name")
-                _shape(_key(spec, "shape", f"{at}.{side}[{i}]"), f"{at}.{side}[{i}].shape", batch=True, zero=True)
-                _text(_key(spec, "dtype", f"{at}.{side}[{i}]"), f"{at}.{side}[{i}].dtype")
-        if name == "prior":
-            sizes["noise"] = _noise(_key(g, "noise", at), f"{at}.noise")
-    for g, why in _object(m.get("not_exported", {}), "not_exported").items():
-        _text(why, f"not_exported.{str(g)[:60]}")
-    return sizes
-
-
-# ------------------------------------------------------------------------------------ graphs' bytes
-ONNX_MESSAGES: Dict[str, Dict[int, str]] = {
-    "ModelProto": {7: "GraphProto", 20: "TrainingInfoProto", 25: "FunctionProto"},
-    "GraphProto": {1: "NodeProto", 5: "TensorProto", 15: "SparseTensorProto"},
-    "NodeProto": {5: "AttributeProto"},
-    "AttributeProto": {5: "TensorProto", 6: "GraphProto", 10: "TensorProto", 11: "GraphProto",
-                       22: "SparseTensorProto", 23: "SparseTensorProto"},
-    "FunctionProto": {7: "NodeProto", 11: "AttributeProto"},
-    "TrainingInfoProto": {1: "GraphProto", 2: "GraphProto"},
-    "SparseTensorProto": {1: "TensorProto", 2: "TensorProto"},
-    "TensorProto": {},
-}
-"""onnx.proto's messages that can hold a TensorProto, and their fields (number: message) that lead to one."""
-_TENSOR_NAME, _EXTERNAL_DATA, _DATA_LOCATION, _OP_TYPE = 8, 13, 14, 4
-
-
-class _Malformed(ValueError):
-    pass
-
-
-def _varint(data: bytes, pos: int, end: int) -> Tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise _Malformed("a truncated or overlong varint")
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(data: bytes, pos: int, end: int):
-    """(field number, wire type, value or (start, stop) of a length-delimited field) of one message's bytes."""
-    while pos < end:
-        tag, pos = _varint(data, pos, end)
-        number, wire = tag >> 3, tag & 7
-        if number == 0:
-            raise _Malformed("field number 0")
-        if wire == 0:
-            value, pos = _varint(data, pos, end)
-            yield number, wire, value
-            continue
-        if wire == 2:
-            size, pos = _varint(data, pos, end)
-            value, pos = (pos, pos + size), pos + size
-        elif wire in (1, 5):
-            value, pos = None, pos + (8 if wire == 1 else 4)
-        else:
-            raise _Malformed(f"wire type {wire}")
-        if pos > end:
-            raise _Malformed("a field past the end of its message")
-        yield number, wire, value
-
-
-def external_data(data: bytes) -> List[str]:
-    """What an ONNX model's bytes would have onnxruntime read from outside them: every tensor kept in another
-    file (ONNX external data: TensorProto.data_location EXTERNAL, or external_data entries, wherever a tensor can
-    be: initializers, sparse initializers, attributes, subgraphs, functions, training info) and every EPContext
-    node (a compiled engine named by path). Empty for a self-contained graph. Pure protobuf wire reading (no onnx
-    package); the bytes must parse, else ValueError. onnxruntime reads external data even for a model given as
-    bytes (relative to the working directory), so this runs before it sees them."""
-    found: List[str] = []
-    stack = [("ModelProto", 0, len(data), 0)]
-    try:
-        while stack:
-            kind, pos, end, depth = stack.pop()
-            if depth > MAX_NESTING:
-                raise _Malformed(f"messages nested more than {MAX_NESTING} deep")
-            subs = ONNX_MESSAGES[kind]
-            name, places, external = "", [], False
-            for number, wire, value in _fields(data, pos, end):
-                if wire == 2 and number in subs:
-                    stack.append((subs[number], value[0], value[1], depth + 1))
-                elif kind == "TensorProto":
-                    if number == _DATA_LOCATION and (wire != 0 or value != 0):
-                        external = True
-                    elif number == _EXTERNAL_DATA:
-                        external = True
-                        if wire == 2:
-                            entry = {k: bytes(data[v[0]:v[1]]) for k, w, v in _fields(data, *value) if w == 2}
-                            if entry.get(1) == b"location" and 2 in entry:
-                                places.append(entry[2].decode("utf-8", "replace"))
-                    elif number == _TENSOR_NAME and wire == 2:
-                        name = bytes(data[value[0]:value[1]]).decode("utf-8", "replace")
-                elif kind == "NodeProto" and number == _OP_TYPE and wire == 2 and \
-                        data[value[0]:value[1]] == b"EPContext":
-                    found.append("an EPContext node (it names a compiled engine in another file)")
-            if external:
-                found.append(f"tensor {name!r} (its data in {', '.join(map(repr, places)) or 'another file'})")
-    except _Malformed as exc:
-        raise ValueError(f"not a valid ONNX model ({exc})") from None
-    return found
 
 
 class ExportedModel:
     """An exported nfzoo model: its graphs as onnxruntime sessions (CPU by default) and the samplers around
     them. `threads`: onnxruntime's intra-op threads (None: onnxruntime's default). `batch_size`: the most
-    items one graph call takes (larger inputs run in chunks, so memory stays bounded). `verify`: check each
-    graph's sha256 against the manifest (a mismatch is a ValueError; nothing is loaded).
+    items one graph call takes (larger inputs run in chunks, so memory stays bounded). `verify`: check the
+    sha256 of each graph and of each of the runner's files against the manifest (a mismatch is a ValueError;
+    nothing is loaded).
 
     Whatever `verify` says, the manifest is validated first (check_manifest: a ValueError naming the key), each
     graph file is read once and onnxruntime is given those bytes (what runs is what was checked), and a graph
     that would read anything outside its bytes (ONNX external data, external_data()) is refused before
-    onnxruntime sees it. Draws are bounded: MAX_DRAW_ELEMENTS elements per call, refused before allocating."""
+    onnxruntime sees it (read_export, nfzoo.onnx_checks). Draws are bounded: MAX_DRAW_ELEMENTS elements per
+    call, refused before allocating."""
 
     def __init__(self, directory: Union[str, os.PathLike], threads: Optional[int] = None, verify: bool = True,
                  providers: Sequence[str] = ("CPUExecutionProvider",), batch_size: int = 256):
@@ -366,39 +83,12 @@ class ExportedModel:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
         self.directory = Path(directory)
-        path = self.directory / MANIFEST_NAME
-        if not path.is_file():
-            raise ValueError(f"{self.directory} holds no {MANIFEST_NAME}: export a model there with "
-                             "`nfzoo export MODEL --out DIR`")
-        raw = _read(path, MAX_MANIFEST_BYTES, "export the model again (`nfzoo export MODEL --out DIR`)")
-        try:
-            manifest = json.loads(raw.decode("utf-8"))
-        except (ValueError, RecursionError) as exc:      # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise ValueError(f"{path} is not valid JSON ({type(exc).__name__}: {str(exc)[:200]}): the export is "
-                             "damaged; export the model again (`nfzoo export MODEL --out DIR`)") from None
-        self._sizes = check_manifest(manifest)
+        manifest, self._sizes, graphs = read_export(self.directory, verify)
         self.manifest: Dict[str, Any] = manifest
         self.image_shape = tuple(manifest["image_shape"])
         self.latent_shape = tuple(manifest["latent_shape"])
         self.num_classes: Optional[int] = manifest.get("num_classes")
         self.sampling: Dict[str, Any] = manifest["sampling"]
-        graphs = {}
-        for name, graph in manifest["graphs"].items():
-            file = self.directory / graph["file"]
-            data = _read(file, MAX_GRAPH_BYTES, f"the {name} graph {MANIFEST_NAME} lists; export the model again")
-            if verify and hashlib.sha256(data).hexdigest() != graph["sha256"].lower():
-                raise ValueError(f"{file} does not match the sha256 in {MANIFEST_NAME}: the export is corrupt or "
-                                 "was changed; export the model again")
-            try:
-                outside = external_data(data)
-            except ValueError as exc:
-                raise ValueError(f"{file} is {exc}: export the model again") from None
-            if outside:
-                raise ValueError(f"{file} would read data outside its own file, which the runner refuses (nfzoo "
-                                 "export writes self-contained graphs, never ONNX external data): "
-                                 f"{'; '.join(outside[:5])}{' ...' if len(outside) > 5 else ''}; export the "
-                                 "model again")
-            graphs[name] = data
         import onnxruntime as ort
 
         options = ort.SessionOptions()
