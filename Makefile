@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check
 
-.PHONY: setup run test clean
+.PHONY: setup run test lint clean
 
 PLUGINS := plugins/quad plugins/cinc plugins/inverse_flow plugins/glem plugins/diffused_flows plugins/heads plugins/tarflow \
            plugins/gallery
@@ -25,6 +25,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# ruff (pycodestyle, pyflakes, import order; settings in pyproject.toml) on every first-party source and test
+lint: setup
+	$(BIN)/ruff check core cli plugins zoo/tools tests
 
 clean:
 	rm -rf $(VENV) runs samples.png

@@ -10,7 +10,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 @pytest.fixture
 def fresh_registry():
     """Rebuild the plugin registry before and after the test (it caches what it loaded)."""
-    import nfzoo.plugins as plugins
+    import nfzoo.registry.plugins as plugins
 
     plugins.reset()
     yield plugins

@@ -1,5 +1,5 @@
 """Capabilities as interfaces (issue 36, item 4): "is this a diffusion prior?" is asked one way, through
-`isinstance(model.prior, nfzoo.interfaces.DiffusionPrior)`, by the export, inpainting and scoring. The zoo's
+`isinstance(model.prior, nfzoo.flows.interfaces.DiffusionPrior)`, by the export, inpainting and scoring. The zoo's
 diffusion priors have the capability and its flows' priors do not; a third-party prior that subclasses the
 interface is exported (U-Net graph and the runner's DDIM over its own `ddim_schedule()`), inpainted by RePaint
 and scored with repeated estimates without any knowledge of its internals; a prior with the same attribute names
@@ -15,18 +15,18 @@ import torch
 from torch import nn
 
 import nfzoo
-from nfzoo import export
 from nfzoo.errors import UsageError
-from nfzoo.interfaces import DDIM_SCHEDULE_KEYS, Bijector, DiffusionPrior, Prior
-from nfzoo.model import FlowModel
+from nfzoo.export import onnx as export
+from nfzoo.flows.interfaces import DDIM_SCHEDULE_KEYS, Bijector, DiffusionPrior, Prior
+from nfzoo.flows.model import FlowModel
 from nfzoo_heads import inpainting, scoring
 
 ROOT = Path(__file__).resolve().parent.parent
 # where the question is asked (the export asks it in export_graphs.py; export.py imports its answer)
-CALL_SITES = [ROOT / "core" / "nfzoo" / "export_graphs.py",
+CALL_SITES = [ROOT / "core" / "nfzoo" / "export" / "graphs.py",
               ROOT / "plugins" / "heads" / "nfzoo_heads" / "inpainting.py",
               ROOT / "plugins" / "heads" / "nfzoo_heads" / "scoring.py"]
-EXPORT_FILES = [ROOT / "core" / "nfzoo" / "export.py", ROOT / "core" / "nfzoo" / "export_graphs.py"]
+EXPORT_FILES = [ROOT / "core" / "nfzoo" / "export" / "onnx.py", ROOT / "core" / "nfzoo" / "export" / "graphs.py"]
 DIFFUSION_NAMES = {"schedule", "scheduler", "eps", "clipped_z0", "timesteps", "alphas_cumprod", "ddim_schedule",
                    "check_steps", "unet", "abar", "betas"}
 ZOO_DIFFUSION = ["ddpm-mnist5k", "diffused-flows-mnist5k"]
@@ -198,7 +198,7 @@ def test_a_third_party_diffusion_prior_is_inpainted_by_repaint():
 
 def test_a_third_party_diffusion_prior_is_exported_and_the_runner_runs_its_ddim(tmp_path):
     pytest.importorskip("onnxruntime")
-    from nfzoo.onnx_runner import ExportedModel
+    from nfzoo.export.runner import ExportedModel
 
     prior = ThirdPartyDiffusion()
     model = _model(prior)

@@ -103,7 +103,7 @@ def test_a_huge_or_negative_seed_exits_2(runner, app, tiny_run, tmp_path, monkey
 
 def test_the_core_refuses_a_seed_out_of_range():
     from nfzoo.errors import UsageError
-    from nfzoo.generation import SEED_MAX, check_seed, chunk_generator
+    from nfzoo.flows.generation import SEED_MAX, check_seed, chunk_generator
 
     assert check_seed(SEED_MAX) == SEED_MAX and check_seed(0) == 0 and check_seed(3.0) == 3
     for bad in (SEED_MAX + 1, -1, 10 ** 23, 2.5, "x", True, float("nan")):
@@ -161,7 +161,7 @@ def test_every_numeric_option_refuses_extremes_with_exit_2(runner, app, tiny_run
 # ------------------------------------------------------------------ sample --out: checked before sampling
 @pytest.fixture
 def no_sampling(monkeypatch):
-    import nfzoo.generation as generation
+    import nfzoo.flows.generation as generation
 
     def refuse(*a, **k):
         raise AssertionError("sampling started before the destination was checked")
@@ -220,8 +220,8 @@ def test_sample_out_dir_refuses_a_folder_with_files_unless_overwrite(runner, app
 # ------------------------------------------------------------------ grid maximum, streaming in constant memory
 @pytest.fixture(scope="module")
 def glem_dir(tmp_path_factory):
-    from nfzoo.api import create_model
     from nfzoo.data import load_dataset
+    from nfzoo.loading.api import create_model
 
     torch.manual_seed(0)
     m = create_model("glem", image_shape=[1, 8, 8], levels=1, steps=1, hidden=8, num_classes=10)
@@ -243,7 +243,7 @@ def test_a_grid_has_a_maximum(runner, app, tiny_run, glem_dir, tmp_path, no_samp
 
 def test_label_rules_give_the_labels_and_images_of_the_full_tensors(glem_dir):
     import nfzoo
-    from nfzoo.generation import (constant_labels, cycle_labels, generate, per_class_labels)
+    from nfzoo.flows.generation import constant_labels, cycle_labels, generate, per_class_labels
 
     m = nfzoo.load(str(glem_dir))
     n = 260                                         # two chunks
@@ -262,7 +262,7 @@ def test_sample_out_dir_streams_in_constant_memory(runner, app, glem_dir, tmp_pa
     chunk's images outlive their chunk."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    import nfzoo.generation as generation
+    import nfzoo.flows.generation as generation
 
     n = 10 ** 7
     real_chunks, real_generate = generation.chunks, generation.generate

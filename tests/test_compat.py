@@ -17,7 +17,7 @@ import nfzoo
 from nfzoo import compat
 from nfzoo.compat import CHECKED, CompatError
 from nfzoo.errors import NfzooError
-from nfzoo.export_trace import Draw, record_draws, replay_draws
+from nfzoo.export.trace import Draw, record_draws, replay_draws
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = {name: getattr(torch, name) for name in ("randn", "rand", "multinomial")}
@@ -111,7 +111,7 @@ def test_the_hub_hooks_fail_with_the_missing_api(monkeypatch):
     CompatError at the first Hub operation, not a silently unhooked client."""
     from huggingface_hub.utils import _http
 
-    from nfzoo import hub_http
+    from nfzoo.hub import http as hub_http
 
     monkeypatch.delattr(_http, "_GLOBAL_CLIENT_FACTORY")
     with pytest.raises(CompatError, match="_GLOBAL_CLIENT_FACTORY"):
@@ -273,7 +273,7 @@ def test_record_draws_still_reports_a_categorical_draw():
         torch.multinomial(torch.tensor([1.0, 3.0]), 5, replacement=True)
         torch.randn((2, 2), dtype=torch.float64)
     assert out == [Draw("categorical", (5,), torch.int64, [0.25, 0.75]), Draw("normal", (2, 2), torch.float64)]
-    from nfzoo.export_trace import ExportError
+    from nfzoo.export.trace import ExportError
 
     with pytest.raises(ExportError, match="without replacement"), record_draws([]):
         torch.multinomial(torch.tensor([1.0, 3.0]), 1)
@@ -281,7 +281,7 @@ def test_record_draws_still_reports_a_categorical_draw():
 
 
 def test_replay_counts_the_draws():
-    from nfzoo.export_trace import ExportError
+    from nfzoo.export.trace import ExportError
 
     with pytest.raises(ExportError, match="more random numbers"), replay_draws([]):
         torch.randn(2)
@@ -305,7 +305,7 @@ def test_two_threads_export_at_once_as_one_at_a_time(tmp_path):
     alone, and the drawing thread got torch's own numbers."""
     pytest.importorskip("onnxscript")
     pytest.importorskip("onnxruntime")
-    from nfzoo.export import export_model
+    from nfzoo.export.onnx import export_model
 
     validate, stdout = compat.default_validate_args(), sys.stdout
     alone = export_model(_tiny_model(), tmp_path / "alone", directions=["sample"], name="tiny")

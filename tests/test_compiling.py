@@ -1,4 +1,4 @@
-"""`--compile` (nfzoo.compiling) and `nfzoo bench compile`: compiled sampling and bpd equal eager; a compiler
+"""`--compile` (nfzoo.flows.compiling) and `nfzoo bench compile`: compiled sampling and bpd equal eager; a compiler
 that fails (at once or at the first call) falls back to eager and says why, once.
 
 Real compilation is slow on a CPU (inductor builds C++): the tests that compile (marked `compiles`) use one
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo import compiling
-from nfzoo.compiling import CompileFallbackWarning, compile_flow, compile_module, compiled_state, eager_flow
+from nfzoo.flows import compiling
+from nfzoo.flows.compiling import CompileFallbackWarning, compile_flow, compile_module, compiled_state, eager_flow
 
 TINY = dict(image_shape=(1, 8, 8), levels=1, steps=1, hidden=8)   # = nfzoo.bench.compile.TINY
 
@@ -52,7 +52,7 @@ def failing_compile(monkeypatch, calls=None):
 
 @compiles
 def test_compiled_sampling_and_bpd_equal_eager_and_chunks_do_not_recompile():
-    from nfzoo.generation import generate_all
+    from nfzoo.flows.generation import generate_all
 
     m, x = tiny_glow()
     with torch.no_grad():

@@ -1,5 +1,5 @@
 """Issue 20, item 4 (and the config parts of item 9): a config is checked before anything is allocated:
-types and ranges of the common keys, parameter and activation limits (nfzoo.limits, one place for every
+types and ranges of the common keys, parameter and activation limits (nfzoo.loading.limits, one place for every
 architecture, plugins' included), and the weights' safetensors header against what the config builds."""
 import json
 import time
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo import limits, shape_build
 from nfzoo.errors import ConfigError, CorruptFileError
+from nfzoo.loading import limits, shape_build
 
 
 def _tiny_dir(tmp_path, **kw):
@@ -117,10 +117,11 @@ def test_activations_over_the_limit_are_refused(monkeypatch):
 
 
 def test_training_checks_the_activations_of_one_batch(tmp_path, monkeypatch):
-    from nfzoo.training import TrainConfig, Trainer
+    from nfzoo.training.trainer import TrainConfig, Trainer
 
     tiny = {"levels": 2, "steps": 1, "hidden": 8}
-    per_image = shape_build.plan_model("glow", *_builder("glow", image_shape=[1, 8, 8], **tiny)).activation_bytes_per_image
+    plan = shape_build.plan_model("glow", *_builder("glow", image_shape=[1, 8, 8], **tiny))
+    per_image = plan.activation_bytes_per_image
     monkeypatch.setenv("NFZOO_MAX_ACTIVATION_GB", str(per_image * 100 / 2 ** 30))
     Trainer(TrainConfig(arch="glow", dataset="digits", batch_size=64, model=tiny), tmp_path / "a")._build()
     t = Trainer(TrainConfig(arch="glow", dataset="digits", batch_size=1000, model=tiny), tmp_path / "b")
@@ -129,8 +130,8 @@ def test_training_checks_the_activations_of_one_batch(tmp_path, monkeypatch):
 
 
 def _builder(arch, **config):
-    from nfzoo.api import architecture_config
-    from nfzoo.plugins import get_registry
+    from nfzoo.loading.api import architecture_config
+    from nfzoo.registry.plugins import get_registry
 
     full = limits.check_config(arch, architecture_config(arch, **config))
     kwargs = {**full, "image_shape": tuple(full["image_shape"])}
@@ -195,7 +196,7 @@ def test_create_model_draws_the_same_initial_weights_as_before():
 # ----------------------------------------------------------------- (c) weights' header against the config
 def _real_builds(monkeypatch):
     """Records, for every FlowModel built, whether its large tensors were real (not on `meta`)."""
-    from nfzoo.model import FlowModel
+    from nfzoo.flows.model import FlowModel
 
     seen = []
     init = FlowModel.__init__
@@ -237,7 +238,7 @@ def test_a_truncated_header_is_a_corrupt_file(tmp_path):
 
 
 def test_every_embedded_zoo_model_still_loads():
-    from nfzoo.api import resolve_pretrained
+    from nfzoo.loading.api import resolve_pretrained
 
     loaded = []
     for name in nfzoo.list_pretrained():

@@ -70,8 +70,8 @@ def test_a_config_json_with_a_bad_image_shape_is_a_config_error(tmp_path):
     """Found by tests/test_fuzz.py: image_shape None or ':' raised TypeError / ValueError."""
     import json
 
-    from nfzoo.api import load_directory
     from nfzoo.errors import ConfigError
+    from nfzoo.loading.api import load_directory
 
     for shape in (None, ":", [1, 8], [0, 8, 8], [1, 8, 8.5], [True, 8, 8]):
         (tmp_path / "config.json").write_text(json.dumps({"architecture": "nice", "config": {"image_shape": shape}}))

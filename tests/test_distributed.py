@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 import nfzoo
 from nfzoo.distributed import mix_seed, shard, skip_uniform
-from nfzoo.generation import CHUNK, chunk_generator, chunks
+from nfzoo.flows.generation import CHUNK, chunk_generator, chunks
 
 NFZOO = [sys.executable, "-m", "nfzoo_cli"]
 

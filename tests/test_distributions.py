@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PYPROJECTS = [ROOT / "pyproject.toml", ROOT / "zoo" / "pyproject.toml", *sorted((ROOT / "plugins").glob("*/pyproject.toml"))]
+PYPROJECTS = [ROOT / "pyproject.toml", ROOT / "zoo" / "pyproject.toml",
+              *sorted((ROOT / "plugins").glob("*/pyproject.toml"))]
 
 
 def _packages(pyproject: Path):

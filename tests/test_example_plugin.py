@@ -41,7 +41,7 @@ def _use_the_plugin(tmp_path):
                           str(EXAMPLE / "tests")], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
     # and the core's kit run over every registered bijector now includes the plugin's
-    code = ("from nfzoo.plugins import get_registry\n"
+    code = ("from nfzoo.registry.plugins import get_registry\n"
             "e = get_registry().get('bijectors', 'leaky-affine')\n"
             "from nfzoo.testing import check_bijector\n"
             "kw, shape = e.metadata['example']\n"

@@ -1,4 +1,4 @@
-"""Exported samplers (issue 24): `nfzoo export` and nfzoo.export write ONNX graphs that reproduce the torch model
+"""Exported samplers (issue 24): `nfzoo export` and nfzoo.export.onnx write ONNX graphs that reproduce the torch model
 (the sample direction on 1,000 latents: images within 1e-4; the density direction on 1,000 mnist5k test images:
 latents, log-dets and log-densities within 1e-4 of max(1, |value|)), a manifest that says what each graph is and
 why anything was not exported, and a runner that needs neither torch nor nfzoo.
@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo.export import RUNNER_FILES, RUNNER_NAME, export_model
-from nfzoo.export_trace import replay_draws
-from nfzoo.onnx_runner import ExportedModel
+from nfzoo.export.onnx import RUNNER_FILES, RUNNER_NAME, export_model
+from nfzoo.export.runner import ExportedModel
+from nfzoo.export.trace import replay_draws
 
 N = 1000          # latents and images per parity check (the issue's number)
 TOL = 1e-4        # max |diff| on images and latents

@@ -1,4 +1,4 @@
-"""A hostile user against `nfzoo export` and its runner (nfzoo.onnx_runner, copied into the export folder):
+"""A hostile user against `nfzoo export` and its runner (nfzoo.export.runner, copied into the export folder):
 
 - `--out ""` is refused as `sample` refuses it (exit 2, nothing written anywhere), and a folder that holds files
   is refused with a message that names no option `export` does not have;
@@ -21,8 +21,8 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo.export import export_model
-from nfzoo.onnx_runner import MANIFEST_NAME, ExportedModel
+from nfzoo.export.onnx import export_model
+from nfzoo.export.runner import MANIFEST_NAME, ExportedModel
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_a_huge_noise_shape_is_refused_before_anything_is_allocated(tiny, tmp_pa
 
 
 def test_a_draw_bigger_than_the_stated_limit_is_refused_before_allocating(tiny):
-    from nfzoo.onnx_runner import MAX_DRAW_ELEMENTS
+    from nfzoo.export.runner import MAX_DRAW_ELEMENTS
 
     m = ExportedModel(tiny / "export", threads=1)
     for call in (lambda n: m.sample(n), lambda n: m.draw_noise(n)):
@@ -383,7 +383,7 @@ def _crafted():
 @pytest.mark.parametrize("where", ["initializer", "constant attribute", "subgraph initializer", "function body",
                                    "sparse initializer"])
 def test_the_scan_finds_external_data_wherever_onnx_can_hold_it(where):
-    from nfzoo.onnx_checks import external_data
+    from nfzoo.export.runner_checks import external_data
 
     model = _crafted()[where]
     found = external_data(model.SerializeToString())
@@ -391,7 +391,7 @@ def test_the_scan_finds_external_data_wherever_onnx_can_hold_it(where):
 
 
 def test_the_scan_passes_self_contained_graphs_and_refuses_malformed_bytes(tiny):
-    from nfzoo.onnx_checks import external_data
+    from nfzoo.export.runner_checks import external_data
 
     for f in ("prior.onnx", "decode.onnx"):
         assert external_data((tiny / "export" / f).read_bytes()) == []
@@ -400,12 +400,12 @@ def test_the_scan_passes_self_contained_graphs_and_refuses_malformed_bytes(tiny)
 
 
 def test_the_scan_covers_every_onnx_field_that_can_hold_a_tensor():
-    """The scan's schema (nfzoo.onnx_checks.ONNX_MESSAGES) lists every field, in every message reachable from
+    """The scan's schema (nfzoo.export.runner_checks.ONNX_MESSAGES) lists every field, in every message reachable from
     ModelProto, whose type can hold a TensorProto: taken from the installed onnx's own descriptors."""
     from google.protobuf.descriptor import FieldDescriptor
     from onnx import ModelProto
 
-    from nfzoo.onnx_checks import ONNX_MESSAGES
+    from nfzoo.export.runner_checks import ONNX_MESSAGES
 
     messages, todo = {}, [ModelProto.DESCRIPTOR]
     while todo:
@@ -430,13 +430,13 @@ def test_the_scan_covers_every_onnx_field_that_can_hold_a_tensor():
 
 
 def test_the_export_never_writes_external_data(tiny, tmp_path):
-    """export_model refuses a graph file that keeps tensors elsewhere (nfzoo.export.check_self_contained), and
+    """export_model refuses a graph file that keeps tensors elsewhere (nfzoo.export.onnx.check_self_contained), and
     the exported files are self-contained by onnx's own reading too."""
     import onnx
     from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
-    from nfzoo.export import check_self_contained
-    from nfzoo.export_trace import ExportError
+    from nfzoo.export.onnx import check_self_contained
+    from nfzoo.export.trace import ExportError
 
     for f in ("prior.onnx", "decode.onnx"):
         model = onnx.load(str(tiny / "export" / f), load_external_data=False)
@@ -451,7 +451,7 @@ def test_the_export_never_writes_external_data(tiny, tmp_path):
 
 # --------------------------------------------------------------------- the runner's own files
 def test_the_runners_files_are_listed_and_verified(tiny, tmp_path):
-    """The export copies the runner and its checks (nfzoo.onnx_checks as nfzoo_onnx_checks.py), lists both in
+    """The export copies the runner and its checks (nfzoo.export.runner_checks as nfzoo_onnx_checks.py), lists both in
     the manifest with their sha256, and a changed one is refused as a changed graph is (unless verify=False)."""
     manifest = read_manifest(tiny / "export")
     files = manifest["runner"]["files"]

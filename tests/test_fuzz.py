@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from nfzoo.errors import NfzooError
-from nfzoo.plugins import get_registry
+from nfzoo.registry.plugins import get_registry
 from nfzoo.testing import check_bijector
 
 ENTRIES = get_registry().list("bijectors")
@@ -86,7 +86,7 @@ _values = st.one_of(_scalars, st.lists(_scalars, max_size=4))
 
 @st.composite
 def _configs(draw):
-    from nfzoo.api import architecture_config
+    from nfzoo.loading.api import architecture_config
 
     arch = draw(st.sampled_from(ARCHS))
     keys = sorted(architecture_config(arch))
@@ -106,8 +106,8 @@ def test_any_config_json_loads_or_is_refused_clearly(doc, tmp_path_factory):
     refused for the missing weights."""
     import json
 
-    from nfzoo.api import load_directory
     from nfzoo.errors import UsageError
+    from nfzoo.loading.api import load_directory
 
     d = tmp_path_factory.mktemp("cfg")
     (d / "config.json").write_text(json.dumps(doc))
@@ -172,7 +172,7 @@ def test_model_card_front_matter_parses_back(arch, ds, lic, metrics):
     whatever the names hold (quotes, colons, '#', unicode)."""
     from huggingface_hub import RepoCard
 
-    from nfzoo.publish import model_card
+    from nfzoo.hub.publish import model_card
 
     info = {"architecture": arch, "dataset": ds, "license": lic, "metrics": metrics, "config": {"k": arch}}
     data = RepoCard(model_card("m", info)).data.to_dict()
@@ -193,7 +193,7 @@ def test_run_info_reads_any_run_files_or_refuses_them(train, history, tmp_path_f
     import json
 
     from nfzoo.errors import NfzooError
-    from nfzoo.publish import run_info
+    from nfzoo.hub.publish import run_info
 
     d = tmp_path_factory.mktemp("run")
     (d / "config.json").write_text(json.dumps({"architecture": "glow", "config": {}}))
@@ -266,7 +266,8 @@ def _numeric_argv(draw):
 @example(argv=['sample', '--model', 'RUN', '--out', 'o.jpg', '-n', '2'])
 @example(argv=['sample', '--model', 'RUN', '--out', 'full', '-n', '2'])
 @example(argv=['sample', '--model', 'RUN', '--out', 'o.png', '-n', '4294967296'])
-@example(argv=['inpaint', '--model', 'RUN', '--image', 'IMG', '--box', '1,1,4,4', '--out', 'o.png', '--set', 'iters=abc'])
+@example(argv=['inpaint', '--model', 'RUN', '--image', 'IMG', '--box', '1,1,4,4', '--out', 'o.png',
+               '--set', 'iters=abc'])
 @example(argv=['inpaint', '--model', 'RUN', '--image', 'IMG', '--box', '1,1,4,4', '--out', 'o.png', '--set', 'lr=nan'])
 @example(argv=['inpaint', '--model', 'RUN', '--image', 'IMG', '--box', '1,1,4,4', '--out', 'o.png', '--label', '3'])
 @example(argv=['train', 'glow', '--dataset', 'nope', '--out', 'run', '--grad-clip', 'nan'])
@@ -276,7 +277,7 @@ def test_cli_numbers_and_outputs_at_extremes_exit_cleanly(argv, runner, app, tin
     score / synth / augment, and odd --out paths (empty, '.', x.jpg, a folder named .png, under a file, under
     /proc, a NUL): exit 0, 1 or 2, never a traceback nor an internal error. Sampling draws only its first
     chunk (the chunk path is patched), so a valid huge -n ends at once."""
-    import nfzoo.generation as generation
+    import nfzoo.flows.generation as generation
     from nfzoo.data import load_dataset
     from nfzoo.imageio import save_single_png
 

@@ -161,7 +161,6 @@ def test_sample_files_become_rows_metrics_and_pins(tmp_path):
     diffs, _ = R.render(root, write=True)
     assert diffs and R.render(root, write=False)[0] == []          # written once, then up to date
     glow_rel = "docs/results/samples/glow-mnist5k/ancestral-t0.7.json"
-    ddpm_rel = "docs/results/samples/ddpm-mnist5k/ddim50-eta1-t1.0.json"
     readme = (root / "README.md").read_text()
     samples = dict(R.generated_blocks(readme))["samples"]
     # glow: 3 seeds, mean +- sd (sd with ddof 1), where the file came from and what measured it
@@ -470,7 +469,7 @@ def test_before_the_chain_there_is_no_row(tmp_path):
 
 
 def test_sample_files_give_their_sampler_options_old_and_new():
-    from nfzoo.results import measured_sampler_options
+    from nfzoo.evaluation.results import measured_sampler_options
 
     rd = _renderer()
     old = {"sampler": "ddim", "steps": 20, "eta": 1.0}                  # written before "sampler_options"

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo import publish
 from nfzoo.errors import ChecksumError, NotCachedError
+from nfzoo.hub import publish
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ("config.json", "model.safetensors", "README.md")
@@ -86,7 +86,7 @@ def _error_line(res):
 
 
 def _same_weights(model, folder):
-    ref = nfzoo.api.load_directory(folder).state_dict()
+    ref = nfzoo.loading.api.load_directory(folder).state_dict()
     return all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
 
 
@@ -309,7 +309,7 @@ def test_list_pretrained_sources_and_embedded_default(hub, zoo, models, runner, 
     assert res.exit_code == 0 and "nothing to download" in res.output
     assert hub.count == 0
     # the source column costs no torch import
-    code = ("import sys; from nfzoo.plugins import Entry; from nfzoo.hub import source_of\n"
+    code = ("import sys; from nfzoo.registry.plugins import Entry; from nfzoo.hub.fetch import source_of\n"
             f"e = Entry('pretrained', 'x', 'x', 'p', {{'repo_id': 'nfzoo/tiny-hub', 'revision': {sha!r}, "
             "'status': 'hub', 'files': {}})\n"
             "print(source_of(e), 'torch' in sys.modules)")
@@ -389,7 +389,7 @@ def test_shipped_zoo_models_load_offline_and_reproduce_their_cards(monkeypatch, 
     """The embedded flows load with no network at all, and the oracle is refused as a flow."""
     import nfzoo
     from nfzoo.errors import UsageError
-    from nfzoo.plugins import get_registry
+    from nfzoo.registry.plugins import get_registry
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
@@ -406,8 +406,8 @@ def test_shipped_zoo_models_load_offline_and_reproduce_their_cards(monkeypatch, 
 def test_glow_mnist5k_reproduces_its_card_bpd():
     import nfzoo
     from nfzoo.data import load_dataset
-    from nfzoo.plugins import get_registry
-    from nfzoo.training import evaluate_bpd
+    from nfzoo.registry.plugins import get_registry
+    from nfzoo.training.trainer import evaluate_bpd
 
     card = get_registry().get("pretrained", "glow-mnist5k").metadata["metrics"]["test_bpd"]
     got = evaluate_bpd(nfzoo.load("glow-mnist5k"), load_dataset("mnist5k", "test"))["bpd"]

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_hub import _model_dir
 
 import nfzoo
 from nfzoo.errors import NotCachedError
-
-from test_hub import _model_dir
 
 
 def _pull(spec):
@@ -29,7 +28,7 @@ def tiny_repo(hub, tmp_path):
 
 
 def _same(model, folder):
-    ref = nfzoo.api.load_directory(folder).state_dict()
+    ref = nfzoo.loading.api.load_directory(folder).state_dict()
     return all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
 
 

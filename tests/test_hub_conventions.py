@@ -1,4 +1,4 @@
-"""Hugging Face Hub conventions (nfzoo.hub_mixin, nfzoo.publish), against the loopback Hub of tests/hubserver.py:
+"""Hugging Face Hub conventions (nfzoo.hub.mixin, nfzoo.hub.publish), against the loopback Hub of tests/hubserver.py:
 `push_to_hub` then `FlowModel.from_pretrained` gives back the same weights, config.json and sampling record;
 the uploaded card parses (huggingface_hub's ModelCard) to library_name nfzoo, the tags and a model-index of
 the run's results; `.eval_results/` files are written for a data set with a Hub dataset id (and a later push
@@ -17,7 +17,7 @@ import torch
 import yaml
 
 import nfzoo
-from nfzoo import FlowModel, publish
+from nfzoo import FlowModel
 from nfzoo.errors import HubNotFoundError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent

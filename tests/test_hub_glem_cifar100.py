@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo import publish
-from nfzoo.hub_settings import cache_dir
+from nfzoo.hub import publish
+from nfzoo.hub.settings import cache_dir
 
 pytest.importorskip("nfzoo_glem")
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def test_pull_verify_load_and_sample_chosen_classes(hub, checkpoint, fresh_regis
     model = nfzoo.load(NAME)
     assert hub.count == 0, "a pinned, cached model loads with no request"
     assert model.architecture == "glem" and model.num_classes == 100 and model.image_shape == (3, 32, 32)
-    ref = nfzoo.api.load_directory(folder).state_dict()
+    ref = nfzoo.loading.api.load_directory(folder).state_dict()
     assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
     labels = torch.tensor([3, 17, 42, 99])
     x = model.sample(4, labels, temperature=0.7, generator=torch.Generator().manual_seed(0))

@@ -10,14 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
-
-import nfzoo
-from nfzoo import hub as nfhub
-from nfzoo import hub_files, hub_http, hub_names
-from nfzoo.errors import ChecksumError, HubError, UsageError
-
 from hubserver import SilentServer
 from test_hub import _error_line, _model_dir, _same_weights, cli
+
+import nfzoo
+from nfzoo.errors import ChecksumError, HubError, UsageError
+from nfzoo.hub import fetch as nfhub
+from nfzoo.hub import files as hub_files
+from nfzoo.hub import http as hub_http
+from nfzoo.hub import names as hub_names
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def test_the_ref_write_refuses_a_path_outside_refs(hub, monkeypatch, tmp_path):
 
 
 def test_a_bad_file_name_in_an_index_is_refused_and_listed_as_invalid(hub):
-    from nfzoo.plugins import Entry
+    from nfzoo.registry.plugins import Entry
 
     meta = {"repo_id": "nfzoo/tiny", "revision": "a" * 40, "status": "hub",
             "files": {"../../escaped": "0" * 64}}

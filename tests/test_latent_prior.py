@@ -1,4 +1,4 @@
-"""The fitted latent prior (nfzoo.latent_prior, `nfzoo refit-prior`), the result files of `nfzoo eval --out`,
+"""The fitted latent prior (nfzoo.flows.latent_prior, `nfzoo refit-prior`), the result files of `nfzoo eval --out`,
 the recognisable share, and fine-tuning from a pretrained model (`nfzoo train --init`)."""
 import json
 import math
@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 import nfzoo
 from nfzoo.data import ArrayDataset
 from nfzoo.errors import ConfigError, UsageError
-from nfzoo.latent_prior import fit_latent_prior
-from nfzoo.priors import LatentMixture
-from nfzoo.results import mean_sd, write_result
+from nfzoo.evaluation.results import mean_sd, write_result
+from nfzoo.flows.latent_prior import fit_latent_prior
+from nfzoo.flows.priors import LatentMixture
 from nfzoo_cli.app import build_app
 
 runner = CliRunner()
@@ -37,7 +37,7 @@ def labelled(n=60, classes=3, seed=0):
 def test_an_unfitted_mixture_is_the_standard_normal():
     p = LatentMixture((2, 3), components=4, rank=2)
     z = torch.randn(5, 2, 3)
-    torch.testing.assert_close(p.log_prob(z), nfzoo.priors.StandardNormal((2, 3)).log_prob(z))
+    torch.testing.assert_close(p.log_prob(z), nfzoo.flows.priors.StandardNormal((2, 3)).log_prob(z))
 
 
 def test_log_prob_is_the_mixture_of_low_rank_gaussians():
@@ -168,7 +168,7 @@ def test_mean_sd_is_the_sample_standard_deviation():
 
 
 def test_recognisable_share_counts_confident_oracle_calls():
-    from nfzoo.metrics import recognisable_share
+    from nfzoo.evaluation.metrics import recognisable_share
 
     class Fixed(torch.nn.Module):
         def forward(self, x):          # image i: logits making p(max) = 0.95, 0.5, 0.95, 0.5
@@ -200,7 +200,7 @@ def test_train_init_starts_from_a_pretrained_models_weights(tmp_path):
     r = runner.invoke(app, [*base, "--set", "scale_floor=0", "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
     src = nfzoo.load(str(tmp_path / "a"))
-    from nfzoo.training import TrainConfig, Trainer
+    from nfzoo.training.trainer import TrainConfig, Trainer
 
     cfg = TrainConfig(arch="glow", dataset="digits", epochs=1, init_from=str(tmp_path / "a"),
                       model={"levels": 1, "steps": 1, "hidden": 4})
@@ -220,7 +220,7 @@ def test_train_init_starts_from_a_pretrained_models_weights(tmp_path):
 def test_the_commit_is_nfzoos_own_never_another_repositorys(tmp_path):
     import subprocess
 
-    from nfzoo.results import source_commit
+    from nfzoo.evaluation.results import source_commit
 
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     assert source_commit(tmp_path) is None          # a repository nfzoo is merely installed in

@@ -5,8 +5,8 @@ import torch
 
 import nfzoo
 from nfzoo.errors import ConfigError, UnknownNameError, UsageError
-from nfzoo.pretrained import PretrainedEntry, is_path_like, resolve_pretrained
-from nfzoo.sources import resolve_source
+from nfzoo.loading.pretrained import PretrainedEntry, is_path_like, resolve_pretrained
+from nfzoo.loading.sources import resolve_source
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_the_name_rule():
 
 
 def test_the_oracle_follows_the_same_rule(tmp_path, monkeypatch):
-    from nfzoo.oracle import OracleNet, find_oracle
+    from nfzoo.evaluation.oracle import OracleNet, find_oracle
 
     torch.manual_seed(0)
     OracleNet(image_shape=(1, 8, 8), num_classes=10).save(tmp_path / "my-oracle")
@@ -82,7 +82,7 @@ def test_the_typed_pretrained_entry():
     assert e.dataset == "mnist5k" and e.kind == "flow" and e.default and e.repo_id == "nfzoo/glow-mnist5k"
     assert set(e.files) >= {"config.json", "model.safetensors"} and e.config["image_shape"] == [1, 28, 28]
     assert e.metadata["description"] and e.path and e.status == "embedded"
-    from nfzoo.plugins import Entry
+    from nfzoo.registry.plugins import Entry
 
     bad = Entry("pretrained", "bad", "bad", "p", {"files": ["model.safetensors"]})
     with pytest.raises(ConfigError, match="'files' must be an object"):

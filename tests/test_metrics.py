@@ -9,9 +9,17 @@ import torch
 
 import nfzoo
 from nfzoo.errors import ConfigError, CorruptFileError, NfzooError, UsageError
-from nfzoo.metrics import (coverage, coverage_density, density, evaluate_samples, fid, frechet_distance,
-                           knn_radii, label_reliability)
-from nfzoo.oracle import OracleNet, load_oracle
+from nfzoo.evaluation.metrics import (
+    coverage,
+    coverage_density,
+    density,
+    evaluate_samples,
+    fid,
+    frechet_distance,
+    knn_radii,
+    label_reliability,
+)
+from nfzoo.evaluation.oracle import OracleNet, load_oracle
 
 
 def _oracle(shape=(1, 28, 28), seed=0):
@@ -320,7 +328,7 @@ def test_nonfinite_samples_are_left_out_and_counted():
             super().__init__()
             self.w = torch.nn.Parameter(torch.zeros(1))
 
-        def get_sampler(self, sampler=None):      # what nfzoo.pipeline asks a model for
+        def get_sampler(self, sampler=None):      # what nfzoo.flows.pipeline asks a model for
             return nfzoo.Sampler()
 
         def sampling_options(self, sampler=None, **given):
@@ -351,7 +359,7 @@ class _PlantFile:
 
 def _plant_evil_inception(torch_home, marker):
     """A crafted .pth at torchvision's cache path of Inception-v3's weights; returns its path."""
-    from nfzoo.inception import INCEPTION_FILE
+    from nfzoo.evaluation.inception import INCEPTION_FILE
 
     path = torch_home / "hub" / "checkpoints" / INCEPTION_FILE
     path.parent.mkdir(parents=True)
@@ -371,7 +379,7 @@ def test_the_pinned_inception_file_is_torchvisions():
 
     from torchvision.models import Inception_V3_Weights
 
-    from nfzoo.inception import INCEPTION_FILE, INCEPTION_SHA256, INCEPTION_URL
+    from nfzoo.evaluation.inception import INCEPTION_FILE, INCEPTION_SHA256, INCEPTION_URL
 
     assert INCEPTION_URL == Inception_V3_Weights.IMAGENET1K_V1.url
     assert os.path.basename(INCEPTION_URL) == INCEPTION_FILE
@@ -395,7 +403,7 @@ def test_cli_eval_with_inception_features_never_runs_a_planted_weight_file(runne
     assert "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth" in out
     assert "Traceback" not in res.output
     # the API refuses it too (not only the CLI's early check)
-    from nfzoo.inception import InceptionFeatures
+    from nfzoo.evaluation.inception import InceptionFeatures
 
     with pytest.raises(CorruptFileError, match="sha256"):
         InceptionFeatures()
@@ -405,7 +413,7 @@ def test_cli_eval_with_inception_features_never_runs_a_planted_weight_file(runne
 def test_the_inception_hash_is_checked_whole_and_before_anything_is_loaded(tmp_path, monkeypatch):
     """torchvision checks only the 8-digit prefix of the name, and only when downloading: a file whose
     sha256 shares that prefix but not the rest is refused, and torch.load is never called."""
-    import nfzoo.inception as inception
+    import nfzoo.evaluation.inception as inception
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     marker = tmp_path / "pwned"
@@ -425,7 +433,7 @@ def test_the_inception_hash_is_checked_whole_and_before_anything_is_loaded(tmp_p
 def test_a_weight_file_with_the_pinned_hash_but_more_than_tensors_is_refused(tmp_path, monkeypatch):
     """Second line of defence: were the pinned hash ever that of a hostile file, the weights-only loader
     still refuses to build anything but tensors."""
-    import nfzoo.inception as inception
+    import nfzoo.evaluation.inception as inception
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     marker = tmp_path / "pwned"
@@ -450,7 +458,7 @@ def inception_like_weights(tmp_path_factory):
     where the torch hub cache keeps the real one: (TORCH_HOME, its sha256)."""
     from torchvision.models import inception_v3
 
-    from nfzoo.inception import inception_weights_path
+    from nfzoo.evaluation.inception import inception_weights_path
 
     home = tmp_path_factory.mktemp("torch-home")
     torch.manual_seed(0)
@@ -473,8 +481,8 @@ def test_inception_features_are_those_of_torchvisions_own_loading(inception_like
     import torch.nn.functional as F
     from torchvision.models import Inception_V3_Weights, inception_v3
 
-    import nfzoo.inception as inception
-    import nfzoo.metrics as metrics
+    import nfzoo.evaluation.inception as inception
+    import nfzoo.evaluation.metrics as metrics
 
     home, digest = inception_like_weights
     monkeypatch.setenv("TORCH_HOME", str(home))

@@ -39,9 +39,9 @@ def test_uint8_and_float_inputs_agree():
 
 
 def test_bpd_includes_the_8bit_term():
-    from nfzoo.bijectors import Rescale
-    from nfzoo.model import FlowModel
-    from nfzoo.priors import StandardNormal
+    from nfzoo.flows.bijectors import Rescale
+    from nfzoo.flows.model import FlowModel
+    from nfzoo.flows.priors import StandardNormal
 
     m = FlowModel(Rescale((1, 2, 2)), StandardNormal((1, 2, 2)), (1, 2, 2)).eval()
     x = torch.zeros(1, 1, 2, 2)

@@ -4,7 +4,7 @@ registered bijector, so the kit's run over every registered bijector does not re
 import pytest
 import torch
 
-from nfzoo.plugins import get_registry
+from nfzoo.registry.plugins import get_registry
 from nfzoo.testing import check_bijector, tiny_multiscale
 
 

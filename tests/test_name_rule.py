@@ -1,10 +1,10 @@
 """One name rule (issue 36, item 2): one table of names, each with what is on disk and what it must mean,
-run against every entry point that takes a model name: the parser itself (nfzoo.pretrained.parse_model_name
+run against every entry point that takes a model name: the parser itself (nfzoo.loading.pretrained.parse_model_name
 and the zoo lookup), nfzoo.load, FlowModel.from_pretrained, the CLI (`nfzoo sample --model NAME`), a recipe's
 init_from (check_recipe) and the gallery (zoo names only, decided without looking at the disk).
 
-Each entry point is stopped where it reaches a source: nfzoo.hub.resolve (a Hub repo, or a zoo entry's
-files) and nfzoo.api.load_directory (a folder) record what they were asked for and raise; nothing is loaded
+Each entry point is stopped where it reaches a source: nfzoo.hub.fetch.resolve (a Hub repo, or a zoo entry's
+files) and nfzoo.loading.api.load_directory (a folder) record what they were asked for and raise; nothing is loaded
 or downloaded. The rows' folders are empty, so a recipe (which checks a folder for config.json) says which
 folder it read; its zoo check, against another architecture, says which model it found. The last tests run
 ORG/NAME end to end against the loopback Hub (tests/hubserver.py)."""
@@ -16,10 +16,10 @@ import pytest
 import torch
 
 import nfzoo
-import nfzoo.api
-import nfzoo.hub
+import nfzoo.hub.fetch
+import nfzoo.loading.api
 from nfzoo.errors import HubNotFoundError, NfzooError, NotCachedError, UsageError
-from nfzoo.pretrained import ModelName, parse_model_name, resolve_pretrained
+from nfzoo.loading.pretrained import ModelName, parse_model_name, resolve_pretrained
 
 ZOO = "glow-mnist5k"         # embedded in the zoo package; "glow" is its family name
 PROBE_ARCH = "nice"          # the recipe's stage trains this: a zoo init_from of glow is refused, naming glow
@@ -87,7 +87,7 @@ def _folder(text, places) -> Path:
 
 @pytest.fixture
 def sources(monkeypatch):
-    """nfzoo.hub.resolve and nfzoo.api.load_directory record what they are asked for and raise Reached."""
+    """nfzoo.hub.fetch.resolve and nfzoo.loading.api.load_directory record what they are asked for and raise Reached."""
     seen = []
 
     def resolve(spec, download=False, force=False, progress=None, token=None):
@@ -98,8 +98,8 @@ def sources(monkeypatch):
         seen.append(("dir", Path(directory).resolve()))
         raise Reached()
 
-    monkeypatch.setattr(nfzoo.hub, "resolve", resolve)
-    monkeypatch.setattr(nfzoo.api, "load_directory", load_directory)
+    monkeypatch.setattr(nfzoo.hub.fetch, "resolve", resolve)
+    monkeypatch.setattr(nfzoo.loading.api, "load_directory", load_directory)
     return seen
 
 
@@ -149,7 +149,7 @@ def recipe(name, places, seen, runner, app):
     """check_recipe of one stage training PROBE_ARCH from `name`: passes for a Hub id, names the folder it
     looked in for config.json (the table's folders have none), or the architecture of the zoo model."""
     from nfzoo.errors import ConfigError
-    from nfzoo.recipes import check_recipe, parse_recipe
+    from nfzoo.training.recipes import check_recipe, parse_recipe
 
     doc = {"recipe": 1, "stages": [{"name": "a", "train": {"arch": PROBE_ARCH, "dataset": "digits", "epochs": 1,
                                                           "init_from": name}}]}

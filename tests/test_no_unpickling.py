@@ -85,7 +85,7 @@ def inception_like_weights(tmp_path_factory):
     at the torch hub cache's path of the real one: (TORCH_HOME, its sha256)."""
     from torchvision.models import inception_v3
 
-    from nfzoo.inception import INCEPTION_FILE
+    from nfzoo.evaluation.inception import INCEPTION_FILE
 
     home = tmp_path_factory.mktemp("torch-home")
     path = home / "hub" / "checkpoints" / INCEPTION_FILE
@@ -132,7 +132,7 @@ def test_loading_a_zoo_model_and_a_run_unpickles_nothing(unpickling, tiny_run):
 
 def test_sampling_and_evaluating_a_run_with_an_oracle_unpickle_nothing(unpickling, runner, app, tiny_run,
                                                                     tmp_path):
-    from nfzoo.oracle import OracleNet
+    from nfzoo.evaluation.oracle import OracleNet
 
     torch.manual_seed(0)
     OracleNet(image_shape=(1, 8, 8)).eval().save(tmp_path / "oracle")
@@ -171,8 +171,8 @@ def test_a_hub_pull_and_load_unpickle_nothing(unpickling, runner, app, hub, tmp_
 def test_the_inception_features_unpickle_nothing(unpickling, inception_like_weights, monkeypatch):
     """A legitimate-format weight file (the test's own, so its sha256 is pinned for the test) is read
     with the weights-only loader; the features come out."""
-    import nfzoo.inception as inception
-    import nfzoo.metrics as metrics
+    import nfzoo.evaluation.inception as inception
+    import nfzoo.evaluation.metrics as metrics
 
     home, digest = inception_like_weights
     monkeypatch.setenv("TORCH_HOME", str(home))

@@ -11,7 +11,7 @@ import nfzoo
 
 @nfzoo.hookimpl
 def register_architectures(register):
-    register("fake-arch", "nfzoo.architectures:glow", description="a fake architecture")
+    register("fake-arch", "nfzoo.flows.architectures:glow", description="a fake architecture")
 '''
 
 BROKEN = '''
@@ -23,7 +23,7 @@ import nfzoo
 
 @nfzoo.hookimpl
 def register_architectures(register):
-    register("glow", "nfzoo.architectures:glow", description="a second glow")
+    register("glow", "nfzoo.flows.architectures:glow", description="a second glow")
 '''
 
 
@@ -42,7 +42,7 @@ def test_entry_point_plugin_is_found(fake_plugin):
     assert "fake-arch" in nfzoo.list_models()
     info = {p["name"]: p for p in nfzoo.list_plugins()}["good"]
     assert info["hooks"] == ["register_architectures"] and info["version"] == "0.1"
-    assert nfzoo.plugins.get_registry().get("architectures", "fake-arch").plugin == "good"
+    assert nfzoo.registry.plugins.get_registry().get("architectures", "fake-arch").plugin == "good"
 
 
 def test_broken_plugin_is_reported_not_fatal(fake_plugin, runner, app):
@@ -76,7 +76,7 @@ def test_register_plugin_by_hand(fresh_registry):
     class Mine:
         @nfzoo.hookimpl
         def register_priors(self, register):
-            register("my-prior", "nfzoo.priors:StandardNormal", description="mine")
+            register("my-prior", "nfzoo.flows.priors:StandardNormal", description="mine")
 
     reg = fresh_registry.get_registry()
     reg.register_plugin(Mine(), "mine")
@@ -136,7 +136,7 @@ def mean_pixel(model, dataset, *, seed, data_root, device, progress, model_name,
 
 def test_a_plugin_eval_task_is_registered_by_its_hook_and_run_by_nfzoo_eval(fake_plugin, runner, app, tmp_path):
     """register_eval_tasks (issue 21): `nfzoo plugins` lists the task, `nfzoo eval --task` calls it as
-    nfzoo.hookspecs.EvalTask says (options from --set and --samples, unknown options exit 2, `summary`
+    nfzoo.registry.hookspecs.EvalTask says (options from --set and --samples, unknown options exit 2, `summary`
     printed without --json)."""
     fake_plugin("tasker", TASKER)
     d = tmp_path / "model"

@@ -28,7 +28,7 @@ SHELL = [
     ("nfzoo cache ls|verify|rm [NAME] [--all] [--json]", ["cache", "ls", "--json"], 0),
     ("`nfzoo pull glem-cifar100` says so in one line", ["pull", "glem-cifar100"], 1),   # unpublished: exit 1
     ("`nfzoo sample --model inverse-flow -n 64 --seed 0 --out samples.png`",
-     ["sample", "--model", "inverse-flow", "-n", "64", "--seed", "0", "--out", "samples.png"], 0),                                                                  # the main job
+     ["sample", "--model", "inverse-flow", "-n", "64", "--seed", "0", "--out", "samples.png"], 0),   # the main job
 ]
 
 
@@ -44,7 +44,7 @@ def test_every_python_block_is_accounted_for():
 
 
 def test_python_api_block(hub, tmp_path, monkeypatch):
-    """The Python API block, its `nfzoo.publish.push` included (against the loopback Hub, no token)."""
+    """The Python API block, its `nfzoo.hub.publish.push` included (against the loopback Hub, no token)."""
     monkeypatch.chdir(tmp_path)
     scope = {}
     exec(compile(BLOCKS[0], "README.md Python API", "exec"), scope)

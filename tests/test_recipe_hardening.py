@@ -1,4 +1,4 @@
-"""A hostile recipe file is refused before any work (nfzoo.recipes): YAML alias bombs and deep nesting are
+"""A hostile recipe file is refused before any work (nfzoo.training.recipes): YAML alias bombs and deep nesting are
 bounded while the file is scanned, before yaml builds anything; every parse failure is a ConfigError (exit
 2, no "internal error"); and every stage is checked (architecture, model config, data set, init_from, the
 refit and oracle numbers) before the first one trains."""
@@ -8,9 +8,17 @@ import pytest
 import yaml
 
 from nfzoo.errors import ConfigError
-from nfzoo.plugins import get_registry
-from nfzoo.recipes import (MAX_RECIPE_DEPTH, MAX_RECIPE_NODES, PREVIOUS, check_recipe, find_recipe, load_recipe,
-                           parse_recipe, run_recipe)
+from nfzoo.registry.plugins import get_registry
+from nfzoo.training.recipes import (
+    MAX_RECIPE_DEPTH,
+    MAX_RECIPE_NODES,
+    PREVIOUS,
+    check_recipe,
+    find_recipe,
+    load_recipe,
+    parse_recipe,
+    run_recipe,
+)
 
 TINY = {"arch": "glow", "dataset": "digits", "epochs": 1, "batch_size": 64, "eval_batch": 500,
         "model": {"levels": 1, "steps": 1, "hidden": 8}}

@@ -1,4 +1,4 @@
-"""Recipes (nfzoo.recipes): every zoo model's recipe parses, builds the architecture and config its
+"""Recipes (nfzoo.training.recipes): every zoo model's recipe parses, builds the architecture and config its
 config.json has, agrees with the train.json files its runs wrote, and trains one step; bad recipes are
 refused with the file, the stage and the key named; a recipe runs its stages in order."""
 from __future__ import annotations
@@ -11,11 +11,18 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo.plugins import get_registry
 from nfzoo.errors import ConfigError, UnknownNameError, UsageError
-from nfzoo.recipes import (PREVIOUS, find_recipe, load_recipe, parse_recipe, recipe_of_run, run_recipe,
-                           train_config_of)
-from nfzoo.train_config import TrainConfig
+from nfzoo.registry.plugins import get_registry
+from nfzoo.training.config import TrainConfig
+from nfzoo.training.recipes import (
+    PREVIOUS,
+    find_recipe,
+    load_recipe,
+    parse_recipe,
+    recipe_of_run,
+    run_recipe,
+    train_config_of,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -39,7 +46,7 @@ ADDED_AFTER_TRAINING = {"latent_prior", "latent_clip"}
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_zoo_recipe_builds_the_shipped_architecture_and_config(name):
-    from nfzoo.api import architecture_config
+    from nfzoo.loading.api import architecture_config
 
     entry = get_registry().get("pretrained", name)
     recipe = find_recipe(name)
@@ -81,8 +88,8 @@ def test_a_zoo_recipe_agrees_with_the_train_json_of_its_runs(name):
 def test_a_zoo_recipes_train_stages_train_one_step(name):
     """Each train stage's model, built from the recipe, takes one optimizer step on a batch of its data set
     with a finite loss that moves its weights (glem-cifar100's data set is not on this machine)."""
-    from nfzoo.api import create_model
     from nfzoo.data import load_dataset
+    from nfzoo.loading.api import create_model
 
     recipe = find_recipe(name)
     for stage in recipe.train_stages:

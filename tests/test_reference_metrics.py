@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from nfzoo.metrics import coverage, coverage_density, density, fid, knn_radii
+from nfzoo.evaluation.metrics import coverage, coverage_density, density, fid, knn_radii
 
 torchmetrics_fid = pytest.importorskip("torchmetrics.image.fid")
 prdc = pytest.importorskip("prdc")
@@ -164,7 +164,7 @@ def test_coverage_and_density_equal_prdc_with_duplicate_real_samples():
 
 # ------------------------------------------------------------- Inception FID
 def _inception_weights_present() -> bool:
-    from nfzoo.inception import inception_weights_path
+    from nfzoo.evaluation.inception import inception_weights_path
 
     return inception_weights_path().is_file()
 
@@ -177,7 +177,7 @@ def test_inception_fid_through_torchmetrics():
     extractor is not compared: it needs torch-fidelity and a download of other weights (the TF-FID graph's
     port, pt_inception-2015-12-05), a different network from torchvision's, so features would not match."""
     from nfzoo.data import load_dataset
-    from nfzoo.inception import InceptionFeatures
+    from nfzoo.evaluation.inception import InceptionFeatures
 
     extractor, seen = InceptionFeatures("cpu"), []
 

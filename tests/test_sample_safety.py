@@ -8,14 +8,14 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo.bijectors.coupling import AffineCoupling, sigmoid_log_scale
 from nfzoo.errors import ConfigError, UsageError
-from nfzoo.generation import generate, sampling_labels
-from nfzoo.interfaces import Bijector
-from nfzoo.model import FlowModel
-from nfzoo.plugins import get_registry
-from nfzoo.priors import StandardNormal
-from nfzoo.pretrained import resolve_pretrained
+from nfzoo.flows.bijectors.coupling import AffineCoupling, sigmoid_log_scale
+from nfzoo.flows.generation import generate, sampling_labels
+from nfzoo.flows.interfaces import Bijector
+from nfzoo.flows.model import FlowModel
+from nfzoo.flows.priors import StandardNormal
+from nfzoo.loading.pretrained import resolve_pretrained
+from nfzoo.registry.plugins import get_registry
 from nfzoo.testing import check_bijector
 
 TEMPERATURES = (0.5, 0.7, 1.0)
@@ -120,7 +120,7 @@ def test_a_scale_floor_outside_0_1_is_refused(bad):
 
 
 def test_new_models_get_the_floor_and_old_configs_keep_theirs():
-    from nfzoo.bijectors.coupling import DEFAULT_SCALE_FLOOR
+    from nfzoo.flows.bijectors.coupling import DEFAULT_SCALE_FLOOR
 
     for arch in ("glow", "inverse-flow", "cinc-flow", "quad-flow", "glem"):
         extra = {"num_classes": 3} if arch == "glem" else {}
@@ -216,7 +216,7 @@ def test_without_a_record_the_temperature_is_one():
 
 
 def test_a_split_priors_scale_is_bounded_so_sampling_stays_finite():
-    from nfzoo.bijectors.multiscale import SPLIT_LOG_SCALE_BOUND, GaussianSplit
+    from nfzoo.flows.bijectors.multiscale import SPLIT_LOG_SCALE_BOUND, GaussianSplit
 
     split = GaussianSplit(2, 2)
     with torch.no_grad():

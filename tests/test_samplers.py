@@ -8,7 +8,7 @@ import torch
 
 import nfzoo
 from nfzoo.errors import UnknownNameError, UsageError
-from nfzoo.plugins import get_registry
+from nfzoo.registry.plugins import get_registry
 from nfzoo.safeio import load_tensors
 
 REFERENCES = Path(__file__).with_name("sampler_references.safetensors")
@@ -172,7 +172,7 @@ def test_context_is_the_checked_labels_of_a_conditional_model():
 
 
 def test_chunked_generation_takes_a_sampler_among_its_options():
-    from nfzoo.generation import generate_all
+    from nfzoo.flows.generation import generate_all
 
     m, _ = model_for("ancestral")
     want = m.sample(3, generator=seeded())

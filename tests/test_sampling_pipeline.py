@@ -3,11 +3,10 @@ metrics are bit-identical to what they were before sampling moved into one libra
 (pipeline_references.safetensors / .json, written by tests/pipeline_outputs.py before the change)."""
 import json
 
+import pipeline_outputs as po
 import pytest
 import torch
 from safetensors.torch import load_file
-
-import pipeline_outputs as po
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The sampling policies in the core (issue 21): which labels a class-conditional model is sampled with
-(nfzoo.generation.sampling_labels: `nfzoo sample`, the sample metrics, the heads' labelled data sets) and
-which oracle the sample metrics use by default (nfzoo.oracle.default_oracle: `nfzoo eval`,
-nfzoo.metrics.evaluate_samples)."""
+(nfzoo.flows.generation.sampling_labels: `nfzoo sample`, the sample metrics, the heads' labelled data sets) and
+which oracle the sample metrics use by default (nfzoo.evaluation.oracle.default_oracle: `nfzoo eval`,
+nfzoo.evaluation.metrics.evaluate_samples)."""
 import math
 from types import SimpleNamespace
 
@@ -10,8 +10,8 @@ import torch
 
 import nfzoo
 from nfzoo.errors import UsageError
-from nfzoo.generation import constant_labels, cycle_labels, per_class_labels, sampling_labels
-from nfzoo.oracle import default_oracle
+from nfzoo.evaluation.oracle import default_oracle
+from nfzoo.flows.generation import constant_labels, cycle_labels, per_class_labels, sampling_labels
 
 
 def _model(num_classes):
@@ -57,8 +57,8 @@ def test_labels_that_a_model_cannot_take_are_usage_errors():
 
 def test_the_sample_metrics_draw_the_same_labels_as_sample(monkeypatch):
     """evaluate_samples samples a conditional model with sampling_labels' default rule."""
-    import nfzoo.metrics as metrics
-    from nfzoo.oracle import OracleNet
+    import nfzoo.evaluation.metrics as metrics
+    from nfzoo.evaluation.oracle import OracleNet
 
     class Drawn(Exception):
         pass
@@ -66,7 +66,7 @@ def test_the_sample_metrics_draw_the_same_labels_as_sample(monkeypatch):
     def spy(model, n, y=None, *args):
         raise Drawn(y(0, n))
 
-    monkeypatch.setattr("nfzoo.generation.generate", spy)
+    monkeypatch.setattr("nfzoo.flows.generation.generate", spy)
     monkeypatch.setattr(metrics, "dataset_features", lambda *a, **k: None)
     model = nfzoo.create_model("glow", image_shape=(1, 8, 8), levels=1, steps=1, hidden=8, num_classes=3)
     ds = type("DS", (), {"image_shape": (1, 8, 8), "name": "digits", "__len__": lambda self: 0})()
@@ -101,7 +101,7 @@ def test_evaluate_samples_takes_the_default_oracle_of_the_data_set(monkeypatch, 
     """Without an oracle, evaluate_samples on mnist5k goes for oracle-mnist5k (here: not installed, so
     it says so), and on a data set without a default it asks for one, as before."""
     from nfzoo.data import ArrayDataset
-    from nfzoo.metrics import evaluate_samples
+    from nfzoo.evaluation.metrics import evaluate_samples
 
     monkeypatch.setenv("NFZOO_LOAD_PLUGINS", "")
     fresh_registry.reset()

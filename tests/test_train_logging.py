@@ -1,4 +1,4 @@
-"""Training logs (nfzoo.train_logging, `nfzoo train --log tensorboard|wandb`): TensorBoard event files in
+"""Training logs (nfzoo.training.loggers, `nfzoo train --log tensorboard|wandb`): TensorBoard event files in
 RUN_DIR/tb with the step and epoch scalars (the test bpds those of history.json) and a sample grid per epoch;
 wandb through its API (a fake module records the calls); a missing package is exit 2 before any work; only
 rank 0 logs; logging never changes the weights."""
@@ -13,8 +13,8 @@ import torch
 
 import nfzoo
 from nfzoo.safeio import load_tensors
-from nfzoo.train_logging import GRID_STEPS, CallbackList, WandbLogger, create_loggers, sample_grid
-from nfzoo.training import Callback
+from nfzoo.training.loggers import GRID_STEPS, CallbackList, WandbLogger, create_loggers, sample_grid
+from nfzoo.training.trainer import Callback
 
 # the settings of the session's `tiny_run` (conftest.py), whose weights a logged run must reproduce
 TINY = ["--set", "levels=2", "--set", "steps=1", "--set", "hidden=8"]

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo.bijectors import Composite
-from nfzoo.checkpoints import list_checkpoints
-from nfzoo.interfaces import Bijector
+from nfzoo.flows.bijectors import Composite
+from nfzoo.flows.interfaces import Bijector
 from nfzoo.safeio import load_tensors
-from nfzoo.training import Callback, TrainConfig, Trainer
+from nfzoo.training.checkpoints import list_checkpoints
+from nfzoo.training.trainer import Callback, TrainConfig, Trainer
 
 TINY = {"levels": 2, "steps": 1, "hidden": 8}
 
@@ -286,7 +286,7 @@ def test_no_usable_checkpoint_is_a_usage_error_that_says_why(cut_run, tmp_path, 
                                         ("grad_clip", -1.0), ("seed", 2.5), ("model", []), ("optimizer", 3),
                                         ("bogus", 1), ("download", "yes")])
 def test_bad_values_in_train_json_are_config_errors_naming_file_and_key(tmp_path, runner, app, key, value):
-    from nfzoo.training import load_train_config
+    from nfzoo.training.trainer import load_train_config
 
     out = tmp_path / "r"
     out.mkdir()
@@ -300,7 +300,7 @@ def test_bad_values_in_train_json_are_config_errors_naming_file_and_key(tmp_path
 
 @pytest.mark.parametrize("doc", ['[]', '{"train": 3}', '{"nothing": 1}', '{"train": {"arch": "glow"}}'])
 def test_a_train_json_of_the_wrong_shape_is_a_config_error(tmp_path, doc):
-    from nfzoo.training import load_train_config
+    from nfzoo.training.trainer import load_train_config
 
     (tmp_path / "train.json").write_text(doc)
     with pytest.raises(nfzoo.errors.ConfigError, match="train.json"):
@@ -341,10 +341,10 @@ def test_train_cli_refuses_bad_numbers_with_exit_2(tmp_path, runner, app, option
 
 
 def test_the_largest_seed_is_accepted(tmp_path):
-    """The largest seed (2^32 - 1, nfzoo.generation.SEED_MAX, the CLI's range too) is accepted: the per-epoch
+    """The largest seed (2^32 - 1, nfzoo.flows.generation.SEED_MAX, the CLI's range too) is accepted: the per-epoch
     shuffle seed (seed * 1000003 + epoch) wraps at 2^64, as torch's seeds do, instead of overflowing (it
     used to be a RuntimeError traceback); small seeds keep their old shuffle; one more is refused."""
-    from nfzoo.generation import SEED_MAX
+    from nfzoo.flows.generation import SEED_MAX
 
     with pytest.raises(nfzoo.errors.UsageError, match="seed"):
         TrainConfig(arch="glow", dataset="digits", epochs=1, seed=SEED_MAX + 1, model=TINY).validate()

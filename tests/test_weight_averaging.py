@@ -1,4 +1,4 @@
-"""Weight averaging in training (nfzoo.averaging, `nfzoo train --ema DECAY --swa-epochs K`): the EMA is the
+"""Weight averaging in training (nfzoo.training.averaging, `nfzoo train --ema DECAY --swa-epochs K`): the EMA is the
 exponential moving average of the raw weights' trajectory, SWA the mean of the last K epochs' weights (both
 torch's AveragedModel, created from the initialised model); checkpoints keep them and --resume continues them
 bit for bit; the run publishes the one with the lowest final test bpd, and nfzoo.load(run) gives it."""
@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo.averaging import choose_published, ema_model, swa_epoch
-from nfzoo.evaluation import evaluate_bpd
+from nfzoo.evaluation.bpd import evaluate_bpd
 from nfzoo.safeio import load_tensors
-from nfzoo.training import Callback, TrainConfig, Trainer
+from nfzoo.training.averaging import choose_published, ema_model, swa_epoch
+from nfzoo.training.trainer import Callback, TrainConfig, Trainer
 
 TINY = {"levels": 1, "steps": 1, "hidden": 8}
 # digits: 1438 training images, so 6 steps an epoch at batch 256, 12 at batch 128

@@ -27,7 +27,7 @@ def build_app() -> typer.Typer:
     global _plugins_added
     if not _plugins_added:
         _plugins_added = True
-        from nfzoo.plugins import get_registry
+        from nfzoo.registry.plugins import get_registry
 
         reg = get_registry()
         try:

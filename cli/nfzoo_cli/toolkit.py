@@ -9,7 +9,7 @@ A command needs no error decorator: what it raises becomes a message and an exit
 Every numeric option of every command is range-checked when it is parsed (exit 2 with click's "Invalid
 value for '--x'" message): integers through typer's `min=` / `max=` (a bound on both sides, so that a
 huge number never reaches torch), floats through `finite(...)`, which also refuses nan and inf; seeds
-through `seed_callback`, which applies the core's own rule (nfzoo.generation.check_seed).
+through `seed_callback`, which applies the core's own rule (nfzoo.flows.generation.check_seed).
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def print_json(doc: Any) -> None:
 def fail(message: str, code: int = 2) -> None:
     """Stop the command: `error: <message>` on stderr and exit `code` (2 bad usage or input, 1 failed
     while running). Raises typer.Exit; never returns."""
-    from rich.markup import escape     # a message is text: "nfzoo[tensorboard]" is not markup
+    from rich.markup import escape  # a message is text: "nfzoo[tensorboard]" is not markup
 
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -91,11 +91,11 @@ def finite(minimum: Optional[float] = None, maximum: Optional[float] = None,
 
 
 def seed_callback(value: Optional[int]) -> Optional[int]:
-    """A typer callback for --seed: the core's rule (an integer in [0, nfzoo.generation.SEED_MAX])."""
+    """A typer callback for --seed: the core's rule (an integer in [0, nfzoo.flows.generation.SEED_MAX])."""
     if value is None:
         return value
     from nfzoo.errors import UsageError
-    from nfzoo.generation import check_seed
+    from nfzoo.flows.generation import check_seed
 
     try:
         return check_seed(value)
@@ -214,7 +214,7 @@ def sampler_options(model: Any, steps: Optional[int] = None, eta: Optional[float
 def load_model(name: str, device: Optional[str] = None, sampler: Optional[str] = None) -> Any:
     """`nfzoo.load(name)` on `parse_device(device)`, with the registered sampler `sampler` (by name,
     `nfzoo.create_sampler`) in place of the model's own when one is given. `name` follows nfzoo's one name
-    rule (nfzoo.pretrained.parse_model_name): a bare name is the zoo's, a path a folder, `hf-hub:ORG/NAME`
+    rule (nfzoo.loading.pretrained.parse_model_name): a bare name is the zoo's, a path a folder, `hf-hub:ORG/NAME`
     a Hub repo, `ORG/NAME` the folder if it exists, else that Hub repo; Hub files come from the cache
     (`nfzoo pull` downloads them)."""
     import nfzoo
@@ -231,8 +231,14 @@ def rich_progress(transient: bool = True, disable: bool = False, stats: bool = F
     """A rich Progress on stderr with the columns every command shows: description, bar, done/total and
     time elapsed; `stats=True` adds the task field `stats` (a text), `remaining=True` the time left. Use it
     as a context manager, or start() / stop() it."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
     columns += [TextColumn("{task.fields[stats]}")] if stats else []

@@ -33,7 +33,7 @@ import importlib
 import inspect
 from typing import Any, Callable, Dict, List, Tuple
 
-from .errors import NfzooError
+from nfzoo.errors import NfzooError
 
 CHECKED: Dict[str, str] = {"torch": "2.14.1", "huggingface_hub": "2.5.0"}
 """The versions of torch and huggingface_hub whose private APIs this module was checked against."""

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .errors import DatasetUnavailableError, UnknownNameError, UsageError
+from nfzoo.errors import DatasetUnavailableError, UnknownNameError, UsageError
 
 SPLIT_SEED = 20240611  # fixed forever: changing it changes every reported test number
 OFFLINE = ("digits", "mnist5k")
@@ -176,7 +176,7 @@ def _folder(path: str):
 def _load_image(path: str):
     """Grayscale files stay 1-channel (torchvision's default loader makes everything RGB). The size is
     checked from the header before decoding (`nfzoo.imageio.open_image`: no decompression bombs)."""
-    from .imageio import open_image
+    from nfzoo.imageio import open_image
 
     with open_image(path) as im:
         return im.convert("L" if im.mode in ("1", "L", "LA", "I", "I;16", "P") and _gray(im) else "RGB")

@@ -38,7 +38,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
-from .errors import UsageError
+from nfzoo.errors import UsageError
 
 
 @dataclass

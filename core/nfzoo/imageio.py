@@ -14,8 +14,8 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from .errors import UsageError
-from .safeio import atomic_write_bytes
+from nfzoo.errors import UsageError
+from nfzoo.safeio import atomic_write_bytes
 
 MAX_IMAGE_PIXELS = 4096 * 4096
 """The most pixels (width x height) an image file may have to be decoded (16.8 M; 50 MB as RGB bytes)."""

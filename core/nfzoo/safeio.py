@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from .errors import CorruptFileError
+from nfzoo.errors import CorruptFileError
 
 
 def _umask() -> int:
@@ -105,7 +105,7 @@ def load_tensors(path: os.PathLike, device: str = "cpu") -> Dict[str, Any]:
 
 def read_json(path: os.PathLike, what: str = "JSON file") -> Any:
     """A JSON file's content; a missing or malformed file is a ConfigError that names `what`."""
-    from .errors import ConfigError
+    from nfzoo.errors import ConfigError
 
     path = Path(path)
     if not path.is_file():

@@ -128,8 +128,16 @@ def tiny_multiscale(channels: int = 2, height: int = 8, width: int = 4, num_clas
 
         check_bijector(tiny_multiscale(num_classes=3), (2, 2, 8, 4), context=torch.tensor([0, 2]))
     """
-    from .bijectors import (ActNorm, AffineCoupling, Composite, GaussianSplit, InvConv1x1, Level,
-                            MultiScale, TopGaussian)
+    from nfzoo.flows.bijectors import (
+        ActNorm,
+        AffineCoupling,
+        Composite,
+        GaussianSplit,
+        InvConv1x1,
+        Level,
+        MultiScale,
+        TopGaussian,
+    )
 
     c1 = channels * 4
     lv1 = Level([Composite([ActNorm(c1), InvConv1x1(c1), AffineCoupling(c1, hidden)])], squeeze=True,

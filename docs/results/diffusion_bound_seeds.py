@@ -9,7 +9,7 @@ import sys
 
 import nfzoo
 from nfzoo.data import load_dataset
-from nfzoo.training import evaluate_bpd
+from nfzoo.training.trainer import evaluate_bpd
 
 
 def main() -> None:

@@ -38,6 +38,6 @@ def entries(index: Optional[Path] = None, models: Optional[Path] = None) -> Iter
 
 @nfzoo.hookimpl
 def register_pretrained(register):
-    # target: the embedded folder, else the name (nfzoo.hub finds the files in the cache or on the Hub)
+    # target: the embedded folder, else the name (nfzoo.hub.fetch finds the files in the cache or on the Hub)
     for name, meta in entries():
         register(name, meta.get("path") or name, **meta)

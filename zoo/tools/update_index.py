@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from nfzoo.constants import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
-from nfzoo.hub_names import is_commit
-from nfzoo.publish import GENERATED_MARK, check_safetensors, model_card, run_info
+from nfzoo.hub.names import is_commit
+from nfzoo.hub.publish import GENERATED_MARK, check_safetensors, model_card, run_info
 from nfzoo.safeio import atomic_write_bytes, atomic_write_json, sha256_file
 
 ZOO = Path(__file__).resolve().parent.parent / "nfzoo_zoo"

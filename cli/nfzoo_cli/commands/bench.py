@@ -19,7 +19,7 @@ def bench_cmd(ctx: typer.Context, what: Optional[str] = typer.Argument(None, hel
                                                       "file with its measured_by record (command, date, commit, "
                                                       "threads, the machine's load average)")):
     """Run a benchmark: timings against a baseline measured in the same run, as ratios."""
-    from nfzoo.plugins import get_registry
+    from nfzoo.registry.plugins import get_registry
 
     reg = get_registry()
     if what is None:
@@ -56,7 +56,7 @@ def bench_cmd(ctx: typer.Context, what: Optional[str] = typer.Argument(None, hel
     if out_file is not None:
         import shlex
 
-        from nfzoo.results import write_result
+        from nfzoo.evaluation.results import write_result
 
         from .ranks import command_argv
 

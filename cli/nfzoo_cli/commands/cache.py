@@ -25,8 +25,8 @@ def _size(n: Optional[int]) -> str:
 def cache_ls_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained name or hf-hub:ORG/NAME"),
                  json_: bool = typer.Option(False, "--json", help="print JSON")):
     """List the cached revisions of nfzoo models."""
-    from nfzoo import cache
-    from nfzoo.hub_settings import cache_dir
+    from nfzoo.hub import cache
+    from nfzoo.hub.settings import cache_dir
 
     rows = [cache.public(r) for r in cache.cache_list(name)]
     if json_:
@@ -49,7 +49,7 @@ def cache_ls_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained n
 def cache_verify_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained name or hf-hub:ORG/NAME"),
                      json_: bool = typer.Option(False, "--json", help="print JSON")):
     """Recompute the sha256 of cached files and compare with the zoo index (exit 1 on a mismatch)."""
-    from nfzoo import cache
+    from nfzoo.hub import cache
 
     docs = cache.cache_verify(name)
     bad = [(d, f, r) for d in docs for f, r in d["results"].items() if r["status"] in ("mismatch", "missing")]
@@ -76,7 +76,7 @@ def cache_rm_cmd(name: Optional[str] = typer.Argument(None, help="a pretrained n
                  all_: bool = typer.Option(False, "--all", help="every cached nfzoo model"),
                  json_: bool = typer.Option(False, "--json", help="print JSON")):
     """Remove cached revisions of a model (or of every nfzoo model with --all)."""
-    from nfzoo import cache
+    from nfzoo.hub import cache
 
     if (name is None) != all_:
         fail("give a model NAME (see `nfzoo cache ls`) or --all" if name is None else

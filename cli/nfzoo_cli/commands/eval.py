@@ -8,9 +8,25 @@ from typing import List, Optional
 
 import typer
 
-from ..toolkit import (MAX_BATCH, MAX_NPROC, MAX_SAMPLES, MAX_STEPS, err, finite, load_model, out,
-                       parse_device, parse_sets, print_json, rich_progress, progress_task, sampler_option,
-                       sampler_options, seed_option, temperature_option)
+from ..toolkit import (
+    MAX_BATCH,
+    MAX_NPROC,
+    MAX_SAMPLES,
+    MAX_STEPS,
+    err,
+    finite,
+    load_model,
+    out,
+    parse_device,
+    parse_sets,
+    print_json,
+    progress_task,
+    rich_progress,
+    sampler_option,
+    sampler_options,
+    seed_option,
+    temperature_option,
+)
 from .ranks import command_argv, launch_ranks, rank_context
 from .sample import warning
 
@@ -63,7 +79,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
     (or with --nproc N) the bpd and the samples are computed in shards, and rank 0 reports."""
     from nfzoo.distributed import env_world
     from nfzoo.errors import UnknownNameError, UsageError
-    from nfzoo.plugins import get_registry
+    from nfzoo.registry.plugins import get_registry
 
     if nproc != 1:
         parse_device(device)
@@ -90,7 +106,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
     main_rank = dist is None or dist.is_main
     from nfzoo.data import load_dataset
     from nfzoo.errors import ConfigError
-    from nfzoo.pipeline import SamplingPipeline, compile_model
+    from nfzoo.flows.pipeline import SamplingPipeline, compile_model
 
     m = load_model(model, dev)
     if compile_:
@@ -109,10 +125,10 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
     net, oracle_from = None, None   # the oracle (OracleNet), and where it came from
     if samples:
         # the feature extractor is settled before any long work starts (a bad --oracle exits 2 at once)
-        from nfzoo.oracle import default_oracle, find_oracle
+        from nfzoo.evaluation.oracle import default_oracle, find_oracle
 
         if features == "inception":   # an --oracle then only gives the label reliability
-            from nfzoo.inception import require_inception_weights
+            from nfzoo.evaluation.inception import require_inception_weights
 
             require_inception_weights()
         elif oracle is None and default_oracle(dataset) is None:
@@ -126,14 +142,14 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
                                   f"but {model} makes {list(m.image_shape)}")
     with rich_progress(disable=not main_rank) as prog:
         progress = progress_task(prog, f"{task} on {dataset}/{split}", total=len(ds))
-        from nfzoo.evaluation import evaluate_bpd, evaluate_classification
+        from nfzoo.evaluation.bpd import evaluate_bpd, evaluate_classification
 
         if task == "bpd":
             res = evaluate_bpd(m, ds, batch_size, seed=seed, progress=progress, dist=dist)
         else:
             res = evaluate_classification(m, ds, batch_size, progress=progress)
         if samples:
-            from nfzoo.metrics import evaluate_samples, evaluate_samples_over_seeds
+            from nfzoo.evaluation.metrics import evaluate_samples, evaluate_samples_over_seeds
 
             progress = progress_task(prog, f"{samples} samples x {seeds} seed(s) vs {dataset}/{split}")
             kwargs = dict(oracle=net, feature_extractor=features, k=k, progress=progress, pipeline=pipe, dist=dist)
@@ -150,14 +166,14 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
     if samples:
         doc.update({"oracle": oracle_from, "sampler": pipe.sampler.name, **sres})
         doc.update(pipe.options)       # every sampler option at the top level; their names listed, so the
-        doc["sampler_options"] = ",".join(sorted(pipe.options))   # document stays flat (nfzoo.results)
+        doc["sampler_options"] = ",".join(sorted(pipe.options))   # document stays flat (nfzoo.evaluation.results)
         if sres["nonfinite_samples"]:
             err.print(f"[yellow]warning:[/] {sres['nonfinite_samples']} of {sres['n_samples']} samples had "
                       "non-finite pixels and were left out of the metrics", highlight=False)
     if out_file is not None:
         import shlex
 
-        from nfzoo.results import write_result
+        from nfzoo.evaluation.results import write_result
 
         write_result(out_file, doc, shlex.join(["nfzoo", *command_argv(ctx, drop=("out_file", "json_"))]))
     if json_:
@@ -196,8 +212,8 @@ def _samples_line(sres, samples: int, seeds: int, temperature: float, k: int) ->
 
 
 def _fixed_arguments() -> tuple:
-    """The arguments every eval task receives (nfzoo.hookspecs.EvalTask), which --set cannot give."""
-    from nfzoo.hookspecs import EvalTask
+    """The arguments every eval task receives (nfzoo.registry.hookspecs.EvalTask), which --set cannot give."""
+    from nfzoo.registry.hookspecs import EvalTask
 
     params = inspect.signature(EvalTask.__call__).parameters
     return tuple(p for p, v in params.items() if p != "self" and v.kind != v.VAR_KEYWORD)
@@ -205,7 +221,7 @@ def _fixed_arguments() -> tuple:
 
 def _plugin_task(fn, task, model, dataset, sets, samples, temperature, sampler, steps, eta, oracle, seed,
                  data_root, device, json_, compile_=False):
-    """Run a registered eval task as nfzoo.hookspecs.EvalTask describes: its options from --set, and
+    """Run a registered eval task as nfzoo.registry.hookspecs.EvalTask describes: its options from --set, and
     --samples (as n), --temperature, --steps, --eta, --oracle when given."""
     from nfzoo.errors import UsageError
 
@@ -222,7 +238,7 @@ def _plugin_task(fn, task, model, dataset, sets, samples, temperature, sampler, 
     if unknown and not takes_any:
         raise UsageError(f"--task {task} has no option(s) {', '.join(unknown)}; its options: {', '.join(own)} "
                          "(--samples sets n)")
-    from nfzoo.pipeline import compile_model
+    from nfzoo.flows.pipeline import compile_model
 
     dev = parse_device(device)
     m = load_model(model, dev, sampler)

@@ -1,5 +1,5 @@
 """`nfzoo export`: a model's sampler (and density) as ONNX graphs with a numpy + onnxruntime runner
-(nfzoo.export), checked with onnxruntime against torch while it is written."""
+(nfzoo.export.onnx), checked with onnxruntime against torch while it is written."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,7 +41,7 @@ def export_cmd(model: str = typer.Argument(..., help="pretrained name, family na
     m = load_model(model, "cpu")
     existed = out_dir.exists()
     check_output_dir(out_dir)
-    from nfzoo.export import export_model
+    from nfzoo.export.onnx import export_model
 
     try:
         with rich_progress() as prog:

@@ -12,7 +12,7 @@ from ..toolkit import err, fail, out, print_json
 
 
 class _PullProgress:
-    """A rich progress display on stderr, fed by nfzoo.hub with (file, bytes done, total) per file; it
+    """A rich progress display on stderr, fed by nfzoo.hub.fetch with (file, bytes done, total) per file; it
     starts with the first byte, so a pull that downloads nothing prints nothing here."""
 
     def __init__(self):
@@ -43,8 +43,8 @@ def pull_cmd(name: str = typer.Argument(..., help="pretrained name, family name,
              force: bool = typer.Option(False, "--force", help="download again even if cached"),
              json_: bool = typer.Option(False, "--json", help="print the result as JSON")):
     """Download a pretrained model's files into the Hugging Face cache and check their sha256."""
-    from nfzoo import hub
-    from nfzoo.pretrained import parse_model_name
+    from nfzoo.hub import fetch as hub
+    from nfzoo.loading.pretrained import parse_model_name
 
     parsed = parse_model_name(name)         # the one name rule (nfzoo.load's): ORG/NAME is a repo unless a folder
     if parsed.kind == "dir":
@@ -74,7 +74,7 @@ def push_cmd(directory: Path = typer.Argument(..., help="model directory (config
     (generated when the directory has none: library_name nfzoo, tags, datasets, a model-index of the run's
     test bpd and of its samples/*.json results) and, for a data set with a Hub dataset id, one
     .eval_results/*.yaml file per result. Prints the commit sha and sha256 pins for the zoo index."""
-    from nfzoo import publish
+    from nfzoo.hub import publish
 
     with err.status(f"pushing {directory} to {repo_id}"):
         doc = publish.push(directory, repo_id, token=token, revision=revision, private=private or None,

@@ -12,13 +12,13 @@ def list_cmd(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'glo
              pretrained: bool = typer.Option(False, "--pretrained", help="list pretrained models"),
              json_: bool = typer.Option(False, "--json", help="print JSON")):
     """List architectures (or pretrained models) matching PATTERN."""
-    from nfzoo.plugins import get_registry
+    from nfzoo.registry.plugins import get_registry
 
     kind = "pretrained" if pretrained else "architectures"
     entries = get_registry().list(kind, pattern)
     sources = {}
     if pretrained:  # embedded / cached / hub / unpublished: no torch, no network
-        from nfzoo.hub import source_of
+        from nfzoo.hub.fetch import source_of
 
         sources = {e.name: source_of(e) for e in entries}
     if json_:
@@ -50,8 +50,8 @@ def info_cmd(name: str = typer.Argument(..., help="an architecture, pretrained m
              json_: bool = typer.Option(False, "--json", help="print JSON")):
     """Describe a registered name: its plugin, paper, and config keys with their defaults."""
     from nfzoo.errors import UnknownNameError
-    from nfzoo.inspection import signature_defaults
-    from nfzoo.plugins import KINDS, get_registry
+    from nfzoo.registry.inspection import signature_defaults
+    from nfzoo.registry.plugins import KINDS, get_registry
 
     reg = get_registry()
     found = [reg.registry(k)[name] for k in KINDS if name in reg.registry(k)]
@@ -66,8 +66,8 @@ def info_cmd(name: str = typer.Argument(..., help="an architecture, pretrained m
             if defaults is not None:
                 doc["config" if e.kind == "architectures" else "arguments"] = defaults
         if e.kind == "pretrained":
-            from nfzoo.hub import source_of
-            from nfzoo.pretrained import embedded_sampling
+            from nfzoo.hub.fetch import source_of
+            from nfzoo.loading.pretrained import embedded_sampling
 
             doc["source"] = source_of(e)
             sampling = embedded_sampling(e)
@@ -92,8 +92,8 @@ def info_cmd(name: str = typer.Argument(..., help="an architecture, pretrained m
 
 def plugins_cmd(json_: bool = typer.Option(False, "--json", help="print JSON")):
     """List the loaded plugins, their versions and hooks, and any plugin that failed to load."""
-    from nfzoo.api import list_plugins
-    from nfzoo.plugins import get_registry
+    from nfzoo.loading.api import list_plugins
+    from nfzoo.registry.plugins import get_registry
 
     plugins = list_plugins()
     heads = get_registry().list("heads")

@@ -1,5 +1,5 @@
 """`nfzoo refit-prior`: replace a trained unconditional flow's N(0, I) prior by a mixture of gaussians fitted
-to its training latents (nfzoo.latent_prior), and write the new model folder."""
+to its training latents (nfzoo.flows.latent_prior), and write the new model folder."""
 from __future__ import annotations
 
 import shlex
@@ -8,8 +8,16 @@ from typing import Optional
 
 import typer
 
-from ..toolkit import (check_output_dir, load_model, out, parse_device, print_json, progress_task,
-                       rich_progress, seed_option)
+from ..toolkit import (
+    check_output_dir,
+    load_model,
+    out,
+    parse_device,
+    print_json,
+    progress_task,
+    rich_progress,
+    seed_option,
+)
 from .ranks import command_argv
 
 BY = ("labels", "single")
@@ -34,8 +42,8 @@ def refit_prior_cmd(ctx: typer.Context,
     and after."""
     from nfzoo.data import load_dataset
     from nfzoo.errors import UnknownNameError, UsageError
-    from nfzoo.latent_prior import refit_model
-    from nfzoo.results import write_result
+    from nfzoo.evaluation.results import write_result
+    from nfzoo.flows.latent_prior import refit_model
 
     if by not in BY:
         raise UnknownNameError("--by", by, BY)

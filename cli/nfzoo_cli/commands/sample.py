@@ -6,11 +6,25 @@ from typing import List, Optional
 
 import typer
 
-from nfzoo.constants import GRID_MAX         # images in one PNG grid (sample --out FILE.png); more: --out DIR
+from nfzoo.constants import GRID_MAX  # images in one PNG grid (sample --out FILE.png); more: --out DIR
 
-from ..toolkit import (MAX_COUNT, MAX_NPROC, MAX_STEPS, check_output_dir, check_output_file, err, fail, finite,
-                       load_model, no_nul, parse_device, sampler_option, sampler_options, seed_option,
-                       temperature_option)
+from ..toolkit import (
+    MAX_COUNT,
+    MAX_NPROC,
+    MAX_STEPS,
+    check_output_dir,
+    check_output_file,
+    err,
+    fail,
+    finite,
+    load_model,
+    no_nul,
+    parse_device,
+    sampler_option,
+    sampler_options,
+    seed_option,
+    temperature_option,
+)
 from .ranks import command_argv, launch_ranks, rank_context
 
 OTHER_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
@@ -32,7 +46,8 @@ def sample_output(raw: str) -> str:
     return "dir"
 
 
-def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m", help="pretrained name, family name or "
+def sample_cmd(ctx: typer.Context,
+               model: str = typer.Option(..., "--model", "-m", help="pretrained name, family name or "
                                          "model directory"),
                n: Optional[int] = typer.Option(None, "-n", min=1, max=MAX_COUNT, help="number of samples (per "
                                                "class with --per-class) [default: 64, or 8 per class]; a "
@@ -76,12 +91,12 @@ def sample_cmd(ctx: typer.Context, model: str = typer.Option(..., "--model", "-m
     dev = parse_device(device)
     dist = rank_context(dev)
     main_rank = dist is None or dist.is_main
-    from nfzoo.pipeline import SamplingPipeline
+    from nfzoo.flows.pipeline import SamplingPipeline
 
     m = load_model(model, dev)
     pipe = SamplingPipeline(m, sampler, temperature, sampler_options(m, steps, eta, sampler_opts, sampler),
                             name=model, compile=compile_, on_warning=warning if main_rank else None)
-    # labels are a rule made per chunk (nfzoo.generation), never a tensor of all n
+    # labels are a rule made per chunk (nfzoo.flows.generation), never a tensor of all n
     plan = pipe.plan(n, label, per_class)
     if plan.labels is not None and label is None and not per_class and main_rank:   # every class in turn
         err.print(f"{model} is class-conditional: sampling classes 0..{m.num_classes - 1} in turn "

@@ -6,8 +6,20 @@ from typing import List, Optional
 
 import typer
 
-from ..toolkit import (MAX_BATCH, MAX_EPOCHS, MAX_NPROC, check_run_dir, err, fail, finite, parse_sets,
-                       print_json, rich_progress, run_dir, seed_option)
+from ..toolkit import (
+    MAX_BATCH,
+    MAX_EPOCHS,
+    MAX_NPROC,
+    check_run_dir,
+    err,
+    fail,
+    finite,
+    parse_sets,
+    print_json,
+    rich_progress,
+    run_dir,
+    seed_option,
+)
 from .ranks import command_argv, launch_ranks
 
 
@@ -116,7 +128,7 @@ def train_cmd(ctx: typer.Context, arch: Optional[str] = typer.Argument(None, hel
     from dataclasses import asdict
 
     from nfzoo.distributed import env_world
-    from nfzoo.training import TrainConfig, Trainer, load_train_config
+    from nfzoo.training.trainer import TrainConfig, Trainer, load_train_config
 
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
              "warmup_steps": warmup, "lr_schedule": lr_schedule, "grad_clip": grad_clip,
@@ -133,7 +145,7 @@ def train_cmd(ctx: typer.Context, arch: Optional[str] = typer.Argument(None, hel
     if preset is not None:
         if resume:
             fail("--preset starts a run; --resume continues one as it was set up (drop --preset)")
-        from nfzoo.api import architecture_preset
+        from nfzoo.loading.api import architecture_preset
 
         p = architecture_preset(arch, preset)
         given = {**p["train"], **given}
@@ -153,7 +165,7 @@ def train_cmd(ctx: typer.Context, arch: Optional[str] = typer.Argument(None, hel
             cfg.epochs = epochs
     else:
         # unknown architecture / config keys are reported before anything is written
-        from nfzoo.api import architecture_config
+        from nfzoo.loading.api import architecture_config
 
         architecture_config(arch, **model_cfg)
         cfg = TrainConfig(arch=arch, dataset=dataset, model=model_cfg, download=download, compile=compile_,
@@ -164,7 +176,7 @@ def train_cmd(ctx: typer.Context, arch: Optional[str] = typer.Argument(None, hel
                 fail("under torchrun, pass --out DIR: every process must write to the same run")
             out_dir = run_dir(arch, dataset, stamp=True)
     check_run_dir(out_dir)           # a file, or a folder nobody can write to: exit 2 before any work
-    from nfzoo.train_logging import CallbackList, create_loggers
+    from nfzoo.training.loggers import CallbackList, create_loggers
 
     # an unknown logger or one whose package is missing: exit 2 before any work
     loggers = create_loggers([n.strip() for item in log for n in item.split(",") if n.strip()])
@@ -186,7 +198,7 @@ def train_cmd(ctx: typer.Context, arch: Optional[str] = typer.Argument(None, hel
     trainer.dist.close()             # as in sample and eval: the ranks shut the process group down together
     if not main_rank:
         return
-    from nfzoo.recipes import RECIPE_NAME, recipe_of_run
+    from nfzoo.training.recipes import RECIPE_NAME, recipe_of_run
 
     recipe_of_run(cfg).save(Path(result["out"]) / RECIPE_NAME)   # `nfzoo train --recipe RUN/recipe.yaml` again
     result["train_config"] = asdict(cfg)
@@ -205,13 +217,13 @@ def train_cmd(ctx: typer.Context, arch: Optional[str] = typer.Argument(None, hel
 
 def _train_recipe(ctx, name, arch, dataset, given, model_cfg, download, compile_, preset, out_dir, resume, nproc,
                   log, json_):
-    """`nfzoo train --recipe NAME_OR_FILE`: the recipe's stages in order (nfzoo.recipes.run_recipe), each
+    """`nfzoo train --recipe NAME_OR_FILE`: the recipe's stages in order (nfzoo.training.recipes.run_recipe), each
     train stage with the usual progress and loggers; the last stage's model ends in OUT."""
     import shlex
 
     from nfzoo.distributed import env_world
-    from nfzoo.recipes import find_recipe, run_recipe
-    from nfzoo.train_logging import CallbackList, create_loggers
+    from nfzoo.training.loggers import CallbackList, create_loggers
+    from nfzoo.training.recipes import find_recipe, run_recipe
 
     if arch is not None:
         fail(f"--recipe names the architectures it trains: drop {arch!r} (or drop --recipe)")

@@ -21,7 +21,7 @@ def train_oracle_cmd(dataset: str = typer.Option("mnist5k", "--dataset", "-d", h
                      data_root: Optional[str] = typer.Option(None, "--data-root"),
                      json_: bool = typer.Option(False, "--json", help="print the result document as JSON")):
     """Train the oracle CNN whose features `nfzoo eval --samples` uses for FID, Coverage and Density."""
-    from nfzoo.oracle import train_oracle
+    from nfzoo.evaluation.oracle import train_oracle
 
     if out_dir is None:
         out_dir = run_dir("oracle", dataset)

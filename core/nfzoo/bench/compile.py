@@ -1,5 +1,5 @@
 """`nfzoo bench compile`: what torch.compile buys at sampling and evaluation time, eager against compiled
-(`nfzoo.compiling.compile_flow`: the bijector's forward and inverse) in one run.
+(`nfzoo.flows.compiling.compile_flow`: the bijector's forward and inverse) in one run.
 
 For the zoo's glow-mnist5k and inverse-flow-mnist5k (embedded, no network), each loaded once and copied
 (the same weights: one copy stays eager, the other is compiled):
@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from typing import Dict, List
 
-from .timing import _sync, device_name, race, row
+from nfzoo.bench.timing import _sync, device_name, race, row
 
 MODELS = ("glow-mnist5k", "inverse-flow-mnist5k")
 TINY = dict(image_shape=(1, 8, 8), levels=1, steps=1, hidden=8)    # --quick (and the tests)
@@ -57,7 +57,7 @@ def bench_compile(quick: bool = False, log=print, device: str = "cpu") -> Dict:
 
     import torch
 
-    from nfzoo.compiling import compile_flow, compiled_state
+    from nfzoo.flows.compiling import compile_flow, compiled_state
 
     n = 10 if quick else 100
     repeat = 1 if quick else 5
@@ -65,7 +65,7 @@ def bench_compile(quick: bool = False, log=print, device: str = "cpu") -> Dict:
     notes = ["ratio = baseline_s / candidate_s (> 1: compiled faster); warm-up and compilation excluded "
              "(compile_s: the first compiled call)",
              "compiled: torch.compile(dynamic=False) of the bijector's forward and inverse "
-             "(nfzoo.compiling.compile_flow); preprocessing and the prior's draws stay eager",
+             "(nfzoo.flows.compiling.compile_flow); preprocessing and the prior's draws stay eager",
              "compile_s depends on inductor's on-disk cache (TORCHINDUCTOR_CACHE_DIR): a second run on the same "
              "machine finds the kernels built by the first"]
     for label, eager, x in _models(quick, device):

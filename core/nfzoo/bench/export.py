@@ -1,4 +1,4 @@
-"""`nfzoo bench export`: the exported samplers (nfzoo.export, ONNX in onnxruntime) against torch eager, the same
+"""`nfzoo bench export`: the exported samplers (nfzoo.export.onnx, ONNX in onnxruntime) against torch eager, the same
 model and the same batch, measured in one run (interleaved, best of the repeats: nfzoo.bench.timing.race).
 
 Rows:
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from .timing import device_name, race, row
+from nfzoo.bench.timing import device_name, race, row
 
 MODELS = ("inverse-flow-mnist5k", "glow-mnist5k", "realnvp-mnist5k", "nsf-mnist5k", "quad-flow-mnist5k",
           "cinc-flow-mnist5k", "glem-mnist5k", "ddpm-mnist5k", "diffused-flows-mnist5k")
@@ -49,8 +49,8 @@ def _random_init(arch: str, cfg: Dict, **extra):
 
 def _exported(model, name: str, tmp: Path, threads: int):
     """(runner, export seconds): the model's sample direction exported into tmp/NAME and loaded."""
-    from nfzoo.export import export_model
-    from nfzoo.onnx_runner import ExportedModel
+    from nfzoo.export.onnx import export_model
+    from nfzoo.export.runner import ExportedModel
 
     t0 = time.perf_counter()
     export_model(model, tmp / name, directions=["sample"], name=name, check=2)

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List
 
-from .timing import device_name, row
+from nfzoo.bench.timing import device_name, row
 
 TRAIN_IMAGES = 4000   # mnist5k's training split
 

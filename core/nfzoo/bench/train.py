@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List
 
-from ..errors import TrainingDivergedError, UsageError
+from nfzoo.errors import TrainingDivergedError, UsageError
 
 DATASET = "mnist5k"
 IMAGE_SHAPE = (1, 28, 28)
@@ -118,8 +118,8 @@ def _build_normflows_quietly(nf, s: Settings, net_actnorm: bool = True):
 
 
 def _has(model, class_name: str) -> bool:
-    """Whether nfzoo's model uses the coupling-net module `class_name` (of nfzoo.bijectors.coupling)."""
-    from ..bijectors import coupling
+    """Whether nfzoo's model uses the coupling-net module `class_name` (of nfzoo.flows.bijectors.coupling)."""
+    from nfzoo.flows.bijectors import coupling
 
     cls = getattr(coupling, class_name, None)
     return cls is not None and any(isinstance(m, cls) for m in model.modules())
@@ -231,7 +231,7 @@ def bench_train(quick: bool = False, log=print) -> Dict:
         raise UsageError(MISSING) from exc
     import torch
 
-    from ..data import load_dataset
+    from nfzoo.data import load_dataset
 
     s = QUICK if quick else DEFAULT
     threads = torch.get_num_threads()

@@ -14,8 +14,8 @@ import torch
 
 import nfzoo
 from nfzoo.data import load_dataset
-from nfzoo.metrics import dataset_features, fid, get_feature_extractor, compute_features
-from nfzoo.oracle import find_oracle
+from nfzoo.evaluation.metrics import dataset_features, fid, get_feature_extractor, compute_features
+from nfzoo.evaluation.oracle import find_oracle
 from nfzoo_diffused_flows.samplers import DiffusionSampler
 
 

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from nfzoo.data import load_dataset
-from nfzoo.metrics import coverage_density, dataset_features, fid, get_feature_extractor
-from nfzoo.oracle import find_oracle
+from nfzoo.evaluation.metrics import coverage_density, dataset_features, fid, get_feature_extractor
+from nfzoo.evaluation.oracle import find_oracle
 from nfzoo.safeio import atomic_write_json
 from nfzoo_diffused_flows import bench
 

@@ -2,7 +2,7 @@
 log|det| per dim, the loss and the bound, until the loss is no longer finite."""
 import json, math, sys
 import torch
-from nfzoo.training import TrainConfig, Trainer, Callback
+from nfzoo.training.trainer import TrainConfig, Trainer, Callback
 from nfzoo.errors import TrainingDivergedError
 
 

@@ -140,7 +140,7 @@ def claims(rows):
 
 
 def write(rows, samples, seeds, argv):
-    from nfzoo.results import provenance
+    from nfzoo.evaluation.results import provenance
 
     cl = claims(rows)
     any_doc = next(iter(rows.values()))

@@ -88,7 +88,7 @@ def real_file(seed: int) -> Path:
 
 def measure(sizes, seeds, force: bool, real: bool) -> None:
     import nfzoo
-    from nfzoo.results import write_result
+    from nfzoo.evaluation.results import write_result
     from nfzoo_heads import sample_labelled
     from nfzoo_heads.classifier import RECIPE
 
@@ -125,7 +125,7 @@ def measure(sizes, seeds, force: bool, real: bool) -> None:
 
 
 def collect(sizes, seeds):
-    from nfzoo.results import mean_sd
+    from nfzoo.evaluation.results import mean_sd
 
     rows = []
     for size in sizes:
@@ -221,7 +221,7 @@ def main(argv=None):
         check_size(s)
     if not args.table_only:
         measure(sizes, seeds, args.force, args.real)
-    from nfzoo.results import provenance
+    from nfzoo.evaluation.results import provenance
 
     rows, real = collect(sizes, seeds)
     first = json.loads(Path(ROOT / rows[0]["files"][0]).read_text())

@@ -98,14 +98,14 @@ def bound_seeds(seeds=5):
         return json.loads(out.read_text())
     import nfzoo
     from nfzoo.data import load_dataset
-    from nfzoo.evaluation import evaluate_bpd
-    from nfzoo.results import mean_sd, write_result
+    from nfzoo.evaluation.bpd import evaluate_bpd
+    from nfzoo.evaluation.results import mean_sd, write_result
 
     m, test = nfzoo.load(str(ROOT / RUN)), load_dataset("mnist5k", "test")
     vals = [evaluate_bpd(m, test, seed=s)["bpd"] for s in range(seeds)]
     write_result(out, {"model": RUN, "seeds": list(range(seeds)), "bpd": vals, "summary": mean_sd(vals),
                        "what": "DDPM variational bound (one timestep per image) of the T = 500 model, test split"},
-                 f"python {Path(__file__).relative_to(ROOT)} (nfzoo.evaluation.evaluate_bpd over seeds)")
+                 f"python {Path(__file__).relative_to(ROOT)} (nfzoo.evaluation.bpd.evaluate_bpd over seeds)")
     return json.loads(out.read_text())
 
 
@@ -407,7 +407,7 @@ def main(argv=None):
     ap.add_argument("--skip-train", action="store_true", help="use the run that exists")
     ap.add_argument("--skip-timing", action="store_true", help="reuse the timing in the JSON that exists")
     args = ap.parse_args(argv)
-    from nfzoo.results import provenance
+    from nfzoo.evaluation.results import provenance
 
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.skip_train and not (ROOT / RUN / "config.json").exists():

@@ -228,7 +228,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the paper's CPU number: one core)")
     ap.add_argument("--repeat", type=int, default=15, help="timed calls of each fast model (best is kept)")
     args = ap.parse_args(argv)
-    from nfzoo.results import provenance
+    from nfzoo.evaluation.results import provenance
 
     res = measure(args.threads, args.repeat)
     for r in res.values():

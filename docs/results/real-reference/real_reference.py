@@ -7,7 +7,7 @@ k = 5, as `nfzoo eval MODEL --dataset mnist5k --samples N` measures them).
 For each seed, N images drawn without replacement from the 4000-image training split (a torch.Generator
 seeded with the seed picks them) stand in for the samples. Also measured: the oracle's accuracy and its
 recognisable share (largest softmax output >= 0.9) on the test split itself. The document is written through
-nfzoo.results.write_result (command, date, commit, versions, threads) to
+nfzoo.evaluation.results.write_result (command, date, commit, versions, threads) to
 docs/results/real-reference/mnist5k-oracle-nN.json unless --out says otherwise. About a minute on one thread
 for N = 1000 (1.5 minutes for N = 2000 on a busy machine).
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from nfzoo.data import load_dataset
-from nfzoo.metrics import (RECOGNISABLE, compute_features, coverage_density, dataset_features, fid,
+from nfzoo.evaluation.metrics import (RECOGNISABLE, compute_features, coverage_density, dataset_features, fid,
                            get_feature_extractor, recognisable_share)
-from nfzoo.oracle import find_oracle, oracle_accuracy
-from nfzoo.results import mean_sd, summarize, write_result
+from nfzoo.evaluation.oracle import find_oracle, oracle_accuracy
+from nfzoo.evaluation.results import mean_sd, summarize, write_result
 
 HERE = Path(__file__).resolve().parent
 

@@ -38,8 +38,8 @@ GUIDANCE = {"tarflow": {"weights": (1.0,), "temperatures": (0.8, 1.0)}}
 def zoo_models():
     """Names of the embedded zoo flows (oracles left out)."""
     import nfzoo  # noqa: F401
-    from nfzoo.plugins import get_registry
-    from nfzoo.pretrained import resolve_pretrained
+    from nfzoo.registry.plugins import get_registry
+    from nfzoo.loading.pretrained import resolve_pretrained
 
     return [e.name for e in get_registry().list("pretrained")
             if e.metadata.get("kind", "flow") == "flow" and resolve_pretrained(e.name).path]
@@ -49,7 +49,7 @@ def settings(name):
     """(sampler, temperature, extra CLI options) of every sampler that applies to the model."""
     import nfzoo
     from nfzoo.errors import UsageError
-    from nfzoo.plugins import get_registry
+    from nfzoo.registry.plugins import get_registry
 
     m = nfzoo.load(name)
     out = []
@@ -101,7 +101,7 @@ def measure(names, samples, seeds, force, samplers=None):
 def choose(names):
     """Each model's best measured (sampler, temperature, options): lowest mean FID with zero non-finite
     samples."""
-    from nfzoo.results import measured_sampler_options
+    from nfzoo.evaluation.results import measured_sampler_options
     from nfzoo.safeio import atomic_write_json
 
     zoo = ROOT / "zoo" / "nfzoo_zoo" / "models"

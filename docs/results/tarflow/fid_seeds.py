@@ -19,8 +19,8 @@ import torch
 
 import nfzoo
 from nfzoo.data import load_dataset
-from nfzoo.metrics import compute_features, dataset_features, fid, get_feature_extractor
-from nfzoo.oracle import find_oracle
+from nfzoo.evaluation.metrics import compute_features, dataset_features, fid, get_feature_extractor
+from nfzoo.evaluation.oracle import find_oracle
 
 
 def main() -> None:

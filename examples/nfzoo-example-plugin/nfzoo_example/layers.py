@@ -6,10 +6,10 @@ import torch
 from torch import nn
 
 import nfzoo
-from nfzoo.architectures import multiscale_flow
-from nfzoo.bijectors import ActNorm, AffineCoupling, Composite, InvConv1x1
-from nfzoo.model import FlowModel
-from nfzoo.priors import StandardNormal
+from nfzoo.flows.architectures import multiscale_flow
+from nfzoo.flows.bijectors import ActNorm, AffineCoupling, Composite, InvConv1x1
+from nfzoo.flows.model import FlowModel
+from nfzoo.flows.priors import StandardNormal
 
 
 class LeakyAffine(nfzoo.Bijector):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Optional
 
 from nfzoo import FlowModel
-from nfzoo.architectures import flow_model, multiscale_flow
-from nfzoo.bijectors import ActNorm, AffineCoupling, Composite, InvConv1x1
-from nfzoo.bijectors.coupling import DEFAULT_SCALE_FLOOR
 from nfzoo.errors import ConfigError
+from nfzoo.flows.architectures import flow_model, multiscale_flow
+from nfzoo.flows.bijectors import ActNorm, AffineCoupling, Composite, InvConv1x1
+from nfzoo.flows.bijectors.coupling import DEFAULT_SCALE_FLOOR
 
 from .conv import CInCConv2d
 
@@ -40,7 +40,7 @@ def conv_step_flow(*, conv_cls, image_shape, levels: int, steps: int, hidden: in
                    kernel_size: int = 3, invconv: bool = True, learn_top: bool = True,
                    preprocess: str = "logit", backend: str = "auto", scale_floor: float = DEFAULT_SCALE_FLOOR,
                    noise_sigma: float = 0.0) -> FlowModel:
-    """Glow's multi-scale flow (`nfzoo.architectures.multiscale_flow`: `levels` x squeeze -> `steps` steps
+    """Glow's multi-scale flow (`nfzoo.flows.architectures.multiscale_flow`: `levels` x squeeze -> `steps` steps
     -> split) whose step is
 
         ActNorm -> conv_cls(c, kernel_size, backend=backend) -> [LU 1x1 conv if invconv] -> coupling

@@ -10,8 +10,7 @@ import torch
 
 from nfzoo.testing import check_bijector
 from nfzoo_cinc.conv import CInCConv2d, FInCUnit, MaskedKernel
-from nfzoo_cinc.solve import (conv_tl, conv_tl_transposed, dense_solve, sequential_solve, solve,
-                              wavefront_solve)
+from nfzoo_cinc.solve import conv_tl, conv_tl_transposed, dense_solve, sequential_solve, solve, wavefront_solve
 
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE.parent
@@ -184,7 +183,7 @@ def test_dense_solve_is_used_only_by_the_bench():
 
 
 def test_registered_from_the_plugin():
-    from nfzoo.plugins import get_registry
+    from nfzoo.registry.plugins import get_registry
 
     reg = get_registry()
     assert reg.get("architectures", "cinc-flow").plugin == "cinc"

@@ -33,7 +33,7 @@ def test_finc_flow_samples_the_same_with_the_sequential_solve():
 
 
 def test_finc_flow_is_registered_by_the_cinc_plugin():
-    from nfzoo.plugins import get_registry
+    from nfzoo.registry.plugins import get_registry
 
     assert get_registry().get("architectures", "finc-flow").plugin == "cinc"
     assert "finc-flow" in nfzoo.list_models("finc*")

@@ -71,7 +71,7 @@ def _run_case(case, model, extractor, n: int, batch: int):
     import numpy as np
     import torch
 
-    from nfzoo.metrics import compute_features
+    from nfzoo.evaluation.metrics import compute_features
 
     if case.get("sampler") is not None:
         model.sampler = case["sampler"]
@@ -96,7 +96,7 @@ def _plot(rows: List[Dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nfzoo.plots import save_figure
+    from nfzoo.evaluation.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     series = [("ddpm", "o", 0.0), ("diffused-flows", "s", 0.0), ("ddpm", "o", 1.0), ("diffused-flows", "s", 1.0),
@@ -132,8 +132,8 @@ def _plot(rows: List[Dict], path: Path) -> None:
 
 def bench_diffusion(quick: bool = False, log=print, out_dir: Optional[str] = None) -> Dict:
     from nfzoo.data import load_dataset
-    from nfzoo.metrics import coverage_density, dataset_features, fid, get_feature_extractor
-    from nfzoo.oracle import find_oracle
+    from nfzoo.evaluation.metrics import coverage_density, dataset_features, fid, get_feature_extractor
+    from nfzoo.evaluation.oracle import find_oracle
     from nfzoo.safeio import atomic_write_json
 
     n, full_n, batch = (8, 4, 4) if quick else (N, FULL_N, BATCH)

@@ -30,8 +30,8 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from nfzoo import interfaces
 from nfzoo.errors import ConfigError, UsageError
+from nfzoo.flows import interfaces
 
 SAMPLER_KINDS = ("ddpm", "ddim", "dpm-solver++")
 
@@ -95,7 +95,7 @@ class DiffusionPrior(interfaces.DiffusionPrior):
     predicts the noise, with the schedule of `NoiseSchedule`. `log_prob` is minus the variational bound
     (one random timestep per example: an unbiased estimate of the bound, so a lower bound on log p only
     in expectation); `sample` is DDPM's ancestral sampler over all T steps. It implements the core's
-    capability `nfzoo.interfaces.DiffusionPrior` (which export, inpainting and scoring ask for)."""
+    capability `nfzoo.flows.interfaces.DiffusionPrior` (which export, inpainting and scoring ask for)."""
 
     temperature_one_only = True   # the reverse process has no temperature: samplers refuse T != 1
 
@@ -239,7 +239,7 @@ class DiffusionPrior(interfaces.DiffusionPrior):
 
     def ddim_schedule(self) -> Dict[str, Any]:
         """The settings of `scheduler("ddim")` (what the ddim sampler runs) as plain values: see
-        `nfzoo.interfaces.DiffusionPrior.ddim_schedule`."""
+        `nfzoo.flows.interfaces.DiffusionPrior.ddim_schedule`."""
         sch = self.scheduler("ddim")
         c = sch.config
         return {"alphas_cumprod": [float(a) for a in sch.alphas_cumprod.float()],

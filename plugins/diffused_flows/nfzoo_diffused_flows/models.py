@@ -33,9 +33,9 @@ import torch
 from torch import Tensor
 
 from nfzoo.errors import ConfigError
-from nfzoo.interfaces import Bijector
-from nfzoo.model import FlowModel
-from nfzoo.priors import StandardNormal
+from nfzoo.flows.interfaces import Bijector
+from nfzoo.flows.model import FlowModel
+from nfzoo.flows.priors import StandardNormal
 
 from .diffusion import DiffusionPrior
 
@@ -184,7 +184,7 @@ class DiffusionFlowModel(FlowModel):
             self.config["latent_clip"] = self.prior.clip
 
     def _load_flow(self, name: str) -> None:
-        from nfzoo.api import load
+        from nfzoo.loading.api import load
 
         src = load(name)
         if src.architecture != self.flow_architecture:
@@ -257,7 +257,7 @@ def diffused_flows(image_shape=(1, 28, 28), flow: str = "glow", levels: int = 2,
     from).
     `latent_clip`: the samplers clip the predicted z0 to [-latent_clip, latent_clip]; set after training
     to the training latents' max |z0| (None: no clip)."""
-    from nfzoo.api import create_model
+    from nfzoo.loading.api import create_model
 
     _check_objective(objective, DIFFUSED_OBJECTIVES)
     if stage1_epochs is not None and objective != "two-stage":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from nfzoo.errors import UsageError
-from nfzoo.interfaces import Sampler
+from nfzoo.flows.interfaces import Sampler
 
 NAMES = {"ddpm": "ddpm-ancestral", "ddim": "ddim", "dpm-solver++": "dpm-solver++"}
 

@@ -7,8 +7,8 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 import nfzoo
-from nfzoo.api import create_model
 from nfzoo.errors import ConfigError, UsageError
+from nfzoo.loading.api import create_model
 from nfzoo.testing import check_bijector
 from nfzoo_diffused_flows.diffusion import DiffusionPrior, NoiseSchedule, default_betas
 from nfzoo_diffused_flows.models import FixedScale
@@ -221,7 +221,7 @@ def test_saved_and_reloaded_model_samples_identically(tmp_path):
 
 def test_ancestral_core_sampler_runs_the_prior_ddpm():
     m = tiny("ddpm")
-    m.sampler = nfzoo.plugins.get_registry().get("samplers", "ancestral").load()()
+    m.sampler = nfzoo.registry.plugins.get_registry().get("samplers", "ancestral").load()()
     x = m.sample(2, generator=torch.Generator().manual_seed(0))
     assert x.shape == (2, 1, 8, 8)
     with pytest.raises(UsageError, match="temperature 1"):
@@ -257,7 +257,7 @@ def test_flow_part_passes_the_testing_kit():
 def test_paper_objective_rewards_scaling_the_latent_up_and_the_bound_does_not():
     """Eq. 4.6 as printed: scaling f by s adds D log s to log|det| and barely moves the eps MSE, so the
     loss falls by about log2(s) bits per dimension without end. DDPM's bound grows instead."""
-    from nfzoo.interfaces import Composite
+    from nfzoo.flows.interfaces import Composite
 
     m = tiny(objective="paper", timesteps=1000)
     base = m.bijector
@@ -314,7 +314,7 @@ def test_hybrid_gives_the_flow_the_bounds_gradient_and_the_unet_the_simple_loss(
 
 
 def test_two_stage_trains_the_flow_then_only_the_unet(tmp_path):
-    from nfzoo.training import TrainConfig, Trainer
+    from nfzoo.training.trainer import TrainConfig, Trainer
 
     cfg = TrainConfig(arch="diffused-flows", dataset="digits", epochs=2, batch_size=256, eval_batch=500,
                       model={**TINY_FLOW, **TINY_UNET, "timesteps": 20, "objective": "two-stage",
@@ -324,7 +324,7 @@ def test_two_stage_trains_the_flow_then_only_the_unet(tmp_path):
     assert [p for p, _ in t._plan(0)] == ["flow"] and [p for p, _ in t._plan(1)] == ["diffusion"]
     snaps = []
 
-    class Snap(nfzoo.training.Callback):
+    class Snap(nfzoo.training.trainer.Callback):
         def on_epoch_end(self, epoch, record):
             snaps.append({k: v.clone() for k, v in t.model.state_dict().items()})
     t.cb = Snap()
@@ -468,7 +468,7 @@ def test_cli_train_rejects_a_latent_the_unet_cannot_take(runner, app, tmp_path):
 
 
 def test_registered():
-    reg = nfzoo.plugins.get_registry()
+    reg = nfzoo.registry.plugins.get_registry()
     for kind, name in [("architectures", "ddpm"), ("architectures", "diffused-flows"),
                        ("samplers", "ddim"), ("samplers", "dpm-solver++"), ("samplers", "ddpm-ancestral"),
                        ("priors", "diffusion"), ("benchmarks", "diffusion")]:
@@ -528,11 +528,11 @@ def test_cli_eval_checks_the_sampler_options_before_any_work(runner, app, tmp_pa
 @pytest.mark.parametrize("name", ["ddpm-mnist5k", "diffused-flows-mnist5k"])
 def test_zoo_models_load_offline_and_reproduce_their_cards_bound(name, monkeypatch, tmp_path):
     from nfzoo.data import load_dataset
-    from nfzoo.training import evaluate_bpd
+    from nfzoo.training.trainer import evaluate_bpd
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    entry = nfzoo.plugins.get_registry().get("pretrained", name)
+    entry = nfzoo.registry.plugins.get_registry().get("pretrained", name)
     m = nfzoo.load(name)
     assert m.architecture == entry.metadata["architecture"]
     # the measured default (docs/results/samples/NAME/ddim-t1.json), not the 1000-step ancestral sampler

@@ -9,7 +9,7 @@ import argparse
 
 import nfzoo
 from nfzoo.data import load_dataset
-from nfzoo.model import CONFIG_NAME
+from nfzoo.flows.model import CONFIG_NAME
 from nfzoo.safeio import atomic_write_json
 from nfzoo_diffused_flows.models import fit_latent_clip
 

@@ -3,7 +3,7 @@ in this package under static/, no CDN, no build step) that lists the zoo and, fo
 interpolates, inpaints and scores images in the browser. The plugin adds the `serve` command to the CLI
 (register_commands).
 
-The app is a renderer, as the CLI is: it calls the core (nfzoo.load, nfzoo.generation, nfzoo.imageio) and the
+The app is a renderer, as the CLI is: it calls the core (nfzoo.load, nfzoo.flows.generation, nfzoo.imageio) and the
 heads plugin's public functions (nfzoo_heads: interpolate, inpaint, score, typicality_reference).
 
     from nfzoo_gallery import create_app      # app = create_app(); uvicorn.run(app)

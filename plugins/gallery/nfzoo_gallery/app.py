@@ -26,7 +26,8 @@ from starlette.exceptions import HTTPException
 
 from nfzoo.errors import HubError, NfzooError, UnknownNameError, UsageError
 
-from .budget import Stopped, TooCostly, budgets as default_budgets
+from .budget import Stopped, TooCostly
+from .budget import budgets as default_budgets
 from .guards import BodyLimit, HostCheck, SameOrigin, SecurityHeaders, TokenCheck
 from .inputs import MAX_UPLOAD_BYTES
 from .messages import public_message

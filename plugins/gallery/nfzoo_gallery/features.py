@@ -12,8 +12,21 @@ from fastapi import UploadFile
 from nfzoo.errors import UsageError
 from nfzoo_heads import box_mask, inpaint, interpolate, is_diffusion, parse_box, score
 
-from .inputs import (MAX_GRID, MAX_INTERPOLATION, MAX_SCORE_FILES, MAX_STEPS, MAX_TEMPERATURE, check_float,
-                     check_int, check_label, check_seed, check_shape, pick_image, read_upload, safe_name)
+from .inputs import (
+    MAX_GRID,
+    MAX_INTERPOLATION,
+    MAX_SCORE_FILES,
+    MAX_STEPS,
+    MAX_TEMPERATURE,
+    check_float,
+    check_int,
+    check_label,
+    check_seed,
+    check_shape,
+    pick_image,
+    read_upload,
+    safe_name,
+)
 from .work import Gallery, Ticket
 
 INPAINT_DEFAULTS = {"latent": {"iters": 50}, "repaint": {"steps": 20, "resample": 2}}
@@ -36,8 +49,8 @@ def _read(upload: Optional[UploadFile]) -> Optional[bytes]:
 def sample_job(g: Gallery, t: Ticket, model: str, n: Any, seed: Any, temperature: Any, label: Any, per_class: bool,
                sampler: Optional[str], steps: Any, eta: Any) -> Dict[str, Any]:
     """A grid of samples, as `nfzoo sample` draws them (the same images for the same settings)."""
+    from nfzoo.flows.pipeline import SamplingPipeline
     from nfzoo.imageio import grid_png_bytes
-    from nfzoo.pipeline import SamplingPipeline
 
     n = check_int("n", n, 1, MAX_GRID)
     seed = check_seed(seed)

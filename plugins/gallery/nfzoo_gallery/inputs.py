@@ -45,8 +45,8 @@ def check_float(what: str, value: Any, minimum: Optional[float] = None, maximum:
 
 
 def check_seed(value: Any) -> int:
-    """The core's seed rule (nfzoo.generation.check_seed): an integer in [0, 2^32 - 1]."""
-    from nfzoo.generation import check_seed as core_check_seed
+    """The core's seed rule (nfzoo.flows.generation.check_seed): an integer in [0, 2^32 - 1]."""
+    from nfzoo.flows.generation import check_seed as core_check_seed
 
     return core_check_seed(value)
 
@@ -95,10 +95,10 @@ def check_shape(x: Any, what: str, model_name: str, image_shape: Any) -> Any:
 
 def check_label(model: Any, model_name: str, label: Optional[int]) -> Optional[int]:
     """A class label for `model`: None passes; on an unconditional model, or outside [0, C - 1], the core's
-    label policy (nfzoo.generation.sampling_labels) refuses it with its message."""
+    label policy (nfzoo.flows.generation.sampling_labels) refuses it with its message."""
     if label is None:
         return None
-    from nfzoo.generation import sampling_labels
+    from nfzoo.flows.generation import sampling_labels
 
     sampling_labels(model, 1, label, name=model_name)
     return int(label)

@@ -91,7 +91,7 @@ def reference(request: Request, name: str, start: bool = False, wait: bool = Fal
 @pages.get("/api/samplers")
 def samplers() -> Dict[str, Any]:
     """The registered samplers (a model's sampler refuses the ones it cannot use, saying why)."""
-    from nfzoo.plugins import get_registry
+    from nfzoo.registry.plugins import get_registry
 
     return {"samplers": [{"name": e.name, "plugin": e.plugin, "description": e.description}
                          for e in get_registry().list("samplers")]}

@@ -5,7 +5,8 @@ Models load on first use and stay loaded, at most `capacity` of them (least rece
 has a lock, so one model serves one request at a time while different models work in parallel (the app runs
 requests in a threadpool). The typicality reference (mean bpd of the model's training split,
 nfzoo_heads.typicality_reference) is computed once per model, on one background worker (one reference at a
-time, at most `capacity` queued) on a copy of the model made when it starts, and kept for the server's life: the first score of a model answers with its bpd at once and its
+time, at most `capacity` queued) on a copy of the model made when it starts, and kept for the server's life: the
+first score of a model answers with its bpd at once and its
 typicality as soon as the reference is ready.
 """
 from __future__ import annotations
@@ -36,9 +37,9 @@ nfzoo_heads.typicality_reference (the whole training split, seed 0), the same as
 # ------------------------------------------------------------------------------------------ the zoo list
 def zoo_entries() -> List[Any]:
     """The registry's pretrained models that generate images (the metrics' oracles left out), sorted by name,
-    as typed entries (nfzoo.pretrained.PretrainedEntry)."""
-    from nfzoo.plugins import get_registry
-    from nfzoo.pretrained import PretrainedEntry
+    as typed entries (nfzoo.loading.pretrained.PretrainedEntry)."""
+    from nfzoo.loading.pretrained import PretrainedEntry
+    from nfzoo.registry.plugins import get_registry
 
     out = []
     for e in get_registry().list("pretrained"):
@@ -50,10 +51,10 @@ def zoo_entries() -> List[Any]:
 
 def resolve(name: str) -> Any:
     """The zoo entry a gallery request names: a pretrained name or a family name (its default model), i.e. a
-    name that nfzoo's name rule (nfzoo.pretrained.parse_model_name) reads as the zoo's. Only those are
+    name that nfzoo's name rule (nfzoo.loading.pretrained.parse_model_name) reads as the zoo's. Only those are
     served: a path, `local-dir:`, `hf-hub:` or ORG/NAME is an unknown name here, decided without looking at
     the server's disk (a web client never makes the server read a folder of its choosing)."""
-    from nfzoo.pretrained import parse_model_name, resolve_pretrained
+    from nfzoo.loading.pretrained import parse_model_name, resolve_pretrained
 
     known = [e.name for e in zoo_entries()]
     if not isinstance(name, str) or not name.strip():
@@ -109,8 +110,8 @@ def summary(entry: Any) -> Dict[str, Any]:
     """One zoo model as GET /api/models lists it: names, data set, where its weights are, whether this server
     can load it without a download, its config's image shape and classes, its measured default sampling,
     its headline metrics and every metric of the zoo index."""
-    from nfzoo.hub import source_of
-    from nfzoo.pretrained import embedded_sampling
+    from nfzoo.hub.fetch import source_of
+    from nfzoo.loading.pretrained import embedded_sampling
 
     source = source_of(entry.registry_entry)
     sampling = {k: v for k, v in embedded_sampling(entry.registry_entry).items() if k != "source"}

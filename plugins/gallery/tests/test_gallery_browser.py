@@ -12,8 +12,8 @@ import base64
 import io
 import json
 import os
-import tempfile
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -35,7 +35,7 @@ import nfzoo  # noqa: E402
 import nfzoo_heads  # noqa: E402
 from nfzoo.data import load_dataset  # noqa: E402
 from nfzoo.imageio import grid_png_bytes, single_png_bytes  # noqa: E402
-from nfzoo.pretrained import resolve_pretrained  # noqa: E402
+from nfzoo.loading.pretrained import resolve_pretrained  # noqa: E402
 from nfzoo_heads.scoring import bpd_of  # noqa: E402
 
 # The README's screenshots and request times are written where NFZOO_GALLERY_OUT says (the README's

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from nfzoo.errors import UnknownNameError, UsageError
-from nfzoo.pretrained import resolve_pretrained
+from nfzoo.loading.pretrained import resolve_pretrained
 from nfzoo_gallery import create_app
 from nfzoo_gallery.cli import access
 from nfzoo_gallery.zoo import ModelCache

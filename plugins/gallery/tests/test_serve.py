@@ -23,14 +23,13 @@ import nfzoo  # noqa: E402
 import nfzoo_heads  # noqa: E402
 from nfzoo.data import load_dataset  # noqa: E402
 from nfzoo.errors import UsageError  # noqa: E402
-from nfzoo.generation import check_seed, sampling_labels  # noqa: E402
+from nfzoo.flows.generation import check_seed, sampling_labels  # noqa: E402
 from nfzoo.imageio import grid_png_bytes, single_png_bytes  # noqa: E402
-from nfzoo.pretrained import resolve_pretrained  # noqa: E402
-from nfzoo_heads.scoring import bpd_of  # noqa: E402
-
+from nfzoo.loading.pretrained import resolve_pretrained  # noqa: E402
 from nfzoo_gallery import create_app  # noqa: E402
 from nfzoo_gallery.inputs import MAX_UPLOAD_BYTES, safe_name  # noqa: E402
 from nfzoo_gallery.zoo import ModelCache, card_html  # noqa: E402
+from nfzoo_heads.scoring import bpd_of  # noqa: E402
 
 FLOW = "inverse-flow-mnist5k"          # unconditional, the fastest zoo flow to load
 COND = "glem-mnist5k"                  # class-conditional

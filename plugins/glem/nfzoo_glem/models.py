@@ -45,11 +45,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from nfzoo.architectures import multiscale_flow
-from nfzoo.bijectors import ActNorm, AffineCoupling, Composite, InvConv1x1
-from nfzoo.bijectors.coupling import DEFAULT_SCALE_FLOOR
 from nfzoo.errors import ConfigError, UsageError
-from nfzoo.model import FlowModel
+from nfzoo.flows.architectures import multiscale_flow
+from nfzoo.flows.bijectors import ActNorm, AffineCoupling, Composite, InvConv1x1
+from nfzoo.flows.bijectors.coupling import DEFAULT_SCALE_FLOOR
+from nfzoo.flows.model import FlowModel
 
 from .prior import MultiGaussianPrior
 
@@ -281,7 +281,7 @@ def glem(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: int =
     """GLEM: a Glow-style flow (ActNorm, LU 1x1 conv, affine coupling; multi-scale with learned split
     priors) whose prior is one learned diagonal gaussian per class, Sigma_y = psi(S_y),
     psi = a / (1 + exp(-b s)) + c; trained with the EM-like alternation and the annealed KL repulsion.
-    `scale_floor`: the couplings' smallest scale (nfzoo.bijectors.coupling.sigmoid_log_scale)."""
+    `scale_floor`: the couplings' smallest scale (nfzoo.flows.bijectors.coupling.sigmoid_log_scale)."""
     if num_classes is None or int(num_classes) < 2:
         raise ConfigError(f"glem needs num_classes >= 2 (one gaussian per class), got {num_classes}")
     if kl_weight < 0 or kl_weight_final < 0:

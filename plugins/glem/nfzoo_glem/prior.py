@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from nfzoo.interfaces import Prior
+from nfzoo.flows.interfaces import Prior
 
 LOG_2PI = math.log(2 * math.pi)
 

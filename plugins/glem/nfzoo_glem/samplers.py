@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from nfzoo.errors import UsageError
-from nfzoo.interfaces import Sampler
+from nfzoo.flows.interfaces import Sampler
 
 
 class RFCMSampler(Sampler):
@@ -18,7 +18,8 @@ class RFCMSampler(Sampler):
             raise UsageError(f"the rfcm sampler takes no options (got {', '.join(sorted(options))}); drop them")
         prior = model.prior
         if not hasattr(prior, "sample_rfcm"):
-            raise UsageError("the rfcm sampler needs a GLEM model (a MultiGaussianPrior with RFCM); drop --sampler rfcm "
+            raise UsageError("the rfcm sampler needs a GLEM model (a MultiGaussianPrior with RFCM); "
+                             "drop --sampler rfcm "
                              "for other models")
 
     @torch.no_grad()

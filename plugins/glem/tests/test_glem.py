@@ -156,7 +156,7 @@ def test_rfcm_is_the_empirical_covariance_when_the_rank_allows_and_samples_it():
 
 
 def test_registered_prior_sampler_architecture():
-    from nfzoo.plugins import get_registry
+    from nfzoo.registry.plugins import get_registry
 
     reg = get_registry()
     assert reg.get("priors", "multi-gaussian").load() is MultiGaussianPrior
@@ -190,7 +190,7 @@ def test_classify_gives_class_log_likelihoods():
     for k in range(3):
         ref = m.log_prob(x, torch.full((5,), k), noise=False)
         assert torch.allclose(logits[:, k], ref, atol=1e-4)
-    from nfzoo.evaluation import classify_logits
+    from nfzoo.evaluation.bpd import classify_logits
     assert torch.equal(classify_logits(m, x), logits)
     assert torch.allclose(m.decode(m.encode(x)), m.from_flow(m.to_flow(m.dequantize(x, noise=False))[0]),
                           atol=1e-4)
@@ -198,7 +198,7 @@ def test_classify_gives_class_log_likelihoods():
 
 def test_marginal_bpd_is_the_class_mixture():
     from nfzoo.data import ArrayDataset
-    from nfzoo.training import evaluate_bpd
+    from nfzoo.training.trainer import evaluate_bpd
 
     m = _tiny().eval()
     x = torch.rand(6, 1, 8, 8)
@@ -312,7 +312,7 @@ def test_cli_conditional_sampling_classification_and_presets(tmp_path, runner, a
     assert 0.0 <= doc["accuracy"] <= 1.0 and doc["images"] == 359
     res = runner.invoke(app, ["train", "glem", "--dataset", "digits", "--preset", "cifar10"])
     assert res.exit_code == 2 and "cifar100" in res.output
-    from nfzoo.api import architecture_preset
+    from nfzoo.loading.api import architecture_preset
 
     p = architecture_preset("glem", "cifar100")
     assert p["model"]["num_classes"] == 100 and p["train"]["optimizer"] == "adamax"
@@ -425,7 +425,7 @@ def test_resume_inside_the_m_step_is_bit_exact(tmp_path):
     """A run cut in the middle of an epoch's M phase and resumed ends with the same weights (gaussians,
     RFCM and flow) as an uninterrupted one: the position in the epoch counts batches across phases."""
     from nfzoo.safeio import load_tensors
-    from nfzoo.training import Callback, TrainConfig, Trainer
+    from nfzoo.training.trainer import Callback, TrainConfig, Trainer
 
     class Stop(Callback):
         def __init__(self, at):

@@ -12,12 +12,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nfzoo.errors import UsageError
+
 from .checks import int_option
 
 # The recipe of every ResNet-18 the heads train (CNN-A, its real-data baseline, the augmentation study).
 RECIPE = {"epochs": 8, "batch_size": 128, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
           "schedule": "one-cycle (cosine), SGD with nesterov", "standard_augmentation":
-          "random affine: shift <= 2 px, rotation <= 10 degrees, zoom +-10% (nfzoo.oracle.random_affine)"}
+          "random affine: shift <= 2 px, rotation <= 10 degrees, zoom +-10% (nfzoo.evaluation.oracle.random_affine)"}
 
 
 def resnet18_for(image_shape, num_classes: int) -> nn.Module:
@@ -51,7 +52,7 @@ def accuracy(net: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500) -> flo
 
 
 def standard_augment(x: Tensor, y: Tensor, generator: torch.Generator) -> Tuple[Tensor, Tensor]:
-    from nfzoo.oracle import random_affine
+    from nfzoo.evaluation.oracle import random_affine
 
     return random_affine(x, generator), y
 

@@ -9,8 +9,21 @@ from typing import List, Optional
 
 import typer
 
-from nfzoo_cli.toolkit import (MAX_STEPS, check_output_file, err, finite, load_model, out, parse_sets, print_json,
-                               progress_task, rich_progress, sampler_options, seed_option, temperature_option)
+from nfzoo_cli.toolkit import (
+    MAX_STEPS,
+    check_output_file,
+    err,
+    finite,
+    load_model,
+    out,
+    parse_sets,
+    print_json,
+    progress_task,
+    rich_progress,
+    sampler_options,
+    seed_option,
+    temperature_option,
+)
 
 MAX_IMAGES = 1_000_000      # synth / augment draw their images in memory and write the folder at once
 
@@ -213,7 +226,7 @@ def _model_dataset(model: str) -> str:
     from nfzoo.errors import UsageError
 
     try:
-        from nfzoo.api import resolve_pretrained
+        from nfzoo.loading.api import resolve_pretrained
 
         ds = resolve_pretrained(model).metadata.get("dataset")
     except Exception:

@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 from typing import Iterator, List, Sequence
 
-import torch
 from torch import Tensor
 
 from nfzoo.errors import UsageError

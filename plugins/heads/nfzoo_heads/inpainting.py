@@ -13,7 +13,7 @@ its mask: both start from `x * (1 - mask)`.
   300 steps) the default (latent-prior, sigma 0.1) kept oracle accuracy 58% and 7.53 dB PSNR in the box;
   sigma 0.02 (200 steps): 50%, 6.83 dB; likelihood (200 steps): 45%, 5.57 dB (it fills towards the
   flat, high-density background).
-- Diffusion models (`method="repaint"`: a prior that is a `nfzoo.interfaces.DiffusionPrior`, as ddpm's
+- Diffusion models (`method="repaint"`: a prior that is a `nfzoo.flows.interfaces.DiffusionPrior`, as ddpm's
   and diffused-flows'; only that interface's methods are used): a RePaint-style reverse diffusion
   (Lugmayr et al. 2022) on a respaced schedule. At every step the predicted clean image decode(z0_hat) is
   given the kept pixels, encoded again, and the next latent is drawn from the posterior q(z_s | z_t, z0);
@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from nfzoo.errors import UsageError
-from nfzoo.interfaces import DiffusionPrior
+from nfzoo.flows.interfaces import DiffusionPrior
 
 from .checks import float_option, int_option
 
@@ -109,7 +109,7 @@ def _check(model, x: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 def is_diffusion(model) -> bool:
-    """Whether the model's prior has the capability nfzoo.interfaces.DiffusionPrior (then "auto" is repaint)."""
+    """Whether the model's prior has the capability nfzoo.flows.interfaces.DiffusionPrior (then "auto" is repaint)."""
     return isinstance(model.prior, DiffusionPrior)
 
 
@@ -276,7 +276,7 @@ def anonymize_study(model, dataset: str = "mnist5k", box: Sequence[int] = (8, 8,
     the posterior mean, the fill that minimises the expected squared error (so the best PSNR), at the
     price of a blurrier fill; the "inpaint" row is the first of the K."""
     from nfzoo.data import load_dataset
-    from nfzoo.oracle import find_oracle
+    from nfzoo.evaluation.oracle import find_oracle
 
     from .classifier import as_tensors
     from .images import save_png

@@ -18,14 +18,14 @@ import torch
 from torch import Tensor
 
 from nfzoo.errors import UsageError
-from nfzoo.interfaces import DiffusionPrior
+from nfzoo.flows.interfaces import DiffusionPrior
 
 from .checks import int_option
 
 
 def default_repeats(model) -> int:
     """1 for models whose bpd is exact and deterministic; 8 for a diffusion prior (a prior that is a
-    nfzoo.interfaces.DiffusionPrior), whose bpd is a one-sample estimate of its bound (one random timestep
+    nfzoo.flows.interfaces.DiffusionPrior), whose bpd is a one-sample estimate of its bound (one random timestep
     per image: its spread across timesteps is large)."""
     return 8 if isinstance(model.prior, DiffusionPrior) else 1
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from nfzoo.errors import NfzooError, UsageError
-from nfzoo.generation import sampling_labels
+from nfzoo.flows.generation import sampling_labels
 
 from .checks import float_option, int_option
 

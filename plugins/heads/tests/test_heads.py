@@ -7,12 +7,11 @@ import pytest
 import torch
 
 import nfzoo
-from nfzoo.api import create_model
+import nfzoo_heads
 from nfzoo.data import load_dataset
 from nfzoo.errors import UsageError
-from nfzoo.plugins import get_registry
-
-import nfzoo_heads
+from nfzoo.loading.api import create_model
+from nfzoo.registry.plugins import get_registry
 from nfzoo_heads import augment as aug
 from nfzoo_heads.images import read_image
 from nfzoo_heads.inpainting import box_mask, inpaint, parse_box
@@ -173,7 +172,7 @@ def test_slerp_mix_endpoints_and_scale():
     assert torch.allclose(aug._mix(za, za, torch.full((5,), 0.3)), za, atol=1e-5)
     z = torch.randn(2000, 64)
     mid = aug._mix(z[:1000], z[1000:], torch.full((1000,), 0.5))
-    assert float(mid.norm(dim=1).mean()) == pytest.approx(float(z.norm(dim=1).mean()), rel=0.05)   # a plain mean: / sqrt 2
+    assert float(mid.norm(dim=1).mean()) == pytest.approx(float(z.norm(dim=1).mean()), rel=0.05) # mean: / sqrt 2
 
 
 def test_latent_mixup_keeps_labels_and_mixes_within_a_class(glow):
@@ -305,8 +304,7 @@ def test_cli_inpaint_mask_convention_and_errors(runner, app, model_dirs, tmp_pat
 
 
 def test_anonymize_study_on_digits(glow, tmp_path, monkeypatch):
-    import nfzoo.oracle as oracle_mod
-
+    import nfzoo.evaluation.oracle as oracle_mod
     from nfzoo_heads.inpainting import anonymize_study
 
     oracle = oracle_mod.OracleNet((1, 8, 8), 10)

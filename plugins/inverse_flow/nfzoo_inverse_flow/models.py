@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from nfzoo import FlowModel
-from nfzoo.bijectors.coupling import DEFAULT_SCALE_FLOOR
+from nfzoo.flows.bijectors.coupling import DEFAULT_SCALE_FLOOR
 from nfzoo_cinc import conv_step_flow
 
 from .conv import InverseConv2d

@@ -89,7 +89,7 @@ def test_inverse_flow_is_an_exact_bijection():
 
 
 def test_registered_from_the_plugin():
-    from nfzoo.plugins import get_registry
+    from nfzoo.registry.plugins import get_registry
 
     reg = get_registry()
     assert reg.get("architectures", "inverse-flow").plugin == "inverse-flow"
@@ -111,7 +111,7 @@ def test_the_main_job_samples_the_embedded_default_offline(tmp_path):
                          capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     assert Image.open(out).size[0] > 28
-    from nfzoo.api import resolve_pretrained
+    from nfzoo.loading.api import resolve_pretrained
 
     assert resolve_pretrained("inverse-flow").name == "inverse-flow-mnist5k"
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nfzoo import Bijector
-from nfzoo.bijectors.coupling import DEFAULT_SCALE_FLOOR, ZeroConv2d, check_scale_floor, sigmoid_log_scale
+from nfzoo.flows.bijectors.coupling import DEFAULT_SCALE_FLOOR, ZeroConv2d, check_scale_floor, sigmoid_log_scale
 
 
 def split_sizes(channels: int) -> List[int]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Optional
 
 from nfzoo import FlowModel
-from nfzoo.architectures import flow_model, multiscale_flow
-from nfzoo.bijectors.coupling import DEFAULT_SCALE_FLOOR
-from nfzoo.bijectors import ActNorm, Composite, InvConv1x1
 from nfzoo.errors import ConfigError
+from nfzoo.flows.architectures import flow_model, multiscale_flow
+from nfzoo.flows.bijectors import ActNorm, Composite, InvConv1x1
+from nfzoo.flows.bijectors.coupling import DEFAULT_SCALE_FLOOR
 
 from .coupling import QuadCoupling
 
@@ -20,13 +20,14 @@ def quad_flow(image_shape=(1, 28, 28), levels: int = 2, steps: int = 4, hidden: 
     width of each of the coupling's three nets (34 gives about the parameters of Glow with hidden 64:
     75k vs 78k on 28x28).
     `scale_floor` bounds the coupling scales below (what sampling divides by); `noise_sigma`: noise
-    augmentation (nfzoo.architectures.flow_model).
+    augmentation (nfzoo.flows.architectures.flow_model).
     `blocks` is accepted for the common config and must be 0 (the Quad nets have a fixed shape)."""
     if blocks:
         raise ConfigError("quad-flow's coupling nets have no residual blocks: use blocks=0")
 
     def make_steps(c, _):
-        return [Composite([ActNorm(c), InvConv1x1(c), QuadCoupling(c, hidden, scale_floor=scale_floor)]) for _ in range(steps)]
+        return [Composite([ActNorm(c), InvConv1x1(c), QuadCoupling(c, hidden, scale_floor=scale_floor)])
+                for _ in range(steps)]
 
     flow = multiscale_flow(image_shape, levels, make_steps, True, learn_top, num_classes)
     return flow_model(flow, image_shape, preprocess=preprocess, num_classes=num_classes,

@@ -67,7 +67,7 @@ def test_needs_four_channels_and_says_how_to_fix():
 
 def test_quad_flow_round_trip_and_registration():
     import nfzoo
-    from nfzoo.plugins import get_registry
+    from nfzoo.registry.plugins import get_registry
 
     assert get_registry().get("architectures", "quad-flow").plugin == "quad"
     m = nfzoo.create_model("quad-flow", image_shape=(1, 8, 4), levels=2, steps=1, hidden=8)

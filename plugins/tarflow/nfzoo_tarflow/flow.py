@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nfzoo.errors import ConfigError, UsageError
-from nfzoo.interfaces import Bijector
+from nfzoo.flows.interfaces import Bijector
 
 
 class ShapeError(UsageError, ValueError):

@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 
 from nfzoo.errors import ConfigError
-from nfzoo.interfaces import Sampler
-from nfzoo.model import FlowModel
-from nfzoo.priors import StandardNormal
+from nfzoo.flows.interfaces import Sampler
+from nfzoo.flows.model import FlowModel
+from nfzoo.flows.priors import StandardNormal
 
 from .flow import NULL_LABEL, TarFlow
 

@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from nfzoo.errors import UsageError
-from nfzoo.interfaces import Sampler
+from nfzoo.flows.interfaces import Sampler
 
 MAX_GUIDANCE = 100.0
 

@@ -204,13 +204,14 @@ def test_train_resume_sample_and_eval_through_the_cli(runner, app, tmp_path):
     assert res.exit_code == 0, res.output
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["architecture"] == "tarflow" and cfg["config"]["noise_sigma"] == 0.1
-    res = runner.invoke(app, ["train", "tarflow", "--dataset", "digits", "--resume", "--out", str(run), "--epochs", "2"])
+    res = runner.invoke(app, ["train", "tarflow", "--dataset", "digits", "--resume", "--out", str(run),
+                              "--epochs", "2"])
     assert res.exit_code == 0, res.output
     assert len(json.loads((run / "history.json").read_text())) == 2
     png = tmp_path / "s.png"
     res = runner.invoke(app, ["sample", "--model", str(run), "-n", "4", "--seed", "1", "--out", str(png)])
     assert res.exit_code == 0 and png.stat().st_size > 0, res.output
-    from nfzoo.oracle import OracleNet
+    from nfzoo.evaluation.oracle import OracleNet
 
     torch.manual_seed(0)
     OracleNet(image_shape=(1, 8, 8)).eval().save(tmp_path / "oracle")    # an untrained oracle: the plumbing
@@ -225,7 +226,7 @@ def test_train_resume_sample_and_eval_through_the_cli(runner, app, tmp_path):
                               str(tmp_path / "oracle"), "--sampler-option", "guidance=1", "--sampler-option",
                               "attn_temp=1.5", "--out", str(tmp_path / "g.json")])
     assert res.exit_code == 0, res.output
-    from nfzoo.results import measured_sampler_options
+    from nfzoo.evaluation.results import measured_sampler_options
 
     doc = json.loads((tmp_path / "g.json").read_text())
     assert doc["sampler_options"] == "attn_temp,guidance" and doc["guidance"] == 1.0

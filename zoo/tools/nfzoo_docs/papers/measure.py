@@ -6,8 +6,20 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
 
-from .runs import (CNN_A_IMAGES, CNN_A_SAMPLING, DATASET, PAPER_SAMPLING, RFCM_SAMPLING, SAMPLE_SEEDS, SAMPLES, log,
-                   mean_sd, read, rec, write)
+from .runs import (
+    CNN_A_IMAGES,
+    CNN_A_SAMPLING,
+    DATASET,
+    PAPER_SAMPLING,
+    RFCM_SAMPLING,
+    SAMPLE_SEEDS,
+    SAMPLES,
+    log,
+    mean_sd,
+    read,
+    rec,
+    write,
+)
 
 _CACHE: Dict[str, Any] = {}
 
@@ -23,7 +35,7 @@ def test_set():
 def oracle():
     """(OracleNet, its name): the data set's default oracle (the zoo's oracle-mnist5k)."""
     if "oracle" not in _CACHE:
-        from nfzoo.oracle import find_oracle
+        from nfzoo.evaluation.oracle import find_oracle
 
         _CACHE["oracle"] = find_oracle(None, DATASET)
     return _CACHE["oracle"]
@@ -59,10 +71,10 @@ def cached(run_dir: Path, key: str, fn: Callable[[], Dict[str, Any]]) -> Dict[st
 
 
 def nf_accuracy(run_dir: Path) -> Dict[str, Any]:
-    """NF-A: the likelihood classifier argmax_y log p(x | y) on the test split (nfzoo.evaluation; with
+    """NF-A: the likelihood classifier argmax_y log p(x | y) on the test split (nfzoo.evaluation.bpd; with
     conditional encoding, argmax_y log p(x, code_y): one pass per class's code)."""
     def run():
-        from nfzoo.evaluation import evaluate_classification
+        from nfzoo.evaluation.bpd import evaluate_classification
 
         return evaluate_classification(load_model(run_dir), test_set())
     return cached(run_dir, "nf-a", run)
@@ -121,9 +133,9 @@ def code_label_agreement(run_dir: Path, temperature: float = PAPER_SAMPLING[1], 
 
 
 def test_bpd(run_dir: Path) -> Dict[str, Any]:
-    """nfzoo.evaluation.evaluate_bpd, seed 0: bpd of p(x | y) and of the class mixture p(x)."""
+    """nfzoo.evaluation.bpd.evaluate_bpd, seed 0: bpd of p(x | y) and of the class mixture p(x)."""
     def run():
-        from nfzoo.evaluation import evaluate_bpd
+        from nfzoo.evaluation.bpd import evaluate_bpd
 
         return evaluate_bpd(load_model(run_dir), test_set(), seed=0)
     return cached(run_dir, "bpd", run)
@@ -152,7 +164,7 @@ def _monomodal_sample_metrics(model, n: int, temperature: float, seed: int) -> D
     the labels read from the generated code rows."""
     import torch
 
-    from nfzoo import metrics
+    from nfzoo.evaluation import metrics
 
     net, _ = oracle()
     x, y, bad = draw_monomodal(model, n, temperature, seed)
@@ -174,11 +186,11 @@ def _monomodal_sample_metrics(model, n: int, temperature: float, seed: int) -> D
 
 def sample_metrics(run_dir: Path, sampler: str, temperature: float, seeds: Sequence[int] = SAMPLE_SEEDS,
                    n: int = SAMPLES) -> Optional[Dict[str, Any]]:
-    """FID, Coverage, label reliability of n samples per seed (nfzoo.metrics.evaluate_samples with the
+    """FID, Coverage, label reliability of n samples per seed (nfzoo.evaluation.metrics.evaluate_samples with the
     oracle; monomodal CE models, which cannot be asked for a class, through _monomodal_sample_metrics).
     None where the setting does not apply (RFCM on a monomodal model)."""
     def run():
-        from nfzoo.metrics import evaluate_samples
+        from nfzoo.evaluation.metrics import evaluate_samples
 
         m = load_model(run_dir, sampler)
         per_seed = []
@@ -205,7 +217,8 @@ def cnn_a(run_dir: Path, seed: int, n: int = CNN_A_IMAGES, sampling=CNN_A_SAMPLI
     sampler, temperature = sampling
 
     def run():
-        from nfzoo_heads.classifier import as_tensors, cnn_a as heads_cnn_a, train_classifier, RECIPE
+        from nfzoo_heads.classifier import RECIPE, as_tensors, train_classifier
+        from nfzoo_heads.classifier import cnn_a as heads_cnn_a
 
         m = load_model(run_dir, sampler)
         if not is_monomodal(m):

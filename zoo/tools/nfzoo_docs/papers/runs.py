@@ -20,7 +20,7 @@ PAPERS = ROOT / "docs" / "results" / "papers"   # the scripts, their tables (NAM
 RUNS = ROOT / "runs" / "papers"
 RECORDS = PAPERS / "records"
 DATASET = "mnist5k"
-ORACLE = "oracle-mnist5k"   # the data set's default oracle (nfzoo.oracle.default_oracle)
+ORACLE = "oracle-mnist5k"   # the data set's default oracle (nfzoo.evaluation.oracle.default_oracle)
 PAPER = "GLEM, papers/003 (Table numbers on CIFAR-10 / CIFAR-100)"
 
 # the training options of every run (the glem-mnist5k recipe at 24 epochs)
@@ -44,8 +44,8 @@ def log(msg: str) -> None:
 
 
 def short_commit() -> str:
-    """`git rev-parse --short HEAD` with "+dirty" when tracked files differ (nfzoo.results.source_commit)."""
-    from nfzoo.results import source_commit
+    """`git rev-parse --short HEAD` with "+dirty" when tracked files differ (nfzoo.evaluation.results.source_commit)."""
+    from nfzoo.evaluation.results import source_commit
 
     full = source_commit(ROOT) or "unknown"
     head, _, dirty = full.partition("+")

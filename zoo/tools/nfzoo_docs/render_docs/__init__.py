@@ -17,7 +17,7 @@ between markers is rewritten; BLOCKS (registry.py, filled by the block modules' 
 (`ID` or `ID:MODEL`). In index.json each entry's "metrics" are rewritten from the same files, the numbers in
 its "description" that DESCRIPTION_NUMBERS knows are re-rendered, and the sha256 pin of a card is refreshed
 after the card changes (update_index's pin_files). Every block names its files; a file with a "measured_by"
-record (nfzoo.results.write_result, `nfzoo eval ... --out`) shows its date, commit and command; an older file
+record (nfzoo.evaluation.results.write_result, `nfzoo eval ... --out`) shows its date, commit and command; an older file
 without one shows the command known from its card (models.json "legacy", valid only while the file's sha256
 is the one recorded there). Stochastic numbers come as mean +- sd over the seeds a file holds, with their
 number. Torch is never imported.
@@ -53,21 +53,80 @@ from .registry import BLOCKS, NEEDS_MODEL, block, load_blocks, render_block
 load_blocks()   # every block module registers its blocks
 
 from .blocks_papers import PAPER_TABLES  # noqa: E402
-from .chain import (bound_doc, bpd_cell, check_fresh, exact_bpd, finetune_history_rel, glem_numbers,  # noqa: E402
-                    history_rel, last_tested, legacy_command, legacy_glem_eval, noise_note, noise_sigma, recipe,
-                    refit_rel, shipped, train_command, train_rel, zoo_config)
+from .chain import (  # noqa: E402
+                    bound_doc,
+                    bpd_cell,
+                    check_fresh,
+                    exact_bpd,
+                    finetune_history_rel,
+                    glem_numbers,
+                    history_rel,
+                    last_tested,
+                    legacy_command,
+                    legacy_glem_eval,
+                    noise_note,
+                    noise_sigma,
+                    recipe,
+                    refit_rel,
+                    shipped,
+                    train_command,
+                    train_rel,
+                    zoo_config,
+)
 from .cli import main  # noqa: E402
-from .documents import (ROOT, ZOO_CSV, ZOO_CSV_COLUMNS, generated_blocks, render, render_text,  # noqa: E402
-                        render_with_zoo_csv, update_index, zoo_csv)
-from .knowledge import (BOUND_ARCHS, LEGACY, MIXTURE_ARCHS, ORDER, block_config, has_mixture, in_order,  # noqa: E402
-                        is_bound, model_data, models_json)
-from .metrics import (DESCRIPTION_NUMBERS, describe, model_index, model_metrics, sample_metric_keys,  # noqa: E402
-                      stem_key)
-from .results import (BENCH_DIFFUSION, BPD_TOL, FID_SEEDS, MD_BLOCK, RESULTS, TOOL, YAML_BLOCK,  # noqa: E402
-                      RenderError, Results, bench_rows, block_commit, fid_seeds, num, pct, pm, rel_results,
-                      short_commit, table)
-from .samples import (SAMPLE_KEYS, accuracy_file, default_line, reference_files, sample_summary,  # noqa: E402
-                      sampler_label, sampling_default)
+from .documents import (  # noqa: E402
+                    ROOT,
+                    ZOO_CSV,
+                    ZOO_CSV_COLUMNS,
+                    generated_blocks,
+                    render,
+                    render_text,
+                    render_with_zoo_csv,
+                    update_index,
+                    zoo_csv,
+)
+from .knowledge import (  # noqa: E402
+                    BOUND_ARCHS,
+                    LEGACY,
+                    MIXTURE_ARCHS,
+                    ORDER,
+                    block_config,
+                    has_mixture,
+                    in_order,
+                    is_bound,
+                    model_data,
+                    models_json,
+)
+from .metrics import DESCRIPTION_NUMBERS, describe, model_index, model_metrics, sample_metric_keys, stem_key  # noqa: E402
+from .results import (  # noqa: E402
+                    BENCH_DIFFUSION,
+                    BPD_TOL,
+                    FID_SEEDS,
+                    MD_BLOCK,
+                    RESULTS,
+                    TOOL,
+                    YAML_BLOCK,
+                    RenderError,
+                    Results,
+                    bench_rows,
+                    block_commit,
+                    fid_seeds,
+                    num,
+                    pct,
+                    pm,
+                    rel_results,
+                    short_commit,
+                    table,
+)
+from .samples import (  # noqa: E402
+                    SAMPLE_KEYS,
+                    accuracy_file,
+                    default_line,
+                    reference_files,
+                    sample_summary,
+                    sampler_label,
+                    sampling_default,
+)
 
 __all__ = [
     # the registry and the command line

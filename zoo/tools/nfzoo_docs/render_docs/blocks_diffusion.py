@@ -8,8 +8,19 @@ from typing import Any, Dict, List, Optional
 from .chain import last_tested
 from .knowledge import block_config
 from .registry import block
-from .results import (BENCH_DIFFUSION, FID_SEEDS, RenderError, Results, bench_rows, block_commit, fid_seeds, num, pm,
-                      rel_results, table)
+from .results import (
+    BENCH_DIFFUSION,
+    FID_SEEDS,
+    RenderError,
+    Results,
+    bench_rows,
+    block_commit,
+    fid_seeds,
+    num,
+    pm,
+    rel_results,
+    table,
+)
 
 
 @block("bench-diffusion")

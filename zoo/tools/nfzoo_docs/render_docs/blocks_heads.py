@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from nfzoo.results import mean_sd
+from nfzoo.evaluation.results import mean_sd
 
 from .knowledge import block_config, is_bound
 from .registry import block

@@ -7,7 +7,6 @@ from typing import Any, Dict, List, Optional, Tuple
 from .registry import block
 from .results import RESULTS, Results
 
-
 PAPER_TABLES = (   # docs/results/papers/<stem>.json: the issue-25 scripts' outputs, in the README's order
     ("table1_glem_baselines", "GLEM Tables 1-2: GLEM against lambda = 0, CE and CEGLEM"),
     ("table2_glem_lambda", "GLEM Table 3: the lambda sweep"),

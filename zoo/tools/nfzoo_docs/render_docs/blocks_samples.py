@@ -5,14 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from nfzoo.results import MEASURED_BY
+from nfzoo.evaluation.results import MEASURED_BY
 
 from .chain import bpd_cell, history_rel
 from .knowledge import in_order
 from .registry import block
 from .results import RESULTS, RenderError, Results, pct, pm, table
-from .samples import (accuracy_file, default_line, nonfinite, reference_files, sample_source, sample_summary,
-                      sampler_label, sampling_default, share_once)
+from .samples import (
+    accuracy_file,
+    default_line,
+    nonfinite,
+    reference_files,
+    sample_source,
+    sample_summary,
+    sampler_label,
+    sampling_default,
+    share_once,
+)
 
 
 @block("samples")

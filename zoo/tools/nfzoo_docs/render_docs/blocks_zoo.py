@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from .chain import (bound_doc, bpd_cell, finetune_history_rel, history_rel, is_bound, last_tested, noise_note,
-                    recipe, refit_rel, shipped)
+from .chain import (
+    bound_doc,
+    bpd_cell,
+    finetune_history_rel,
+    history_rel,
+    is_bound,
+    last_tested,
+    noise_note,
+    recipe,
+    refit_rel,
+    shipped,
+)
 from .knowledge import block_config, in_order, model_data
 from .registry import block
 from .results import RESULTS, Results, num, pm, rel_results, table

@@ -9,10 +9,11 @@ import re
 import shlex
 from typing import Any, Dict, List, Optional, Tuple
 
-from nfzoo.results import MEASURED_BY, mean_sd
+from nfzoo.evaluation.results import MEASURED_BY, mean_sd
 
 from .knowledge import has_mixture, is_bound
 from .results import BPD_TOL, RESULTS, RenderError, Results, pm
+
 
 def history_rel(name: str) -> str:
     """The training history of a zoo model."""

@@ -16,7 +16,7 @@ from nfzoo.constants import CARD_NAME
 from nfzoo.safeio import atomic_write_bytes, atomic_write_json
 
 from .. import REPO
-from .chain import bpd_cell, bound_doc, exact_bpd, history_rel, is_bound
+from .chain import bound_doc, bpd_cell, exact_bpd, history_rel, is_bound
 from .knowledge import in_order
 from .metrics import describe, model_index, model_metrics
 from .registry import render_block

@@ -7,10 +7,18 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from nfzoo.results import mean_sd
+from nfzoo.evaluation.results import mean_sd
 
-from .chain import (bound_doc, finetune_history_rel, glem_numbers, history_rel, legacy_glem_eval, noise_sigma,
-                    refit_rel, shipped)
+from .chain import (
+    bound_doc,
+    finetune_history_rel,
+    glem_numbers,
+    history_rel,
+    legacy_glem_eval,
+    noise_sigma,
+    refit_rel,
+    shipped,
+)
 from .knowledge import has_mixture, is_bound, model_data
 from .results import BENCH_DIFFUSION, FID_SEEDS, RenderError, Results, bench_rows, fid_seeds
 from .samples import accuracy_file, sample_summary, sampler_label, sampling_default

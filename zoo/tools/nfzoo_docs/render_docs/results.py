@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from nfzoo.results import MEASURED_BY
+from nfzoo.evaluation.results import MEASURED_BY
 
 from .knowledge import LEGACY, ORDER
 

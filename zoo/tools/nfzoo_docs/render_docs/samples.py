@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from nfzoo.results import MEASURED_BY, mean_sd
+from nfzoo.evaluation.results import MEASURED_BY, mean_sd
 
 from .chain import check_fresh, zoo_config
 from .knowledge import model_data
@@ -77,8 +77,8 @@ def sampling_default(res: Results, name: str) -> Tuple[Dict[str, Any], Optional[
 
 
 def _options(d: Dict[str, Any]) -> Dict[str, Any]:
-    """The sampler options a sample file measured with (nfzoo.results.measured_sampler_options)."""
-    from nfzoo.results import measured_sampler_options
+    """The sampler options a sample file measured with (nfzoo.evaluation.results.measured_sampler_options)."""
+    from nfzoo.evaluation.results import measured_sampler_options
 
     return measured_sampler_options(d)
 

@@ -1,0 +1,130 @@
+"""The data-parallel part of the Trainer: how an epoch's batches are cut across processes and how a step's
+loss is computed there. DataParallelMixin is mixed into nfzoo.training.trainer.Trainer and works on the trainer's
+state (cfg, dist, model, noise, step, epoch).
+
+Under torchrun (several processes) the model is wrapped in DistributedDataParallel, each global batch is
+split across the ranks, the data-dependent initialisation runs on rank 0 and is broadcast, and only rank 0
+writes files; nfzoo.distributed says how the work and the random numbers are split. `batch_size` is the
+global batch, whatever the number of processes. With `compile`, the module the step calls is compiled
+(nfzoo.flows.compiling). On one process the step is the model's training_loss as it is.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from nfzoo.data import load_batches
+
+
+class DataParallelMixin:
+    """The Trainer's batches and steps across processes: each rank's piece of a global batch, the DDP
+    wrapping (rank 0's weights broadcast first), compiling, and the per-step forward that keeps the noise
+    streams and the divergence / SIGTERM decisions the same on every rank."""
+
+    def _n_batches(self, n: int) -> int:
+        """Global batches in a phase of n images. With several processes a last batch smaller than the
+        number of processes is dropped (every rank must get at least one image)."""
+        bs, w = self.cfg.batch_size, self.dist.world
+        nb = math.ceil(n / bs)
+        if w > 1 and 0 < n % bs < w:
+            nb -= 1
+        return nb
+
+    def _batches(self, plan, start: int):
+        """(phase, x, y, global batch size, offset of this rank's piece in it) for the epoch's batches
+        from batch `start` on; x, y are this rank's contiguous piece of the global batch."""
+        from nfzoo.distributed import shard
+
+        bs, w, r = self.cfg.batch_size, self.dist.world, self.dist.rank
+        for phase, order in plan:
+            nb = self._n_batches(len(order))
+            if start >= nb:
+                start -= nb
+                continue
+            groups = [order[i * bs:(i + 1) * bs] for i in range(start, nb)]
+            cuts = [shard(len(g), w, r) for g in groups]
+            pieces = [g[a:b] for g, (a, b) in zip(groups, cuts)]
+            for (x, y), g, (a, _) in zip(load_batches(self.train_set, pieces), groups, cuts):
+                yield phase, x, y, len(g), a
+            start = 0
+
+    def _wrap(self) -> None:
+        """With several processes: rank 0's parameters and buffers to every rank, then DDP. With `compile`,
+        the module whose forward the step calls (DDP's, or the model's training_loss) is compiled
+        (nfzoo.flows.compiling.compile_module; why it runs eager, if it does, goes to `warn`)."""
+        self.ddp = None
+        self._loss_fn = None
+        if self.dist.enabled:
+            self._ddp()
+        if self.cfg.compile:
+            from nfzoo.flows.compiling import compile_module
+
+            target = self.ddp if self.ddp is not None else _TrainingLoss(self.model)
+            fn, reason = compile_module(target, "train", on_fallback=self.warn)
+            if reason is not None:
+                self.warn(reason)
+            else:
+                self._loss_fn = fn
+
+    def _ddp(self) -> None:
+        """Rank 0's parameters and buffers to every rank, then the DistributedDataParallel of the loss."""
+        import torch.distributed as tdist
+        from torch.nn.parallel import DistributedDataParallel
+
+        with torch.no_grad():
+            for t in list(self.model.parameters()) + list(self.model.buffers()):
+                tdist.broadcast(t.data, src=0)
+        import inspect
+
+        from nfzoo.flows.model import FlowModel
+
+        ids = [self.dist.local_rank] if self.dist.device.type == "cuda" else None
+        # phased models (GLEM, Diffused-Flows' two-stage) leave parameters out of some steps' graphs
+        unused = type(self.model).training_plan is not FlowModel.training_plan
+        # buffers were broadcast above; they change only at initialisation, so no sync per forward
+        sync = ({"forward_sync_buffers": False}
+                if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                else {"broadcast_buffers": False})
+        self.ddp = DistributedDataParallel(_TrainingLoss(self.model), device_ids=ids,
+                                           find_unused_parameters=unused, **sync)
+
+    def _forward(self, phase, x, y, n_global: int, offset: int):
+        """(loss, per-image bpd, the loss to differentiate, stop after this step) of this rank's piece.
+        Every rank agrees on divergence and on SIGTERM (one small all-reduce per step)."""
+        from nfzoo.distributed import mix_seed, skip_uniform
+
+        yy = y if self.conditional else None
+        kw = dict(phase=phase, epoch=self.epoch, epochs=self.cfg.epochs)
+        if not self.dist.enabled:
+            loss, bpd = (self._loss_fn or self.model.training_loss)(x, yy, generator=self.noise, **kw)
+            if not torch.isfinite(loss):
+                raise self._diverged(f"the loss became {loss.item()}")
+            return loss, bpd, loss, self._sigterm
+        draws = self.model.training_draws_per_image
+        if draws is not None:   # this piece's images get the noise they get on one process
+            state = self.noise.get_state()
+            skip_uniform(self.noise, offset * draws)
+            gen = self.noise
+        else:
+            gen = torch.Generator().manual_seed(mix_seed(self.cfg.seed, self.step, self.dist.rank))
+        loss, bpd = (self._loss_fn or self.ddp)(x, yy, generator=gen, **kw)
+        if draws is not None:   # every rank leaves the step where one process would
+            self.noise.set_state(state)
+            skip_uniform(self.noise, n_global * draws)
+        bad, stop = self.dist.all_reduce_sum([0.0 if torch.isfinite(loss) else 1.0, float(self._sigterm)])
+        if bad:
+            raise self._diverged(f"the loss became non-finite (on {int(bad)} of {self.dist.world} ranks)")
+        # DDP averages the ranks' gradients: weight each by its share of the global batch
+        return loss, bpd, loss * (x.shape[0] * self.dist.world / n_global), bool(stop)
+
+
+class _TrainingLoss(torch.nn.Module):
+    """The model's training_loss as a module's forward, for DistributedDataParallel."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y, generator=None, **kw):
+        return self.model.training_loss(x, y, generator=generator, **kw)
