@@ -41,3 +41,12 @@ def test_every_package_ships_py_typed(pyproject):
     for folder in folders:
         assert (folder / "py.typed").is_file(), folder
         assert f'{folder.name} = ["py.typed"' in pyproject.read_text(), f"{folder.name}'s package data lists py.typed"
+
+
+@pytest.mark.parametrize("pyproject", PYPROJECTS, ids=lambda p: p.parent.name)
+def test_every_distribution_carries_its_licence(pyproject):
+    """PEP 639: an SPDX expression and the licence file beside each pyproject, so each wheel ships its text."""
+    text = pyproject.read_text()
+    assert re.search(r'^license = "MIT"$', text, re.M) and re.search(r'^license-files = \["LICENSE"\]$', text, re.M)
+    assert (pyproject.parent / "LICENSE").read_text() == (ROOT / "LICENSE").read_text()
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
