@@ -1,6 +1,6 @@
 """What the gallery says of an error: one line (the CLI toolkit's `one_line`), with the server's own paths cut to
-their last part (a web client learns nothing of the server's disk: "/home/me/.cache/nfzoo/data/x.npz" ->
-"<server>/x.npz")."""
+their last part (a web client learns nothing of the server's disk: an absolute path of two or more parts is
+shown as "<server>/" and its file name)."""
 from __future__ import annotations
 
 import re
