@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, NoReturn, Optional, Tuple
 
 import typer
 from rich.console import Console
@@ -45,7 +45,7 @@ def print_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Stop the command: `error: <message>` on stderr and exit `code` (2 bad usage or input, 1 failed
     while running). Raises typer.Exit; never returns."""
     from rich.markup import escape  # a message is text: "nfzoo[tensorboard]" is not markup

@@ -18,7 +18,7 @@ if TYPE_CHECKING:                  # what the names below are, for IDEs and type
     from nfzoo.hub import publish
     from nfzoo.loading.api import create_model, list_models, list_plugins, list_pretrained, load
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "Bijector": "nfzoo.flows.interfaces", "Prior": "nfzoo.flows.interfaces", "Sampler": "nfzoo.flows.interfaces",

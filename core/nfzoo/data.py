@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, cast
 
 import numpy as np
 import torch
@@ -42,7 +42,8 @@ class ArrayDataset(Dataset):
     @property
     def image_shape(self) -> Tuple[int, int, int]:
         """(C, H, W) of the images."""
-        return tuple(self.images.shape[1:])
+        c, h, w = self.images.shape[1:]
+        return c, h, w
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -74,8 +75,9 @@ def _offline_arrays(name: str):
     """(images uint8 (N, 1, H, W), labels, test count per class), read once per process."""
     if name == "digits":
         from sklearn.datasets import load_digits
+        from sklearn.utils import Bunch
 
-        d = load_digits()
+        d = cast(Bunch, load_digits())  # a Bunch (the tuple is return_X_y=True's)
         images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
         labels = d.target.astype(np.int64)
         counts = np.bincount(labels)

@@ -115,7 +115,7 @@ class DistContext:
             else:   # nfzoo's group has every rank: its rank 0 is the global rank 0
                 parts = [torch.empty_like(pad) for _ in range(self.world)] if self.is_main else None
                 dist.gather(pad, parts, dst=0, group=self.group)
-        if not self.is_main:
+        if not self.is_main or parts is None:   # parts: None only off rank 0
             return None
         return torch.cat([p[:s] for p, s in zip(parts, sizes)]).cpu()
 

@@ -9,7 +9,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator, Union
 
 import torch
 from torch import Tensor
@@ -17,12 +17,15 @@ from torch import Tensor
 from nfzoo.errors import UsageError
 from nfzoo.safeio import atomic_write_bytes
 
+if TYPE_CHECKING:
+    import PIL.Image
+
 MAX_IMAGE_PIXELS = 4096 * 4096
 """The most pixels (width x height) an image file may have to be decoded (16.8 M; 50 MB as RGB bytes)."""
 
 
 @contextlib.contextmanager
-def open_image(path: os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator["PIL.Image.Image"]:  # noqa: F821
+def open_image(path: Union[str, os.PathLike], max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator[PIL.Image.Image]:
     """The PIL image of a file, opened lazily (only its header is read) and refused (UsageError, exit 2,
     naming the file and the limit) when it claims more than `max_pixels` pixels, before any decoding.
     PIL's own DecompressionBombWarning / Error are refused the same way. Other unreadable files are
@@ -56,7 +59,7 @@ def open_image(path: os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> Iterato
                          "PNG (or JPEG, BMP, ...) image") from None
 
 
-def read_image(path: os.PathLike, channels: int, max_pixels: int = MAX_IMAGE_PIXELS) -> Tensor:
+def read_image(path: Union[str, os.PathLike], channels: int, max_pixels: int = MAX_IMAGE_PIXELS) -> Tensor:
     """One image file -> float tensor (channels, H, W) in [0, 1] (1 channel: grayscale, 3: RGB), size-checked
     before decoding (`open_image`)."""
     if channels not in (1, 3):
@@ -77,7 +80,7 @@ def grid_png_bytes(images: Tensor, nrow: int = 8, padding: int = 2) -> bytes:
     return buf.getvalue()
 
 
-def save_grid_png(images: Tensor, path: os.PathLike, nrow: int = 8, padding: int = 2) -> None:
+def save_grid_png(images: Tensor, path: Union[str, os.PathLike], nrow: int = 8, padding: int = 2) -> None:
     """Write `grid_png_bytes(images, nrow, padding)` to `path`, atomically."""
     atomic_write_bytes(Path(path), grid_png_bytes(images, nrow, padding))
 
@@ -93,6 +96,6 @@ def single_png_bytes(image: Tensor) -> bytes:
     return buf.getvalue()
 
 
-def save_single_png(image: Tensor, path: os.PathLike) -> None:
+def save_single_png(image: Tensor, path: Union[str, os.PathLike]) -> None:
     """Write one image (C, H, W) in [0, 1] to `path` as a PNG of its size, atomically."""
     atomic_write_bytes(Path(path), single_png_bytes(image))

@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 from nfzoo.errors import CorruptFileError
 
@@ -19,7 +19,7 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> None:
     """Write `data` to `path` atomically: a temporary file in the same folder, fsynced, then renamed over
     `path`, so a reader sees the old file or the new one, never a part."""
     path = Path(path)
@@ -40,12 +40,12 @@ def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
         raise
 
 
-def atomic_write_json(path: os.PathLike, obj: Any) -> None:
+def atomic_write_json(path: Union[str, os.PathLike], obj: Any) -> None:
     """Write `obj` as indented JSON (and a newline) to `path`, atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
-def sha256_file(path: os.PathLike, chunk: int = 1 << 20) -> str:
+def sha256_file(path: Union[str, os.PathLike], chunk: int = 1 << 20) -> str:
     """The sha256 hex digest of a file, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -54,7 +54,7 @@ def sha256_file(path: os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def save_tensors(tensors: Dict[str, Any], path: os.PathLike, metadata: Optional[Dict[str, str]] = None):
+def save_tensors(tensors: Dict[str, Any], path: Union[str, os.PathLike], metadata: Optional[Dict[str, str]] = None):
     """Write tensors (detached, contiguous, on the CPU) as a safetensors file, atomically."""
     from safetensors.torch import save
 
@@ -62,7 +62,7 @@ def save_tensors(tensors: Dict[str, Any], path: os.PathLike, metadata: Optional[
     atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
-def safetensors_header(path: os.PathLike) -> Dict[str, Tuple[Tuple[int, ...], str]]:
+def safetensors_header(path: Union[str, os.PathLike]) -> Dict[str, Tuple[Tuple[int, ...], str]]:
     """{name: (shape, dtype code such as "F32")} from a safetensors file's header, without reading tensor
     data. A corrupt header, or a file not exactly as long as its header says, raises CorruptFileError."""
     from safetensors import safe_open
@@ -88,7 +88,7 @@ def _corrupt(path: Path, exc: BaseException) -> CorruptFileError:
         "or corrupt: re-create it (retrain, or `nfzoo pull NAME --force`); it was not loaded.")
 
 
-def load_tensors(path: os.PathLike, device: str = "cpu") -> Dict[str, Any]:
+def load_tensors(path: Union[str, os.PathLike], device: str = "cpu") -> Dict[str, Any]:
     """Load a safetensors file; a truncated or corrupt file raises CorruptFileError (its header is checked
     against the file's length before the data is read)."""
     from safetensors.torch import load
@@ -103,7 +103,7 @@ def load_tensors(path: os.PathLike, device: str = "cpu") -> Dict[str, Any]:
     return {k: v.to(device) for k, v in tensors.items()}
 
 
-def read_json(path: os.PathLike, what: str = "JSON file") -> Any:
+def read_json(path: Union[str, os.PathLike], what: str = "JSON file") -> Any:
     """A JSON file's content; a missing or malformed file is a ConfigError that names `what`."""
     from nfzoo.errors import ConfigError
 

@@ -8,9 +8,12 @@ Third-party plugin authors call it from their tests:
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
 
 import torch
+
+if TYPE_CHECKING:
+    from nfzoo.flows.interfaces import Bijector
 
 MAX_JACOBIAN_DIM = 4096
 
@@ -32,7 +35,7 @@ def _ctx(context, i, n):
     return context
 
 
-def check_bijector(bijector: torch.nn.Module, input_shape: Sequence[int], context: Optional[Any] = None,
+def check_bijector(bijector: Bijector, input_shape: Sequence[int], context: Optional[Any] = None,
                    atol: float = 1e-6, rtol: float = 1e-5, perturb: float = 0.02, seed: int = 0,
                    jacobian_samples: int = 2) -> Dict[str, float]:
     """Check a bijector in float64 on inputs of `input_shape` (batch first). Raises AssertionError.

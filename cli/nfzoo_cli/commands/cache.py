@@ -14,11 +14,12 @@ cache_app = typer.Typer(name="cache", no_args_is_help=True, add_completion=False
 def _size(n: Optional[int]) -> str:
     if n is None:
         return ""
+    size: float = n
     for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return str(size)
 
 
 @cache_app.command("ls")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import typer
 
@@ -152,7 +152,8 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
             from nfzoo.evaluation.metrics import evaluate_samples, evaluate_samples_over_seeds
 
             progress = progress_task(prog, f"{samples} samples x {seeds} seed(s) vs {dataset}/{split}")
-            kwargs = dict(oracle=net, feature_extractor=features, k=k, progress=progress, pipeline=pipe, dist=dist)
+            kwargs: Dict[str, Any] = dict(oracle=net, feature_extractor=features, k=k, progress=progress,
+                                          pipeline=pipe, dist=dist)
             if seeds == 1:
                 sres = evaluate_samples(m, ds, samples, seed=seed, **kwargs)
             else:
@@ -164,6 +165,7 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
         return
     doc = {"model": model, "dataset": dataset, "split": split, "task": task, **res}
     if samples:
+        assert pipe is not None and sres is not None, "--samples: the pipeline is built; rank 0 has the metrics"
         doc.update({"oracle": oracle_from, "sampler": pipe.sampler.name, **sres})
         doc.update(pipe.options)       # every sampler option at the top level; their names listed, so the
         doc["sampler_options"] = ",".join(sorted(pipe.options))   # document stays flat (nfzoo.evaluation.results)

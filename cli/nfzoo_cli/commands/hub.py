@@ -57,6 +57,7 @@ def pull_cmd(name: str = typer.Argument(..., help="pretrained name, family name,
     elif res.source == "embedded":
         err.print(f"{res.name} is embedded in the zoo package ({res.path}): nothing to download")
     else:
+        assert res.revision is not None, "from the cache or the Hub: the commit the files come from"
         what = f"pulled {', '.join(res.downloaded)}" if res.downloaded else "already cached"
         err.print(f"[green]{what}[/]: {res.name} = {res.repo_id}@{res.revision[:10]} -> {res.path}",
                   highlight=False, soft_wrap=True)

@@ -66,7 +66,23 @@ class _RichTrainCallback:
 
 
 class _SilentCallback:
-    """Ranks other than 0 report nothing."""
+    """Ranks other than 0 report nothing: the Trainer's hooks (nfzoo.training.trainer.TrainCallback) and any
+    other do nothing."""
+
+    def on_start(self, trainer):
+        pass
+
+    def on_epoch_start(self, epoch, steps):
+        pass
+
+    def on_step(self, step, loss, bpd, it_s):
+        pass
+
+    def on_epoch_end(self, epoch, record):
+        pass
+
+    def on_eval_progress(self, done, total):
+        pass
 
     def __getattr__(self, name):
         return lambda *a, **k: None

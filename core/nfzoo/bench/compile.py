@@ -21,12 +21,12 @@ batch of 16, one repeat.
 from __future__ import annotations
 
 import time
-from typing import Dict, List
+from typing import Any, Dict, List, cast
 
 from nfzoo.bench.timing import _sync, device_name, race, row
 
 MODELS = ("glow-mnist5k", "inverse-flow-mnist5k")
-TINY = dict(image_shape=(1, 8, 8), levels=1, steps=1, hidden=8)    # --quick (and the tests)
+TINY: Dict[str, Any] = dict(image_shape=(1, 8, 8), levels=1, steps=1, hidden=8)    # --quick (and the tests)
 
 
 def _models(quick: bool, device: str):
@@ -42,9 +42,10 @@ def _models(quick: bool, device: str):
         m.initialize(x)
         yield "tiny glow " + "x".join(map(str, TINY["image_shape"][1:])), m.to(device).eval(), x.to(device)
         return
-    from nfzoo.data import load_dataset
+    from nfzoo.data import ArrayDataset, load_dataset
 
-    x = load_dataset("mnist5k", "test").batch(torch.arange(100))[0].to(device)
+    test = cast(ArrayDataset, load_dataset("mnist5k", "test"))   # an offline data set (nfzoo.data.OFFLINE)
+    x = test.batch(torch.arange(100))[0].to(device)
     for name in MODELS:
         yield name, nfzoo.load(name).to(device).eval(), x
 

@@ -23,14 +23,14 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from nfzoo.bench.timing import device_name, race, row
 
 MODELS = ("inverse-flow-mnist5k", "glow-mnist5k", "realnvp-mnist5k", "nsf-mnist5k", "quad-flow-mnist5k",
           "cinc-flow-mnist5k", "glem-mnist5k", "ddpm-mnist5k", "diffused-flows-mnist5k")
-GOAL = dict(image_shape=(3, 32, 32), levels=3, steps=4, hidden=64)      # nfzoo bench sampling's 32x32x3
-TINY = dict(image_shape=(3, 8, 8), levels=1, steps=1, hidden=8)          # --quick
+GOAL: Dict[str, Any] = dict(image_shape=(3, 32, 32), levels=3, steps=4, hidden=64)   # nfzoo bench sampling's 32x32x3
+TINY: Dict[str, Any] = dict(image_shape=(3, 8, 8), levels=1, steps=1, hidden=8)      # --quick
 GOAL_RATIO = 1.5        # issue 24: the exported inverse-flow sampler >= 1.5x faster than glow's eager one
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, cast
 
 from nfzoo.errors import TrainingDivergedError, UsageError
 
@@ -231,12 +231,12 @@ def bench_train(quick: bool = False, log=print) -> Dict:
         raise UsageError(MISSING) from exc
     import torch
 
-    from nfzoo.data import load_dataset
+    from nfzoo.data import ArrayDataset, load_dataset
 
     s = QUICK if quick else DEFAULT
     threads = torch.get_num_threads()
     torch.set_num_threads(threads)  # one process, one setting: the same for both models
-    train = load_dataset(DATASET, "train")
+    train = cast(ArrayDataset, load_dataset(DATASET, "train"))   # an offline data set (nfzoo.data.OFFLINE)
     test = load_dataset(DATASET, "test")
     if tuple(train.image_shape) != IMAGE_SHAPE:
         raise UsageError(f"{DATASET} images are {train.image_shape}, the benchmark expects {IMAGE_SHAPE}")

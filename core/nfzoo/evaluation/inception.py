@@ -116,7 +116,7 @@ def inception_net(state: Dict[str, Any]):
     except RuntimeError as exc:
         raise CorruptFileError(f"the Inception-v3 weights do not fit torchvision's Inception3: "
                                f"{str(exc).splitlines()[0]}") from None
-    net.fc = torch.nn.Identity()
+    net.fc = torch.nn.Identity()  # pyright: ignore[reportAttributeAccessIssue]  # torchvision types fc as Linear
     return net.eval()
 
 

@@ -290,8 +290,9 @@ def evaluate_samples_over_seeds(model, dataset_test, n_samples: int, seeds, **kw
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise UsageError(f"need one or more distinct seeds, got {seeds}")
-    runs = [evaluate_samples(model, dataset_test, n_samples, seed=s, **kwargs) for s in seeds]
-    if runs[0] is None:      # not rank 0
+    results = [evaluate_samples(model, dataset_test, n_samples, seed=s, **kwargs) for s in seeds]
+    runs = [r for r in results if r is not None]
+    if len(runs) < len(results):      # not rank 0 (each run gives None there)
         return None
     doc: Dict[str, Any] = {"per_seed": runs, "summary": summarize(runs, SEED_SUMMARY_KEYS), "seeds": seeds,
                            "n_samples": n_samples * len(seeds),

@@ -294,6 +294,7 @@ def find_oracle(name_or_dir: Optional[str] = None, dataset: Optional[str] = None
     src = resolve_source(name, download=False, kind="oracle")
     if src.path is not None:
         return load_oracle(src.path, device), (str(name) if src.entry is None else src.entry.name)
+    assert src.entry is not None  # an object, not a folder, comes from a plugin's loader, with its entry
     if not isinstance(src.obj, OracleNet):
         raise ConfigError(f"the loader of the pretrained oracle {src.entry.name!r} (plugin {src.entry.plugin!r}) "
                           f"returned a {type(src.obj).__name__}, not an OracleNet or a directory.")

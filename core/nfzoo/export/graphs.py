@@ -10,7 +10,7 @@ import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, cast
 
 import numpy as np
 import torch
@@ -231,8 +231,9 @@ def _check(graph: _Graph, path: Path, n: int) -> Dict[str, Any]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
     arrays = [(k, x.numpy(), dyn) for k, x, dyn in zip(graph.inputs, xs, graph.dynamic) if k in names]
-    got = session.run(None, {k: a for k, a, _ in arrays})
-    one = session.run(None, {k: (a[:1] if dyn else a) for k, a, dyn in arrays})
+    # the graphs' outputs are dense tensors (onnxruntime types run's answers as any ONNX value)
+    got = cast(List[np.ndarray], session.run(None, {k: a for k, a, _ in arrays}))
+    one = cast(List[np.ndarray], session.run(None, {k: (a[:1] if dyn else a) for k, a, dyn in arrays}))
     with torch.no_grad():
         ref = graph.reference(*xs)
     ref = ref if isinstance(ref, tuple) else (ref,)

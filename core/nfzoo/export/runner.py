@@ -45,6 +45,8 @@ def _checks_module():
         raise ImportError(f"{path} is missing: the runner needs the {CHECKS_NAME} it was exported with beside it; "
                           "copy the whole export folder, or export the model again")
     spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as a module")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -226,7 +228,7 @@ class ExportedModel:
             feed["label"] = y
         return self._run("prior", feed)[0]
 
-    def decode(self, z: np.ndarray, label: Union[None, int, Sequence[int]] = None) -> np.ndarray:
+    def decode(self, z: np.ndarray, label: Union[None, int, Sequence[int], np.ndarray] = None) -> np.ndarray:
         """Latents (n, *latent_shape) -> images (n, C, H, W) in [0, 1]."""
         z = np.ascontiguousarray(z, dtype=np.float32)
         feed = {"z": z}
@@ -307,13 +309,13 @@ class ExportedModel:
         """The reverse diffusion from noise[0] to z0 by DDIM (Song et al. 2021, eq. 12 and 16), as diffusers'
         DDIMScheduler.step computes it in float32; noise[1 + j] is step j's noise when eta > 0."""
         d = self._ddim_settings()
-        eta = np.float32(d["eta"] if eta is None else eta)
-        if not 0 <= eta <= 1:
-            raise ValueError(f"eta must be in [0, 1], got {eta}")
+        e = np.float32(d["eta"] if eta is None else eta)
+        if not 0 <= e <= 1:
+            raise ValueError(f"eta must be in [0, 1], got {e}")
         if d["prediction_type"] != "epsilon":
             raise ValueError(f"the runner's DDIM takes noise predictions only, not {d['prediction_type']}")
         ts = self.timesteps(steps)
-        if len(noise) < 1 + (len(ts) if eta > 0 else 0):
+        if len(noise) < 1 + (len(ts) if e > 0 else 0):
             raise ValueError(f"DDIM with eta > 0 over {len(ts)} steps needs {1 + len(ts)} noise arrays")
         ac = np.asarray(d["alphas_cumprod"], dtype=np.float32)
         final = np.float32(d["final_alpha_cumprod"])
@@ -331,11 +333,11 @@ class ExportedModel:
             if clip is not None:
                 z0 = np.clip(z0, np.float32(-clip), np.float32(clip))
             variance = ((one - a_prev) / b_t) * (one - a_t / a_prev)
-            std = eta * variance ** half
+            std = e * variance ** half
             if d["use_clipped_model_output"]:
                 eps = (z - a_t ** half * z0) / b_t ** half
             z = a_prev ** half * z0 + (one - a_prev - std ** 2) ** half * eps
-            if eta > 0:
+            if e > 0:
                 z = z + std * np.asarray(noise[1 + j], dtype=np.float32)
         return z.astype(np.float32)
 

@@ -327,20 +327,21 @@ def external_data(data: bytes) -> List[str]:
             subs = ONNX_MESSAGES[kind]
             name, places, external = "", [], False
             for number, wire, value in _fields(data, pos, end):
-                if wire == 2 and number in subs:
+                if isinstance(value, tuple) and number in subs:  # a length-delimited field: (start, stop)
                     stack.append((subs[number], value[0], value[1], depth + 1))
                 elif kind == "TensorProto":
                     if number == _DATA_LOCATION and (wire != 0 or value != 0):
                         external = True
                     elif number == _EXTERNAL_DATA:
                         external = True
-                        if wire == 2:
-                            entry = {k: bytes(data[v[0]:v[1]]) for k, w, v in _fields(data, *value) if w == 2}
+                        if isinstance(value, tuple):
+                            entry = {k: bytes(data[v[0]:v[1]]) for k, _, v in _fields(data, *value)
+                                     if isinstance(v, tuple)}
                             if entry.get(1) == b"location" and 2 in entry:
                                 places.append(entry[2].decode("utf-8", "replace"))
-                    elif number == _TENSOR_NAME and wire == 2:
+                    elif number == _TENSOR_NAME and isinstance(value, tuple):
                         name = bytes(data[value[0]:value[1]]).decode("utf-8", "replace")
-                elif kind == "NodeProto" and number == _OP_TYPE and wire == 2 and \
+                elif kind == "NodeProto" and number == _OP_TYPE and isinstance(value, tuple) and \
                         data[value[0]:value[1]] == b"EPContext":
                     found.append("an EPContext node (it names a compiled engine in another file)")
             if external:

@@ -229,6 +229,7 @@ def to_onnx(gm, examples: Sequence[torch.Tensor], dynamic: Sequence[bool], path:
                 program = torch.onnx.export(gm, tuple(examples), dynamo=True, dynamic_shapes=shapes,
                                             input_names=list(input_names), output_names=list(output_names),
                                             optimize=False, verbose=False)
+                assert program is not None  # dynamo=True gives an ONNXProgram (None is the legacy exporter's)
                 program.save(str(raw), external_data=False)
         except Exception as exc:
             raise ExportError(describe(exc)) from exc

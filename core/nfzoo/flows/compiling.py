@@ -172,7 +172,7 @@ def eager_flow(model: torch.nn.Module) -> None:
     bij = model.bijector
     for name in ("forward", "inverse"):
         if isinstance(bij.__dict__.get(name), GuardedCompiled):
-            del bij.__dict__[name]
+            del vars(bij)[name]
 
 
 def compiled_state(model: torch.nn.Module) -> Optional[bool]:

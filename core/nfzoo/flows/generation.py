@@ -109,13 +109,14 @@ def sampling_labels(model, n: Optional[int] = None, label: Optional[int] = None,
     has rows of ceil(sqrt(n)). UsageError (naming the model `name`) for `label` or `per_class` on an
     unconditional model, and for a label outside [0, C - 1]."""
     num_classes = getattr(model, "num_classes", None)
-    if (label is not None or per_class) and num_classes is None:
-        raise UsageError(f"{name} is unconditional: --label and --per-class need a class-conditional model")
-    if label is not None and not 0 <= label < num_classes:
-        raise UsageError(f"--label must be in [0, {num_classes - 1}], got {label}")
-    if per_class:
-        k = n or 8
-        return SamplingLabels(per_class_labels(k), num_classes * k, k)
+    if label is not None or per_class:
+        if num_classes is None:
+            raise UsageError(f"{name} is unconditional: --label and --per-class need a class-conditional model")
+        if label is not None and not 0 <= label < num_classes:
+            raise UsageError(f"--label must be in [0, {num_classes - 1}], got {label}")
+        if per_class:
+            k = n or 8
+            return SamplingLabels(per_class_labels(k), num_classes * k, k)
     k = n or 64
     if label is not None:
         rule = constant_labels(label)

@@ -9,7 +9,7 @@ forward's logdet is log|det d z / d x|, inverse's is log|det d x / d z| (so the 
 from __future__ import annotations
 
 import abc
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +47,7 @@ class Composite(Bijector):
 
     def inverse(self, z, context=None):
         logdet = _zeros(z)
-        for b in reversed(self.bijectors):
+        for b in reversed(cast(Sequence[Bijector], self.bijectors)):  # nn.ModuleList is untyped
             z, ld = b.inverse(z, context)
             logdet = logdet + ld
         return z, logdet

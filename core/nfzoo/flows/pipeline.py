@@ -134,6 +134,7 @@ class SamplingPipeline:
                              f"{GRID_MAX})")
         out = self(p, seed=seed, dist=dist)
         if dist is None or dist.is_main:
+            assert out.images is not None  # generate_all gathers the images on the first rank
             save_grid_png(out.images, Path(path), p.nrow)
         return out
 

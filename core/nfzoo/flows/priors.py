@@ -21,6 +21,8 @@ def _randn(shape, like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
 class StandardNormal(Prior):
     """N(0, I) over `event_shape`. Sampling at temperature T draws N(0, T^2 I)."""
 
+    _anchor: Tensor  # buffers, registered in __init__
+
     def __init__(self, event_shape: Sequence[int]):
         super().__init__()
         self.event_shape = tuple(int(s) for s in event_shape)
@@ -71,6 +73,11 @@ class LatentMixture(Prior):
     flow sends real images, so samples land where the flow's inverse was trained. Before `fit` it is
     N(0, I). log_prob is exact, so the model stays a flow with an exact likelihood. Sampling at
     temperature T scales each component's spread about its mean by T."""
+
+    logits: Tensor  # buffers, registered in __init__
+    loc: Tensor
+    cov_factor: Tensor
+    cov_diag: Tensor
 
     def __init__(self, event_shape: Sequence[int], components: int, rank: int):
         super().__init__()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 from nfzoo.constants import CARD_NAME, CONFIG_NAME, HF_PREFIX, REQUIRED, ZOO_KEYS
 from nfzoo.errors import (
@@ -256,6 +256,7 @@ def _download_files(spec: HubSpec, force: bool, progress: Optional[Progress], ca
 
     from nfzoo import __version__
 
+    assert spec.repo_id is not None  # resolve refuses a spec without a Hub repo before it downloads
     ep, cdir, rev = call.endpoint, cache_dir(), spec.revision or "main"
     files: Dict[str, Path] = {}
     fetched: List[str] = []
@@ -282,7 +283,8 @@ def _download_files(spec: HubSpec, force: bool, progress: Optional[Progress], ca
                                force_download=force, token=token, library_name="nfzoo",
                                library_version=__version__,
                                etag_timeout=call.timeout,
-                               tqdm_class=progress_class(f, progress) if progress else None)
+                               # a duck-typed tqdm: the client uses only its constructor, update and close
+                               tqdm_class=cast(Any, progress_class(f, progress)) if progress else None)
         files[f] = Path(path)
         if not inside(files[f], repo_folder(spec.repo_id) / "snapshots" / commit):
             raise HubError(f"the Hub at {ep} sent {f} of {spec.repo_id} for another commit than {commit}: "

@@ -101,8 +101,8 @@ def _on_response(response) -> None:
     if response.request.method == "HEAD":
         for key in ("X-Linked-Etag", "ETag"):
             etag = response.headers.get(key)
-            norm = etag.lstrip("W/").strip('"') if etag is not None else None   # as huggingface_hub does
-            if norm is not None and not _SAFE_NAME.fullmatch(norm):
+            # normalised as huggingface_hub does
+            if etag is not None and not _SAFE_NAME.fullmatch(etag.lstrip("W/").strip('"')):
                 raise HubError(f"the Hub at {call.endpoint} answered the {key} {etag[:80]!r}, which is not a "
                                f"plain file name, while trying to {call.doing}: nothing was written; check "
                                "HF_ENDPOINT.")
@@ -188,7 +188,7 @@ def progress_class(filename: str, progress: Progress):
 
 
 # ------------------------------------------------------------------ errors
-def _chain(exc: BaseException):
+def _chain(exc: Optional[BaseException]):
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeGuard
 
 from nfzoo.constants import MAX_REVISION_LENGTH
 from nfzoo.errors import UsageError
@@ -18,7 +18,7 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 
-def is_commit(revision: Optional[str]) -> bool:
+def is_commit(revision: Optional[str]) -> TypeGuard[str]:
     """Whether `revision` is a full commit sha (40 lowercase hex digits)."""
     return bool(revision) and bool(_SHA1.fullmatch(revision))
 

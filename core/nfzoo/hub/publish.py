@@ -20,7 +20,7 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, TypeGuard, Union
 
 from nfzoo.constants import CARD_NAME, CONFIG_NAME, HF_PREFIX, WEIGHTS_NAME
 from nfzoo.errors import ConfigError, HubUnreachableError, NfzooError, UsageError
@@ -76,7 +76,7 @@ SAMPLES_DIR = "samples"
 MAX_SAMPLE_FILES = 32
 
 
-def _number(v: Any) -> bool:
+def _number(v: Any) -> TypeGuard[Union[int, float]]:
     """A finite number (not a bool; an int of any size)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return False
@@ -97,9 +97,10 @@ def sample_results(directory: os.PathLike) -> List[Dict[str, Any]]:
                           f"DIR/{SAMPLES_DIR}/{path.name}` writes one): fix or remove it")
         if not isinstance(doc, dict):
             raise bad
-        summary = doc.get("summary") if isinstance(doc.get("summary"), dict) else {}
-        seeds = doc.get("seeds") if isinstance(doc.get("seeds"), list) else [doc.get("seed", 0)]
-        n = doc.get("n_samples") if _number(doc.get("n_samples")) else None
+        summary, seeds, n = doc.get("summary"), doc.get("seeds"), doc.get("n_samples")
+        summary = summary if isinstance(summary, dict) else {}
+        seeds = seeds if isinstance(seeds, list) else [doc.get("seed", 0)]
+        n = n if _number(n) else None
         entry: Dict[str, Any] = {"file": f"{SAMPLES_DIR}/{path.name}", "stem": path.stem,
                                  "sampler": str(doc.get("sampler") or "default"),
                                  "temperature": doc.get("temperature") if _number(doc.get("temperature")) else None,

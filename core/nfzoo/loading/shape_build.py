@@ -19,7 +19,7 @@ import math
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, NoReturn, Optional, Tuple
 
 from nfzoo import compat
 from nfzoo.errors import ConfigError
@@ -247,7 +247,7 @@ def plan_model(arch: str, builder: Callable, kwargs: Dict[str, Any], config: Dic
     where = _where(source)
     help_ = ("Lower it, or raise the limit with NFZOO_MAX_PARAMS=N if this machine has the memory.")
 
-    def refuse(exc: BudgetExceeded):
+    def refuse(exc: BudgetExceeded) -> NoReturn:
         if exc.modules:   # a count of layers, not their size
             counts = tuple(k for k in config if k not in ("image_shape", "hidden"))
             raise ConfigError(f"{where}building {arch} with this config would {exc} (the most a model may "

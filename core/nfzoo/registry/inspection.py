@@ -34,8 +34,8 @@ def signature_defaults(target: str) -> Optional[Dict[str, Any]]:
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == attr.split(".")[0]:
             fn = node
-            if isinstance(node, ast.ClassDef):
-                fn = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"),
+            if isinstance(fn, ast.ClassDef):
+                fn = next((n for n in fn.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"),
                           None)
                 if fn is None:
                     return {}

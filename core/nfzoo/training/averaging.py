@@ -15,10 +15,13 @@ scale and truncate them).
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional, cast
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+if TYPE_CHECKING:
+    from nfzoo.flows.model import FlowModel
 
 AVERAGES = ("ema", "swa")
 """The averages a run may keep, in the order a tie in test bpd is settled after the raw weights."""
@@ -79,6 +82,11 @@ def swa_epoch(epoch: int, epochs: int, swa_epochs: int) -> bool:
 def averaged_count(avg: AveragedModel) -> int:
     """How many weights `avg` has averaged (0: none yet; its weights are then the copy it was made from)."""
     return int(avg.n_averaged.item())
+
+
+def averaged_flow(avg: AveragedModel) -> FlowModel:
+    """The average's model (`avg.module`): the deep copy of the FlowModel it averages (torch types it Module)."""
+    return cast("FlowModel", avg.module)
 
 
 def choose_published(final: Dict[str, Optional[float]]) -> str:

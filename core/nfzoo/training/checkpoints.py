@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -127,7 +127,7 @@ def check_state(meta: Any, source: str) -> Dict[str, Any]:
 
 def write_checkpoint(out: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer,
                      rng: Dict[str, torch.Tensor], state: Dict[str, Any],
-                     averages: Optional[Dict[str, torch.nn.Module]] = None) -> Path:
+                     averages: Optional[Mapping[str, torch.nn.Module]] = None) -> Path:
     """Write the checkpoint of `step` in the run `out` (model weights, optimizer, the generator states
     `rng`, the JSON `state`, which must hold "step", "epoch", "pos" and "history", and the state dicts of
     the weight averages `averages` {"ema" | "swa": AveragedModel}), with its manifest, under a temporary
@@ -145,7 +145,7 @@ def write_checkpoint(out: Path, step: int, model: torch.nn.Module, opt: torch.op
     opt_tensors, opt_meta = optimizer_to_tensors(opt)
     save_tensors({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, tmp / "state.safetensors")
     atomic_write_json(tmp / "state.json", {**state, "optimizer": opt_meta})
-    files = list(CHECKPOINT_FILES)
+    files: List[str] = list(CHECKPOINT_FILES)
     for name, avg in (averages or {}).items():
         save_tensors(avg.state_dict(), tmp / AVERAGE_FILES[name])
         files.append(AVERAGE_FILES[name])
@@ -157,7 +157,7 @@ def write_checkpoint(out: Path, step: int, model: torch.nn.Module, opt: torch.op
 
 
 def restore_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
-                       rng: Sequence[str], averages: Optional[Dict[str, torch.nn.Module]] = None
+                       rng: Sequence[str], averages: Optional[Mapping[str, torch.nn.Module]] = None
                        ) -> Tuple[Dict[str, Any], Dict[str, torch.Tensor]]:
     """Load the checkpoint folder `path` into `model`, `opt` and the weight averages `averages` {"ema" |
     "swa": AveragedModel}, once it verifies (verify_checkpoint with those averages' files, then check_state,

@@ -109,8 +109,14 @@ def _option(key: str) -> str:
     return {"warmup_steps": "--warmup"}.get(key, "--" + key.replace("_", "-"))
 
 
+class _FieldError(UsageError):
+    """A bad TrainConfig setting (a UsageError); `key` is the field's name."""
+
+    key: str
+
+
 def _field_error(key: str, message: str) -> UsageError:
-    exc = UsageError(f"{_option(key)} ({key}) {message}")
+    exc = _FieldError(f"{_option(key)} ({key}) {message}")
     exc.key = key
     return exc
 

@@ -24,20 +24,44 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 import torch
 
 from nfzoo.errors import ConfigError, CorruptFileError, PreemptedError, TrainingDivergedError, UsageError
 from nfzoo.evaluation.plots import write_curve
 from nfzoo.safeio import atomic_write_json, read_json
-from nfzoo.training.averaging import averaged_count, create_averages
+from nfzoo.training.averaging import averaged_count, averaged_flow, create_averages
 from nfzoo.training.checkpoints import checkpoint_path, list_checkpoints, restore_checkpoint, write_checkpoint
+
+if TYPE_CHECKING:
+    from torch.optim.swa_utils import AveragedModel
+
+    from nfzoo.distributed import DistContext
+    from nfzoo.flows.model import FlowModel
+    from nfzoo.training.config import TrainConfig
 
 
 class RunFolderMixin:
     """The Trainer's run folder: creating it, its checkpoints (written, verified, restored or skipped), what a
     divergence or a SIGTERM leaves in it, and the model files and history it publishes after each epoch."""
+
+    # the trainer's state this part works on (set by nfzoo.training.trainer.Trainer), and its methods it calls
+    cfg: TrainConfig
+    out: Path
+    resume: bool
+    dist: DistContext
+    model: FlowModel
+    model_config: Dict[str, Any]
+    opt: torch.optim.Optimizer
+    noise: torch.Generator
+    step: int
+    epoch: int
+    pos: int
+    history: List[Dict[str, Any]]
+    averages: Dict[str, AveragedModel]
+    warn: Callable[[str], None]
+    _final_bpds: Callable[[Dict[str, Any]], Dict[str, Optional[float]]]
 
     # -- the folder
     def _prepare_out(self) -> None:
@@ -120,11 +144,11 @@ class RunFolderMixin:
         epoch of a run that averages, the published ones), each average begun in its folder (ema/, swa/),
         and at the end the raw weights in raw/ and the choice in train.json."""
         published = record.get("published")
-        top = self.model if published in (None, "raw") else self.averages[published].module
+        top = self.model if published in (None, "raw") else averaged_flow(self.averages[published])
         top.save_pretrained(self.out)
         for name, avg in self.averages.items():
             if averaged_count(avg):
-                avg.module.save_pretrained(self.out / name)
+                averaged_flow(avg).save_pretrained(self.out / name)
         if published is not None:
             self.model.save_pretrained(self.out / "raw")
             doc = read_json(self.out / "train.json", "training settings")

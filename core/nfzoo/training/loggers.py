@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from nfzoo.errors import NfzooWarning, UnknownNameError, UsageError
-from nfzoo.training.trainer import Callback
+from nfzoo.training.trainer import Callback, Trainer
 
 LOGGERS = ("tensorboard", "wandb")
 """The names `--log` takes."""
@@ -156,7 +156,7 @@ class _RunLogger(Callback):
     """What the loggers share: rank 0 only, the metrics of each step and epoch, the sample grid."""
 
     def __init__(self):
-        self.trainer = None
+        self.trainer: Optional[Trainer] = None
         self.active = False
         self._noted = False
 
@@ -176,6 +176,7 @@ class _RunLogger(Callback):
         """Every number of the epoch's record as epoch/<key>, and the sample grid, at the epoch's last step."""
         if not self.active:
             return
+        assert self.trainer is not None, "active: on_start has set the trainer"
         step = int(record["step"])
         values = {f"epoch/{k}": float(v) for k, v in record.items()
                   if k not in ("epoch", "step", "processes") and isinstance(v, (int, float))
@@ -184,7 +185,7 @@ class _RunLogger(Callback):
         grid, why = sample_grid(self.trainer.model, seed=self.trainer.cfg.seed)
         if grid is not None:
             self._image(grid, step)
-        elif not self._noted:
+        elif not self._noted and why is not None:   # no grid: why says why
             self._noted = True
             self.trainer.warn(why)
 

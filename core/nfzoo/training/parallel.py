@@ -11,16 +11,41 @@ global batch, whatever the number of processes. With `compile`, the module the s
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 import torch
 
 from nfzoo.data import load_batches
+
+if TYPE_CHECKING:
+    from torch.nn.parallel import DistributedDataParallel
+
+    from nfzoo.distributed import DistContext
+    from nfzoo.errors import TrainingDivergedError
+    from nfzoo.flows.model import FlowModel
+    from nfzoo.training.config import TrainConfig
 
 
 class DataParallelMixin:
     """The Trainer's batches and steps across processes: each rank's piece of a global batch, the DDP
     wrapping (rank 0's weights broadcast first), compiling, and the per-step forward that keeps the noise
     streams and the divergence / SIGTERM decisions the same on every rank."""
+
+    # the trainer's state this part works on (set by nfzoo.training.trainer.Trainer), and its methods it calls
+    cfg: TrainConfig
+    dist: DistContext
+    model: FlowModel
+    train_set: Any          # a data set of nfzoo.data.load_dataset
+    noise: torch.Generator
+    step: int
+    epoch: int
+    conditional: bool
+    _sigterm: bool
+    warn: Callable[[str], None]
+    _diverged: Callable[[str], TrainingDivergedError]
+    # set by _wrap: the DDP of the loss (several processes), the compiled step (with `compile`)
+    ddp: Optional[DistributedDataParallel]
+    _loss_fn: Optional[Callable[..., Tuple[torch.Tensor, torch.Tensor]]]
 
     def _n_batches(self, n: int) -> int:
         """Global batches in a phase of n images. With several processes a last batch smaller than the
@@ -83,9 +108,9 @@ class DataParallelMixin:
         # phased models (GLEM, Diffused-Flows' two-stage) leave parameters out of some steps' graphs
         unused = type(self.model).training_plan is not FlowModel.training_plan
         # buffers were broadcast above; they change only at initialisation, so no sync per forward
-        sync = ({"forward_sync_buffers": False}
-                if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-                else {"broadcast_buffers": False})
+        sync: Dict[str, Any] = ({"forward_sync_buffers": False}
+                                 if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                                 else {"broadcast_buffers": False})
         self.ddp = DistributedDataParallel(_TrainingLoss(self.model), device_ids=ids,
                                            find_unused_parameters=unused, **sync)
 
@@ -95,7 +120,7 @@ class DataParallelMixin:
         from nfzoo.distributed import mix_seed, skip_uniform
 
         yy = y if self.conditional else None
-        kw = dict(phase=phase, epoch=self.epoch, epochs=self.cfg.epochs)
+        kw: Dict[str, Any] = dict(phase=phase, epoch=self.epoch, epochs=self.cfg.epochs)
         if not self.dist.enabled:
             loss, bpd = (self._loss_fn or self.model.training_loss)(x, yy, generator=self.noise, **kw)
             if not torch.isfinite(loss):
@@ -108,7 +133,9 @@ class DataParallelMixin:
             gen = self.noise
         else:
             gen = torch.Generator().manual_seed(mix_seed(self.cfg.seed, self.step, self.dist.rank))
-        loss, bpd = (self._loss_fn or self.ddp)(x, yy, generator=gen, **kw)
+        loss_fn = self._loss_fn or self.ddp
+        assert loss_fn is not None, "_wrap makes the DDP of the loss when there are several processes"
+        loss, bpd = loss_fn(x, yy, generator=gen, **kw)
         if draws is not None:   # every rank leaves the step where one process would
             self.noise.set_state(state)
             skip_uniform(self.noise, n_global * draws)

@@ -234,8 +234,12 @@ def check_recipe(recipe: "Recipe") -> None:
     the recipe and the stage ("r.yaml: stage 3 (finetune): ..."); nothing is built or loaded."""
     from nfzoo.errors import NfzooError
 
+    if not recipe.stages:          # a Recipe built in Python, not parsed: the run needs a last stage's model
+        raise ConfigError(f"{recipe.source}: a recipe needs at least one stage")
     for i, stage in enumerate(recipe.stages, 1):
         where = f"{recipe.source}: stage {i} ({stage.name})"
+        if i == 1 and stage.kind == "refit_prior":
+            raise ConfigError(f"{where}: refit_prior refits the model of the stage before; it cannot come first")
         try:
             _check_stage(stage, where)
         except ConfigError as exc:

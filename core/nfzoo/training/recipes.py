@@ -305,6 +305,7 @@ def run_recipe(recipe: Recipe, out: Union[str, Path], *, resume: bool = False,
                 if cb is not None and hasattr(cb, "close"):
                     cb.close()
         elif stage.kind == "refit_prior":
+            assert previous is not None, "check_recipe: refit_prior is never the first stage"
             if d.exists():
                 shutil.rmtree(d)            # a refit is one short step: an unfinished one starts again
             result = refit_stage(previous, d, stage.settings, device=device, progress=progress,
@@ -320,6 +321,7 @@ def run_recipe(recipe: Recipe, out: Union[str, Path], *, resume: bool = False,
         atomic_write_json(marker, {"stage": stage.to_doc(), "result": result})
         done.append({"name": stage.name, "kind": stage.kind, "dir": str(d), "result": result})
         previous = d
+    assert previous is not None, "check_recipe: a recipe has a stage"
     for fname in (CONFIG_NAME, WEIGHTS_NAME):
         shutil.copyfile(previous / fname, out / fname)
     return {"out": str(out), "stages": done}

@@ -14,15 +14,16 @@ import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Protocol
 
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from nfzoo.data import iterate
 from nfzoo.errors import ConfigError, NfzooWarning, UsageError
 from nfzoo.evaluation.bpd import evaluate_bpd
 from nfzoo.safeio import atomic_write_json
-from nfzoo.training.averaging import averaged_count, choose_published, create_averages, swa_epoch
+from nfzoo.training.averaging import averaged_count, averaged_flow, choose_published, create_averages, swa_epoch
 from nfzoo.training.checkpoints import CHECKPOINT_DIR
 from nfzoo.training.config import TrainConfig, load_train_config
 from nfzoo.training.folder import RunFolderMixin
@@ -66,15 +67,38 @@ class Callback:
         """The run finished (every file written); `result` is run()'s document. Default: nothing."""
 
 
+class TrainCallback(Protocol):
+    """What the Trainer needs of its callback: a Callback, or any object with these hooks (on_step_metrics,
+    on_warning and on_end are called where it has them)."""
+
+    def on_start(self, trainer: "Trainer") -> None:
+        """As Callback.on_start."""
+
+    def on_epoch_start(self, epoch: int, steps: int) -> None:
+        """As Callback.on_epoch_start."""
+
+    def on_step(self, step: int, loss: float, bpd: float, it_s: float) -> None:
+        """As Callback.on_step."""
+
+    def on_epoch_end(self, epoch: int, record: Dict[str, Any]) -> None:
+        """As Callback.on_epoch_end."""
+
+    def on_eval_progress(self, done: int, total: int) -> None:
+        """As Callback.on_eval_progress."""
+
+
 class Trainer(RunFolderMixin, DataParallelMixin):
     """Trains `cfg.arch` on `cfg.dataset` into the run folder `out` (a new or empty folder; with
     resume=True, a run's folder, continued from its newest good checkpoint); `run()` returns the result
     document. The data sets are loaded and the settings checked here; the model is built by `run()`."""
 
-    def __init__(self, cfg: TrainConfig, out: Path, callback: Optional[Callback] = None,
+    _total: Optional[int] = None   # total_steps(), once computed
+
+    def __init__(self, cfg: TrainConfig, out: Path, callback: Optional[TrainCallback] = None,
                  resume: bool = False):
         cfg.validate()
-        self.cfg, self.out, self.cb = cfg, Path(out), callback or Callback()
+        self.cfg, self.out = cfg, Path(out)
+        self.cb: TrainCallback = callback or Callback()
         self.resume = resume
         if self.out.exists() and not self.out.is_dir():
             raise UsageError(f"--out {self.out} is a file, not a folder: give a new folder for the run (or "
@@ -101,7 +125,7 @@ class Trainer(RunFolderMixin, DataParallelMixin):
         self.epoch = 0          # epochs completed
         self.pos = 0            # batches done in the current epoch
         self.history: List[Dict[str, Any]] = []
-        self.averages: Dict[str, Any] = {}   # "ema" / "swa": torch's AveragedModel of self.model
+        self.averages: Dict[str, AveragedModel] = {}   # "ema" / "swa": torch's AveragedModel of self.model
 
     # -- setup
     def _build(self) -> None:
@@ -174,7 +198,7 @@ class Trainer(RunFolderMixin, DataParallelMixin):
 
     def total_steps(self) -> int:
         """Optimizer steps of the whole run (computed once)."""
-        if getattr(self, "_total", None) is None:
+        if self._total is None:
             self._total = sum(self.steps_per_epoch(e) for e in range(self.cfg.epochs))
         return self._total
 
@@ -285,7 +309,7 @@ class Trainer(RunFolderMixin, DataParallelMixin):
                 self.averages["swa"].update_parameters(self.model)
             last = self.epoch == self.cfg.epochs
             if last:   # e.g. statistics fitted on the training split (each average fits its own)
-                for m in (self.model, *(a.module for a in self.averages.values())):
+                for m in (self.model, *(averaged_flow(a) for a in self.averages.values())):
                     m.after_training(self.train_set)
             if self.epoch % self.cfg.eval_every == 0 or last:
                 record["test_bpd"] = self._test_bpd(self.model)
@@ -313,8 +337,9 @@ class Trainer(RunFolderMixin, DataParallelMixin):
         if self.averages:
             result["published"] = last.get("published")
             result["final_test_bpd"] = self._final_bpds(last)
-        if callable(getattr(self.cb, "on_end", None)):
-            self.cb.on_end(result)
+        on_end = getattr(self.cb, "on_end", None)
+        if callable(on_end):
+            on_end(result)
         return result
 
     # -- evaluation, weight averages and what is published

@@ -10,7 +10,7 @@ Importing this package imports no torch; the names below load on first use.
 """
 from nfzoo.lazy import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 _LAZY = {
     "CInCConv2d": "conv", "FInCUnit": "conv", "MaskedKernel": "conv",
     "cinc_flow": "models", "finc_flow": "finc_models", "conv_step_flow": "models", "make_coupling": "models",

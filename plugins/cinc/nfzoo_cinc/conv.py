@@ -20,6 +20,9 @@ class MaskedKernel(nn.Module):
     sign * exp(log_diag) (never 0, so the operator is always invertible), or exactly 1 (`unit_diagonal`).
     The mask multiplies the raw weight inside the graph, so masked entries get exactly zero gradient."""
 
+    mask: torch.Tensor     # buffers, registered in __init__
+    sign: torch.Tensor
+
     def __init__(self, channels: int, kernel_size: int = 3, init_std: float = 0.05,
                  unit_diagonal: bool = False):
         super().__init__()

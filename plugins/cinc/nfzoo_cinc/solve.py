@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -110,9 +110,10 @@ def sequential_solve(y: Tensor, weight: Tensor, dilation: int = 1, transpose: bo
     return xp[:, :, p:, p:].contiguous()
 
 
-def dense_operator(weight: Tensor, shape: Tuple[int, int, int], dilation: int = 1) -> Tensor:
-    """M as a dense (CHW, CHW) matrix, in the index order (pixel, channel) with the channel order chosen
-    so that M is lower triangular. For the bench only: it is O((CHW)^2) memory."""
+def dense_operator(weight: Tensor, shape: Sequence[int], dilation: int = 1) -> Tuple[Tensor, Tensor]:
+    """(M as a dense (CHW, CHW) matrix, in the index order (pixel, channel) with the channel order chosen
+    so that M is lower triangular; that order, as a permutation of the flat CHW indices), for the image
+    shape (C, H, W). For the bench only: it is O((CHW)^2) memory."""
     c, h, w = shape
     n = c * h * w
     eye = torch.eye(n, dtype=weight.dtype, device=weight.device).view(n, c, h, w)

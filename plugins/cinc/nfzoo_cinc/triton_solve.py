@@ -55,7 +55,8 @@ if triton is not None:
                 pix = hs * W + ws
             mask2 = cmask[:, None] & pmask[None, :]
             acc = tl.load(yt_ptr + img + cs[:, None] * H * W + pix[None, :], mask=mask2, other=0.0)
-            for t in tl.static_range(K * K - 1):
+            # triton's stubs type static_range as not iterable; the compiler unrolls it
+            for t in tl.static_range(K * K - 1):  # pyright: ignore[reportGeneralTypeIssues]
                 di = (K - 1 - t // K) * DIL
                 dj = (K - 1 - t % K) * DIL
                 nh = hs - di
@@ -103,6 +104,8 @@ def triton_solve(y: Tensor, weight: Tensor, dilation: int = 1, transpose: bool =
     block_p = triton.next_power_of_2(min(h, wd))
     if use_dot:  # tl.dot tiles are at least 16 x 16
         block_c, block_p = max(block_c, 16), max(block_p, 16)
+    # num_warps is a launch option of the jitted kernel, not one of its parameters as pyright reads them
     _wavefront_kernel[(b,)](yt, a, x, c, h, wd, dilation, K=k, REVERSE=bool(transpose),
-                            BLOCK_C=block_c, BLOCK_P=block_p, USE_DOT=use_dot, num_warps=4)
+                            BLOCK_C=block_c, BLOCK_P=block_p, USE_DOT=use_dot,
+                            num_warps=4)  # pyright: ignore[reportCallIssue]
     return x

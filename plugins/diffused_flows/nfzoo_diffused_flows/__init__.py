@@ -13,7 +13,7 @@ Importing this package imports neither torch nor diffusers; the names load on fi
 """
 from nfzoo.lazy import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 _LAZY = {"DiffusionPrior": "diffusion", "NoiseSchedule": "diffusion", "DiffusionFlowModel": "models",
          "ddpm": "models", "diffused_flows": "models", "DiffusionSampler": "samplers"}
 __all__ = sorted(_LAZY)

@@ -98,6 +98,7 @@ class DiffusionPrior(interfaces.DiffusionPrior):
     capability `nfzoo.flows.interfaces.DiffusionPrior` (which export, inpainting and scoring ask for)."""
 
     temperature_one_only = True   # the reverse process has no temperature: samplers refuse T != 1
+    _anchor: Tensor               # a 0-d buffer that follows the module's device (registered in __init__)
 
     def __init__(self, event_shape: Sequence[int], timesteps: int = 1000, beta_start: Optional[float] = None,
                  beta_end: Optional[float] = None, channels: Sequence[int] = (16, 32, 64),
@@ -122,11 +123,14 @@ class DiffusionPrior(interfaces.DiffusionPrior):
         if any(ch % groups for ch in channels):
             raise ConfigError(f"every U-Net width must be divisible by unet_groups={groups} (group norm), got "
                               f"{list(channels)}")
-        b0, b1 = default_betas(timesteps) if timesteps >= 1 else (None, None)
+        if timesteps < 1:   # NoiseSchedule's own check, made before default_betas divides by T
+            raise ConfigError(f"timesteps must be >= 1, got {timesteps}")
+        b0, b1 = default_betas(timesteps)
         self.schedule = NoiseSchedule(timesteps, b0 if beta_start is None else beta_start,
                                       b1 if beta_end is None else beta_end)
         self.clip = clip
-        from diffusers import UNet2DModel
+        # diffusers' documented top-level name; its lazy __init__ hides it from pyright
+        from diffusers import UNet2DModel  # pyright: ignore[reportPrivateImportUsage]
 
         k = len(channels)
         down = tuple("AttnDownBlock2D" if attention and 0 < j < k - 1 else "DownBlock2D" for j in range(k))
@@ -213,18 +217,22 @@ class DiffusionPrior(interfaces.DiffusionPrior):
         (2nd-order multistep). With fewer steps than T, every one spaces its steps "trailing" (they start
         at t = T, where the prior N(0, I) holds; diffusers' default for DDPM, "leading", starts at
         T - T/steps)."""
-        from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+        # the modules that define them (diffusers' lazy top-level __init__ hides its names from pyright)
+        from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+        from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+        from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
 
         sch = self.schedule
-        common = dict(num_train_timesteps=sch.T, beta_start=float(sch.betas[0]), beta_end=float(sch.betas[-1]),
-                      beta_schedule="linear", prediction_type="epsilon")
+        common: Dict[str, Any] = dict(num_train_timesteps=sch.T, beta_start=float(sch.betas[0]),
+                                      beta_end=float(sch.betas[-1]), beta_schedule="linear",
+                                      prediction_type="epsilon")
         # the predicted z0 is clipped to [-clip, clip] (the data's range: [-1, 1] for pixel DDPM, the
         # training latents' for Diffused-Flows). DDPM and DDIM do it through diffusers' clip_sample (DDIM
         # re-derives its noise from the clipped z0, see reverse); DPM-Solver++ (a data-prediction
         # solver) is given the clipped z0 itself (prediction_type "sample"). Without the clip the
         # deterministic samplers drift off the latent distribution of an imperfect model (a digits model:
         # |z0| 90% quantile 10.8 with DDIM 50 vs 1.7 for the data and the ancestral sampler; 1.9 with it).
-        clip = dict(clip_sample=self.clip is not None, clip_sample_range=float(self.clip or 1.0))
+        clip: Dict[str, Any] = dict(clip_sample=self.clip is not None, clip_sample_range=float(self.clip or 1.0))
         if kind == "ddpm":
             return DDPMScheduler(variance_type="fixed_small", timestep_spacing="trailing", **clip, **common)
         if kind == "ddim":
@@ -244,10 +252,10 @@ class DiffusionPrior(interfaces.DiffusionPrior):
         c = sch.config
         return {"alphas_cumprod": [float(a) for a in sch.alphas_cumprod.float()],
                 "final_alpha_cumprod": float(sch.final_alpha_cumprod),
-                "num_train_timesteps": int(c.num_train_timesteps),
-                "timestep_spacing": str(c.timestep_spacing), "prediction_type": str(c.prediction_type),
-                "clip_sample_range": float(c.clip_sample_range) if c.clip_sample else None,
-                "use_clipped_model_output": bool(c.clip_sample), "init_noise_sigma": float(sch.init_noise_sigma)}
+                "num_train_timesteps": int(c["num_train_timesteps"]),
+                "timestep_spacing": str(c["timestep_spacing"]), "prediction_type": str(c["prediction_type"]),
+                "clip_sample_range": float(c["clip_sample_range"]) if c["clip_sample"] else None,
+                "use_clipped_model_output": bool(c["clip_sample"]), "init_noise_sigma": float(sch.init_noise_sigma)}
 
     def check_steps(self, steps: Optional[int]) -> int:
         """`steps` (1..T) or T for None; UsageError otherwise."""
@@ -293,13 +301,17 @@ class DiffusionPrior(interfaces.DiffusionPrior):
         # diffusers keeps the raw prediction unless asked). With the raw one, clipped z0 and direction
         # disagree, and the error grows with the number of steps: ddpm-mnist5k's FID (200 samples) at
         # DDIM 100 was 45.6 with the raw noise and 18.7 re-derived (27.1 unclipped); at 20 steps 21.4 / 21.5.
-        kw = {"eta": eta, "use_clipped_model_output": self.clip is not None} if kind == "ddim" else {}
+        kw: Dict[str, Any] = {"eta": eta, "use_clipped_model_output": self.clip is not None} if kind == "ddim" else {}
         if kind != "ddim" or eta > 0:
             kw["generator"] = generator
         for j, t in enumerate(sch.timesteps):
             i = torch.full((n,), int(t), dtype=torch.long, device=z.device)
-            out = self.clipped_z0(z, i) if sch.config.prediction_type == "sample" else self.eps(z, i)
-            z = sch.step(out, t, z, **kw).prev_sample
+            out = self.clipped_z0(z, i) if sch.config["prediction_type"] == "sample" else self.eps(z, i)
+            # diffusers annotates DDPM's and DDIM's `timestep` as int; they take the tensor of
+            # `sch.timesteps` as their own pipelines pass it
+            res = sch.step(out, t, z, **kw)  # pyright: ignore[reportArgumentType]
+            assert not isinstance(res, tuple)   # return_dict=True (the default): a SchedulerOutput
+            z = res.prev_sample
             if progress:
                 progress(j + 1, len(sch.timesteps))
         return z

@@ -27,7 +27,7 @@ comparable with the flows' dequantized bpd.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -93,7 +93,9 @@ class DiffusionFlowModel(FlowModel):
 
     # draws more than the dequantization noise (class codes / diffusion times and noise): distributed
     # runs give each rank its own stream (nfzoo.distributed)
-    training_draws_per_image = None
+    @property
+    def training_draws_per_image(self) -> Optional[int]:
+        return None
 
     def log_prob(self, x, y=None, generator=None, noise=True):
         """Minus the bound on -log P(8-bit image), nats (B,): log|det| - bound(z0) - D log 256."""
@@ -226,7 +228,7 @@ def _prior(image_shape, timesteps, beta_start, beta_end, unet_channels, unet_lay
 
 
 def ddpm(image_shape=(1, 28, 28), timesteps: int = 1000, beta_start: Optional[float] = None,
-         beta_end: Optional[float] = None, objective: str = "simple", unet_channels: List[int] = (16, 32, 64),
+         beta_end: Optional[float] = None, objective: str = "simple", unet_channels: Sequence[int] = (16, 32, 64),
          unet_layers: int = 1, unet_attention: bool = False, unet_groups: int = 8) -> DiffusionFlowModel:
     """DDPM (Ho et al. 2020) in pixel space: T = 1000, linear betas 1e-4..0.02, epsilon prediction by a
     diffusers UNet2DModel with time embedding (widths `unet_channels`, `unet_layers` resnet blocks per
@@ -247,7 +249,7 @@ def diffused_flows(image_shape=(1, 28, 28), flow: str = "glow", levels: int = 2,
                    flow_options: Optional[Dict[str, Any]] = None, objective: str = "elbo",
                    stage1_epochs: Optional[int] = None, init_flow: Optional[str] = None,
                    timesteps: int = 500, beta_start: Optional[float] = None, beta_end: Optional[float] = None,
-                   unet_channels: List[int] = (16, 32, 64), unet_layers: int = 1, unet_attention: bool = False,
+                   unet_channels: Sequence[int] = (16, 32, 64), unet_layers: int = 1, unet_attention: bool = False,
                    unet_groups: int = 8, latent_clip: Optional[float] = None) -> DiffusionFlowModel:
     """Diffused-Flows: the flow `flow` (an architecture of the registry, glow or nsf; `levels`, `steps`,
     `hidden`, `blocks`, `preprocess` and any `flow_options` go to its builder) with a diffusion prior on

@@ -15,7 +15,7 @@ from nfzoo_diffused_flows.models import fit_latent_clip
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("run")
     ap.add_argument("--dataset", required=True)
     a = ap.parse_args(argv)

@@ -22,7 +22,7 @@ heads plugin's public functions (nfzoo_heads: interpolate, inpaint, score, typic
 Importing this package imports neither torch nor fastapi; `create_app` does, on first access.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from nfzoo.lazy import lazy_exports
 

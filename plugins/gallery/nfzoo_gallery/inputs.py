@@ -108,11 +108,14 @@ def split_image(dataset: str, index: Any) -> "tuple[Any, int, int]":
     """Image `index` of a data set's test split: (image (C, H, W) in [0, 1], its label, the split's size)."""
     import torch
 
-    from nfzoo.data import load_dataset
+    from nfzoo.data import ArrayDataset, load_dataset
 
     ds = load_dataset(dataset, "test")
     n = len(ds)
     index = check_int("index", index, 0, n - 1)
+    if not isinstance(ds, ArrayDataset):   # a data set read from files (torchvision, folder:) has no batch()
+        x, y = ds[index]
+        return x, int(y), n
     x, y = ds.batch(torch.tensor([index]))
     return x[0], int(y[0]), n
 
@@ -130,6 +133,7 @@ def pick_image(what: str, index: Optional[int], upload: Any, data: Optional[byte
         x, _, _ = split_image(dataset, index)
         label = f"{what} (test image {index})"
     else:
+        assert upload is not None   # has_upload: index is None here
         x = read_upload(data or b"", upload.filename, image_shape, model_name)
         label = safe_name(upload.filename)
     return check_shape(x, label, model_name, image_shape)

@@ -260,8 +260,9 @@ class ModelCache:
         if fn is None:
             from nfzoo_heads import typicality_reference
 
-            def fn(m, ds):
+            def default_reference(m, ds):
                 return typicality_reference(m, ds, seed=0)
+            fn = default_reference
         with Deadline(None, stopping=self.stopping, what="the typicality reference"):
             slot, _ = self.get(entry.name)
             with slot.lock:

@@ -11,7 +11,7 @@ Importing this package (as registering the plugin does) imports no torch; the na
 """
 from nfzoo.lazy import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 _LAZY = {"MultiGaussianPrior": "prior", "psi": "prior", "GLEMFlow": "models", "glem": "models",
          "RFCMSampler": "samplers"}
 __all__ = sorted(_LAZY)

@@ -66,6 +66,10 @@ class GLEMFlow(FlowModel):
     CE model is -log p(image, code) per image dimension: it includes the code rows' density, so it is
     not comparable with an unpadded model's."""
 
+    prior: MultiGaussianPrior
+    num_classes: int             # the prior's (FlowModel's is Optional: None for an unconditional model)
+    prototypes: Tensor           # CE's class codes (a buffer, registered when code_rows > 0)
+
     def __init__(self, bijector, prior: MultiGaussianPrior, image_shape, preprocess: str = "logit",
                  kl_weight: float = 0.45, kl_weight_final: float = 0.25, em_fraction: float = 0.15,
                  m_split: float = 0.1, m_passes: int = 5, prior_lr_scale: float = 3.0, split_seed: int = 0,
@@ -105,7 +109,9 @@ class GLEMFlow(FlowModel):
 
     # draws more than the dequantization noise (class codes / diffusion times and noise): distributed
     # runs give each rank its own stream (nfzoo.distributed)
-    training_draws_per_image = None
+    @property
+    def training_draws_per_image(self) -> Optional[int]:
+        return None
 
     def log_prob(self, x, y=None, generator=None, noise=True):
         ctx = self.context(y, x.shape[0])
@@ -170,7 +176,7 @@ class GLEMFlow(FlowModel):
         cols = []
         state = generator.get_state() if generator is not None else None
         for k in range(self.num_classes):
-            if state is not None:   # the same dequantization noise for every class
+            if generator is not None and state is not None:   # the same dequantization noise for every class
                 generator.set_state(state)
             y = torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
             z, ld = self._latent(x, y, generator=generator, noise=noise)

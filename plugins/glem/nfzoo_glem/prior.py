@@ -23,7 +23,7 @@ variances): the empirical covariance itself when r >= n - 1, otherwise its r lea
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -49,9 +49,18 @@ class MultiGaussianPrior(Prior):
     flow's final latent); the others get a standard normal, which no class changes. `shared=True` makes it
     monomodal (one gaussian for every class)."""
 
+    # buffers (registered in __init__; the rfcm_* ones only when rfcm_rank > 0)
+    dims: Tensor
+    rest: Tensor
+    rfcm_mean: Tensor
+    rfcm_basis: Tensor
+    rfcm_scale: Tensor
+    rfcm_resid: Tensor
+    rfcm_fitted: Tensor
+
     def __init__(self, num_classes: int, event_shape: Sequence[int], a: float = 1.0, b: float = 1.0,
                  c: float = 0.25, shared: bool = False, rfcm_rank: int = 0,
-                 dims: Optional[Sequence[int]] = None):
+                 dims: Optional[Union[Sequence[int], Tensor]] = None):
         super().__init__()
         if isinstance(event_shape, int):
             event_shape = (event_shape,)

@@ -12,7 +12,7 @@ prior's schedule where a model has one), so a third party's model gets them too:
 Importing this package imports no torch; the heads load on first use.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from nfzoo.lazy import lazy_exports
 

@@ -130,6 +130,7 @@ class LatentAugment(torch.utils.data.IterableDataset):
             b = _partners(self.y, idx, generator)
             z = _mix(self.z[idx], self.z[b], torch.rand(len(idx), generator=generator))
         else:
+            assert self.pcs is not None   # mode "pca" (the modes are checked in __init__)
             z = self.pcs.jitter(self.z[idx], self.strength, generator)
         return decode_all(self.model, z).clamp(0, 1)
 
@@ -247,7 +248,7 @@ def augment_study(model, dataset: str = "mnist5k", seed: int = 0, seeds=(0, 1, 2
             cb = (lambda d, t, arm=arm, s=s: progress(f"{arm} seed {s}", d, t)) if progress else None
             res = train_classifier(x, y, k, test, epochs, s, device=device, progress=cb,
                                    augment=standard_augment if "standard" in arm else None,
-                                   batches=(lambda e, g: lat.epoch(g)) if "latent" in arm else None)
+                                   batches=(lambda e, g: lat.epoch(g)) if "latent" in arm and lat is not None else None)
             accs.append(res["test_accuracy"])
         doc["arms"][arm] = {"test_accuracy": accs, "mean": statistics.mean(accs),
                             "std": statistics.stdev(accs) if len(accs) > 1 else 0.0}

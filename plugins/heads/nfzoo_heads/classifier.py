@@ -133,7 +133,8 @@ def cnn_a(model, dataset: str = "mnist5k", n: int = 5000, temperature: float = 1
     test = as_tensors(test_ds)
 
     def stage(name):
-        return (lambda done, total: progress(name, done, total)) if progress else None
+        p = progress
+        return (lambda done, total: p(name, done, total)) if p else None
 
     xs, ys, redrawn = sample_labelled(model, n, temperature, seed, progress=stage("sampling"), **sample_options)
     synth = train_classifier(xs, ys, k, test, epochs, seed, device=device, progress=stage("CNN-A training"))

@@ -159,7 +159,11 @@ def inpaint_cmd(model: str = typer.Option(..., "--model", "-m", help="any model"
     if tuple(x.shape) != tuple(m.image_shape):
         raise UsageError(f"{image} is {x.shape[2]}x{x.shape[1]} with {x.shape[0]} channel(s) but {model} "
                          f"takes {m.image_shape[2]}x{m.image_shape[1]} with {m.image_shape[0]}")
-    mk = read_mask(mask, x.shape) if mask is not None else box_mask(x.shape, bx)
+    if mask is not None:
+        mk = read_mask(mask, x.shape)
+    else:
+        assert bx is not None   # exactly one of --mask and --box (checked above)
+        mk = box_mask(x.shape, bx)
     y = None if label is None else torch.tensor([label])
     gen = torch.Generator().manual_seed(seed)
     with rich_progress() as prog:

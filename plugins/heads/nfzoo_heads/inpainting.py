@@ -244,6 +244,7 @@ def _repaint(model, known: Tensor, mask: Tensor, gen: torch.Generator, progress,
             break
     if progress:
         progress(total, total)
+    assert x_last is not None   # the last timestep (s < 0) decodes
     return x_last.float().cpu()
 
 

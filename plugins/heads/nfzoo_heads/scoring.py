@@ -58,6 +58,7 @@ def bpd_of(model, x: Tensor, batch_size: int = 250, seed: int = 0,
                 else:
                     b = model.bpd(xb, generator=gen, noise=False)
                 total = total + b.double()
+            assert isinstance(total, Tensor)   # repeats >= 1
             out.append((total / repeats).float().cpu())
             if progress:
                 progress(min(i + batch_size, len(x)), len(x))
@@ -140,7 +141,8 @@ def ood_auroc(model, dataset: str = "mnist5k", n: int = 1000, seed: int = 0, dat
               model_name: Optional[str] = None, repeats: Optional[int] = None) -> Dict:
     """AUROC of bpd and of typicality as detectors of each out-of-distribution set against the test split."""
     def stage(name):
-        return (lambda d, t: progress(name, d, t)) if progress else None
+        p = progress
+        return (lambda d, t: p(name, d, t)) if p else None
 
     repeats = default_repeats(model) if repeats is None else int_option("repeats", repeats, 1, 1000)
     n = int_option("n", n, 1, 10_000_000)

@@ -40,7 +40,9 @@ def sample_labelled(model, n: int, temperature: float = 1.0, seed: int = 0, batc
     model.sampler.check(model, temperature=temperature, **sample_options)
     gen = torch.Generator().manual_seed(seed)
     # nfzoo's balanced labels (every class in turn: the first n % C classes get one more), in class order
-    todo = sampling_labels(model, n).labels(0, n).sort(stable=True).values
+    rule = sampling_labels(model, n).labels
+    assert rule is not None   # check_conditional: a class-conditional model has a label rule
+    todo = rule(0, n).sort(stable=True).values
     images: List[Tensor] = []
     labels: List[Tensor] = []
     rejected = done = 0

@@ -15,12 +15,13 @@ the sequential baseline is left out there (it would be minutes of tiny launches)
 """
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from nfzoo.bench.timing import best_time, device_name, race, row
 
-SHAPES = {"28x28x1": dict(image_shape=(1, 28, 28), levels=2, steps=4, hidden=64),
-          "32x32x3": dict(image_shape=(3, 32, 32), levels=3, steps=4, hidden=64)}
+SHAPES: Dict[str, Dict[str, Any]] = {
+    "28x28x1": dict(image_shape=(1, 28, 28), levels=2, steps=4, hidden=64),
+    "32x32x3": dict(image_shape=(3, 32, 32), levels=3, steps=4, hidden=64)}
 
 
 def _models(cfg, cuda: bool):

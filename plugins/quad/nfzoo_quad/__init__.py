@@ -7,7 +7,7 @@ Importing this package imports no torch; the names below load on first use.
 """
 from nfzoo.lazy import lazy_exports
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 _LAZY = {"QuadCoupling": "coupling", "split_sizes": "coupling", "quad_flow": "models"}
 __all__ = sorted(_LAZY)
 

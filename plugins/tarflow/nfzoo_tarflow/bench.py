@@ -91,7 +91,7 @@ def bench_tarflow(quick: bool = False, log: Callable[[str], None] = print, devic
     notes = ["ratio = baseline_s / candidate_s (> 1: tarflow faster)",
              f"one batch of {n} per case, wall clock; tarflow at its default sampling {sampling}, "
              f"noise_sigma {tf.noise_sigma} (denoising step included)"
-             + (f"; class-conditional: labels 0..{tf.num_classes - 1} in turn" if y is not None else ""),
+             + (f"; class-conditional: labels 0..{tf.num_classes - 1} in turn" if tf.num_classes is not None else ""),
              "no-KV-cache case: the same inverse rerunning the whole prefix at each step (same images)"]
     if quick:
         notes.append("--quick: tiny random models (a smoke test, not a measurement)")

@@ -216,6 +216,7 @@ class TarFlowBlock(Bijector):
             if not labelled and attn_temp == 1.0:
                 raise ValueError("guidance needs labels (a class-conditional TarFlow) or attn_temp != 1")
             if labelled:
+                assert context is not None   # labelled implies it
                 y = context.reshape(-1).long()
                 cls = self._class(torch.cat([y, torch.full_like(y, NULL_LABEL)]), 2 * n)
             else:
@@ -275,6 +276,7 @@ class TarFlow(Bijector):
         """z -> x through every block's sequential inverse, last block first (options: TarFlowBlock.inverse)."""
         logdet = z.new_zeros(z.shape[0])
         for block in reversed(self.blocks):
+            assert isinstance(block, TarFlowBlock)   # the ModuleList holds TarFlowBlocks only
             z, ld = block.inverse(z, context, guidance=guidance, guidance_anneal=guidance_anneal,
                                   attn_temp=attn_temp, cache=cache)
             logdet = logdet + ld

@@ -37,6 +37,7 @@ class TarFlowModel(FlowModel):
     `decode_options` (the `tarflow` sampler)."""
 
     default_sampler = "tarflow"
+    bijector: TarFlow
 
     def __init__(self, bijector: TarFlow, image_shape, num_classes: Optional[int] = None,
                  noise_sigma: float = 0.0, label_dropout: float = 0.0):
@@ -83,7 +84,8 @@ class TarFlowModel(FlowModel):
         options = self.sampling_options(sampler, **options)
         s = self.get_sampler(sampler)
         z = s.sample(self, n, y=y, temperature=temperature, generator=generator, **options)
-        extra = s.decode_options(**options) if hasattr(s, "decode_options") else {}
+        decode_options = getattr(s, "decode_options", None)   # only some samplers have it (tarflow's)
+        extra = decode_options(**options) if decode_options is not None else {}
         return self.decode(z.to(self.device), y, denoise=denoise, **extra)
 
     # --------------------------------------------------------------- training

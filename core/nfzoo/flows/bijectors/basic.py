@@ -20,6 +20,8 @@ class ActNorm(Bijector):
     mode, b and s are set so that z has zero mean and unit variance per channel on that batch.
     log|det| = H * W * sum(s)."""
 
+    initialized: torch.Tensor  # buffer, registered in __init__
+
     def __init__(self, channels: int, eps: float = 1e-6, dead_std: float = 1e-4):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
@@ -61,6 +63,10 @@ class ActNorm(Bijector):
 class InvConv1x1(Bijector):
     """Invertible 1x1 convolution, LU-parametrized (Glow): W = P L (U + diag(sign * exp(log_s))).
     P and sign are fixed at init (from a random rotation); log|det| = H * W * sum(log_s)."""
+
+    perm: torch.Tensor  # buffers, registered in __init__
+    sign: torch.Tensor
+    lower_mask: torch.Tensor
 
     def __init__(self, channels: int):
         super().__init__()

@@ -8,6 +8,8 @@ identity, or Glow's constant scale sigmoid(2) for the affine coupling).
 """
 from __future__ import annotations
 
+from typing import Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,6 +43,7 @@ class ZeroConv2d(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         nn.init.zeros_(self.conv.weight)
+        assert self.conv.bias is not None  # nn.Conv2d has a bias by default
         nn.init.zeros_(self.conv.bias)
         self.logs = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
         self.factor = logscale_factor
@@ -120,6 +123,10 @@ class _Coupling(Bijector):
                 return x[:, :n_a], x[:, n_a:]
             return x[:, self.n_b:], x[:, :self.n_b]
         return x, x
+
+    def _transform(self, xb: torch.Tensor, p: torch.Tensor, inverse: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(y_b, elementwise log|det|) from x_b and the net's parameters p (B, params_per_element, C_b, H, W)."""
+        raise NotImplementedError
 
     def _merge(self, xa, yb):
         return torch.cat([xa, yb], 1) if self.parity == 0 else torch.cat([yb, xa], 1)

@@ -11,7 +11,7 @@ undoing the squeezes, as in RealNVP. `latent_parts(z)` gives them per level.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -119,11 +119,14 @@ class MultiScale(Bijector):
         self.levels = nn.ModuleList(levels)
         self.top = top
 
+    def _levels(self) -> Sequence[Level]:
+        return cast(Sequence[Level], self.levels)  # nn.ModuleList is untyped: it holds the Levels given above
+
     def forward(self, x, context=None):
         logdet = x.new_zeros(x.shape[0])
         outs: List[Tensor] = []
         h = x
-        for lv in self.levels:
+        for lv in self._levels():
             if lv.do_squeeze:
                 h = squeeze(h)
             h, ld = lv.steps(h, None)
@@ -138,7 +141,7 @@ class MultiScale(Bijector):
         if self.top is not None:
             h, ld = self.top(h, context)
             logdet = logdet + ld
-        for lv in reversed(self.levels):
+        for lv in reversed(self._levels()):
             if lv.keep is not None:
                 h = torch.cat([h, outs.pop()], 1)
             if lv.do_squeeze:
@@ -148,7 +151,7 @@ class MultiScale(Bijector):
     def _disassemble(self, z) -> Tuple[Tensor, List[Tensor]]:
         parts: List[Tensor] = []
         h = z
-        for lv in self.levels:
+        for lv in self._levels():
             if lv.do_squeeze:
                 h = squeeze(h)
             if lv.keep is not None:
@@ -167,7 +170,7 @@ class MultiScale(Bijector):
         if self.top is not None:
             h, ld = self.top.inverse(h, context)
             logdet = logdet + ld
-        for lv in reversed(self.levels):
+        for lv in reversed(self._levels()):
             if lv.keep is not None:
                 b = parts.pop()
                 if lv.split is not None:
