@@ -341,3 +341,21 @@ def test_nfzoo_serve_port_0_prints_its_address_and_serves(tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
     assert proc.returncode in (0, -15)
+
+
+def test_split_image_reads_a_folder_data_set(tmp_path):
+    """A model trained on `folder:DIR` picks its test image from that folder: such a data set has no batch(),
+    which split_image once called on every data set (an AttributeError for folder: and torchvision sets)."""
+    from PIL import Image
+
+    from nfzoo_gallery.inputs import split_image
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.new("L", (8, 8), color=40 * i + (100 if cls == "b" else 0)).save(tmp_path / cls / f"{i}.png")
+    x, label, n = split_image(f"folder:{tmp_path}", 3)
+    assert n == 4 and label == 1 and x.shape == (1, 8, 8)
+    assert abs(float(x.mean()) - 140 / 255) < 1e-6
+    digits = split_image("digits", 0)
+    assert digits[0].shape == (1, 8, 8) and digits[2] > 0
