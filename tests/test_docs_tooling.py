@@ -2,11 +2,11 @@
 docs (zoo/tools/render_docs.py, the package nfzoo_docs.render_docs in zoo/tools/nfzoo_docs) import without
 sys.path edits: every one of them loads by its file path (importlib, as a test or a tool would), does no work
 on import (a script's work sits under `if __name__ == "__main__":`) and leaves sys.path as it was; the paper
-scripts share one module, nfzoo_docs.papers. The block registry holds every block that README.md and the
-cards mark; what the renderer knows about the zoo's models is data (models.json), not code; every recorded
-`python SCRIPT` command names a script that exists. That the rendered blocks, cards, index and zoo.csv are
-byte-identical to the committed files is tests/test_generated_docs.py's check (run here through both command
-lines, in --check mode)."""
+scripts share one module, nfzoo_docs.papers. The block registry holds every block that README.md, the cards
+and the site's pages (docs/pages) mark; what the renderer knows about the zoo's models is data (models.json),
+not code; every recorded `python SCRIPT` command names a script that exists. That the rendered blocks, cards,
+pages, index and zoo.csv are byte-identical to the committed files is tests/test_generated_docs.py's check (run
+here through both command lines, in --check mode)."""
 import ast
 import importlib
 import importlib.util
@@ -24,7 +24,8 @@ TOOLS = ROOT / "zoo" / "tools"
 PACKAGE = TOOLS / "nfzoo_docs"
 SCRIPTS = sorted(RESULTS.rglob("*.py"))
 TOOL_FILES = sorted(TOOLS.rglob("*.py"))
-DOCS = [ROOT / "README.md", *sorted((ROOT / "zoo" / "nfzoo_zoo" / "models").glob("*/README.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "zoo" / "nfzoo_zoo" / "models").glob("*/README.md")),
+        *sorted((ROOT / "docs" / "pages").rglob("*.md"))]   # the site's pages (issue 37)
 INDEX = json.loads((ROOT / "zoo" / "nfzoo_zoo" / "index.json").read_text())["models"]
 SYS_PATH_EDIT = re.compile(r"\bsys\.path\s*(?:\.\s*(?:insert|append|extend|remove|pop|clear)\b|\+=|\[[^\]]*\]\s*=|=)")
 LOOSE_MARKER = re.compile(r"(?:<!--|#) nfzoo:generated ([\w.:+-]+) \(")

@@ -1,6 +1,8 @@
 """Every published number comes from the file that measured it (issue 22): zoo/tools/render_docs.py, run in
-check mode, finds README.md, the zoo's model cards and zoo/nfzoo_zoo/index.json exactly as the result files
-under docs/results give them; every generated block names files that exist; a number edited by hand inside a
+check mode, finds README.md, the zoo's model cards, the documentation site's pages (docs/pages: the pages with
+blocks, the zoo models' pages generated from their cards, the copies of docs/results files they show; issue 37)
+and zoo/nfzoo_zoo/index.json exactly as the result files under docs/results give them; the site's pages link
+only inside docs/pages; every generated block names files that exist; a number edited by hand inside a
 block fails the check (on a copy); sample-quality files (fixtures in tests/fixtures/results, written as
 `nfzoo eval ... --out` writes them) become rows of the tables, metrics of the index and of the cards'
 model-index, with the cards' sha256 pins refreshed; and a zoo model's chain of recorded steps (training run,
@@ -19,6 +21,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
 CARDS = sorted((ROOT / "zoo" / "nfzoo_zoo" / "models").glob("*/README.md"))
+ZOO_PAGE = "docs/pages/zoo/index.md"                      # the zoo's training table (zoo-training)
+SAMPLES_PAGE = "docs/pages/results/sample-quality.md"     # the zoo-defaults and samples tables
+SITE_DIRS = ("docs/pages/zoo", "docs/pages/results")      # the site's pages the renderer writes or renders
 PATH_IN_BLOCK = re.compile(r"`((?:docs/results|zoo)/[^`\s]+)`|source ((?:docs/results|zoo)/[\w./+-]*\w)")
 
 
@@ -43,9 +48,11 @@ PLAIN_DESCRIPTIONS = {"glem-mnist5k": "GLEM on mnist5k: class gaussians on a Glo
 
 def _copy_tree(dst: Path, before_chain: bool = False) -> Path:
     """What the renderer reads and writes, copied under dst: README.md, the index, the cards and configs,
-    docs/results. before_chain: without the files the chain adds (NEW_FILES, the configs' "sampling"), so
-    that a test's fixtures make the only chain there is."""
+    docs/results, the site's zoo and results pages. before_chain: without the files the chain adds (NEW_FILES,
+    the configs' "sampling"), so that a test's fixtures make the only chain there is."""
     shutil.copy2(ROOT / "README.md", dst / "README.md")
+    for folder in SITE_DIRS:
+        shutil.copytree(ROOT / folder, dst / folder)
     (dst / "zoo" / "nfzoo_zoo").mkdir(parents=True)
     index = json.loads((ROOT / "zoo" / "nfzoo_zoo" / "index.json").read_text())
     if before_chain:
@@ -96,8 +103,13 @@ def test_readme_cards_and_index_match_their_result_files():
     assert not warnings, warnings
 
 
+def _site_pages():
+    """Every Markdown page of the site's zoo and results folders (rendered in place or generated whole)."""
+    return sorted(p for d in SITE_DIRS for p in (ROOT / d).rglob("*.md"))
+
+
 def test_every_generated_block_names_existing_files():
-    documents = [ROOT / "README.md", *CARDS]
+    documents = [ROOT / "README.md", *CARDS, *R.page_documents(ROOT)]
     seen = set()
     for doc in documents:
         for block_id, body in R.generated_blocks(doc.read_text()):
@@ -107,19 +119,93 @@ def test_every_generated_block_names_existing_files():
                 assert paths, f"{doc.relative_to(ROOT)}: block {block_id} shows numbers but names no file"
             for p in paths:
                 assert (ROOT / p).exists(), f"{doc.relative_to(ROOT)}: block {block_id} names {p}, which is missing"
-    # the README and cards use every kind of block the renderer has (none is dead code)
+    # the README, the cards and the pages use every kind of block the renderer has (none is dead code)
     assert seen >= set(R.BLOCKS) | {"model-index"}, set(R.BLOCKS) - seen
 
 
-def test_the_readme_says_how_the_numbers_are_made():
+def test_the_readme_and_the_results_say_how_the_numbers_are_made():
     text = (ROOT / "README.md").read_text()
     assert ".venv/bin/python zoo/tools/render_docs.py" in text and "tests/test_generated_docs.py" in text
-    results = text[text.index("## Results"):text.index("## Status")]
-    assert "session" not in results.lower() and "session" not in text[text.index("## Status"):].lower()
+    results = (ROOT / "docs/pages/results/index.md").read_text()
+    assert "## How the numbers are made" in results and ".venv/bin/python zoo/tools/render_docs.py --check" in results
+    for page in _site_pages():
+        assert "session" not in page.read_text().lower(), page.relative_to(ROOT)
+
+
+def test_every_card_has_its_page_and_the_zoo_links_them():
+    """docs/pages/zoo/MODEL.md for every card, generated whole from it (no front matter, no markers), linked
+    from the zoo's page; the results' index links each results page."""
+    zoo = (ROOT / ZOO_PAGE).read_text()
+    for card in CARDS:
+        name = card.parent.name
+        page = (ROOT / "docs/pages/zoo" / f"{name}.md").read_text()
+        assert R.is_generated(page) and f"zoo/nfzoo_zoo/models/{name}/README.md" in page.splitlines()[0]
+        assert f"\n# {name}" in page and "nfzoo:generated" not in page and "model-index:" not in page
+        assert f"]({name}.md)" in zoo
+    index = (ROOT / "docs/pages/results/index.md").read_text()
+    for page in sorted((ROOT / "docs/pages/results").glob("*.md")):
+        assert page.name == "index.md" or f"]({page.name})" in index, page.name
+
+
+def test_the_site_links_only_inside_its_pages():
+    """What `mkdocs build --strict` needs of these pages: every relative link and picture names a file under
+    docs/pages (a copy, for the pictures and papers' tables of docs/results), and every copy is its file's."""
+    pages = [(p.relative_to(ROOT).as_posix(), p.read_text()) for p in _site_pages()]
+    assert len(pages) >= len(CARDS) + 10
+    assert R.broken_links(ROOT, pages) == []
+    copies = [p for p in (ROOT / R.FILES).rglob("*") if p.is_file()]
+    assert any(p.suffix == ".png" for p in copies) and any(p.suffix == ".md" for p in copies)
+    for copy in copies:
+        source = ROOT / "docs/results" / copy.relative_to(ROOT / R.FILES)
+        if copy.suffix == ".png":
+            assert copy.read_bytes() == source.read_bytes(), copy.relative_to(ROOT)
+
+
+def test_a_blocks_links_become_the_pages():
+    root = ROOT
+    text = ("[a table](docs/results/papers/table1_glem_baselines.md), [a page](docs/pages/zoo/glow-mnist5k.md#use), "
+            "![a grid](docs/results/glow-mnist5k-curve.png), [a file](docs/results/bench-train.json), "
+            "[out](https://example.org/x), `[not a link](docs/x.md)`")
+    got = R.site_links(root, text, "docs/pages/results/fidelity.md")
+    assert got == ("[a table](files/papers/table1_glem_baselines.md), [a page](../zoo/glow-mnist5k.md#use), "
+                   "![a grid](files/glow-mnist5k-curve.png), a file (`docs/results/bench-train.json`), "
+                   "[out](https://example.org/x), `[not a link](docs/x.md)`")
+
+
+def test_a_stale_page_or_copy_fails_the_check(tmp_path):
+    """A generated page edited by hand, a copy missing or changed, a copy nothing links to and a model page
+    without its card: each a difference; rendering puts the tree back."""
+    root = _copy_tree(tmp_path)
+    assert R.render(root, write=False)[0] == []
+    page = root / "docs/pages/zoo/glow-mnist5k.md"
+    good = page.read_text()
+    page.write_text(good.replace("# glow-mnist5k", "# glow", 1))
+    copy = root / R.FILES / "glow-mnist5k-curve.png"
+    copy.unlink()
+    (root / R.FILES / "orphan.png").write_bytes(b"png")
+    (root / "docs/pages/zoo/gone-mnist5k.md").write_text(R.GENERATED_PAGE.format(
+        source="zoo/nfzoo_zoo/models/gone-mnist5k/README.md", tool=R.TOOL) + "\n")
+    diffs, _ = R.render(root, write=False)
+    text = "".join(diffs)
+    assert len(diffs) == 4 and "b/docs/pages/zoo/glow-mnist5k.md" in text and "glow-mnist5k-curve.png" in text
+    assert "orphan.png" in text and "gone-mnist5k.md" in text
+    assert R.main(["--check", "--root", str(root)]) == 1
+    R.render(root, write=True)
+    assert page.read_text() == good and copy.read_bytes() == (ROOT / R.FILES / "glow-mnist5k-curve.png").read_bytes()
+    assert not (root / R.FILES / "orphan.png").exists() and not (root / "docs/pages/zoo/gone-mnist5k.md").exists()
+    assert R.render(root, write=False)[0] == []
+
+
+def test_a_tree_without_the_site_renders_without_it(tmp_path):
+    """A copy of the tree without docs/pages (as some tests make) renders README, cards and index only."""
+    root = _copy_tree(tmp_path)
+    shutil.rmtree(root / "docs/pages")
+    assert R.render(root, write=False)[0] == [] and not (root / "docs/pages").exists()
 
 
 @pytest.mark.parametrize("where", ["README.md", "zoo/nfzoo_zoo/models/glow-mnist5k/README.md",
-                                   "zoo/nfzoo_zoo/models/ddpm-mnist5k/README.md"])
+                                   "zoo/nfzoo_zoo/models/ddpm-mnist5k/README.md", ZOO_PAGE, SAMPLES_PAGE,
+                                   "docs/pages/results/speed.md"])
 def test_a_number_edited_by_hand_fails_the_check(tmp_path, where):
     root = _copy_tree(tmp_path)
     assert R.render(root, write=False)[0] == []
@@ -161,8 +247,7 @@ def test_sample_files_become_rows_metrics_and_pins(tmp_path):
     diffs, _ = R.render(root, write=True)
     assert diffs and R.render(root, write=False)[0] == []          # written once, then up to date
     glow_rel = "docs/results/samples/glow-mnist5k/ancestral-t0.7.json"
-    readme = (root / "README.md").read_text()
-    samples = dict(R.generated_blocks(readme))["samples"]
+    samples = _block(root, SAMPLES_PAGE, "samples")
     # glow: 3 seeds, mean +- sd (sd with ddof 1), where the file came from and what measured it
     assert "| glow-mnist5k | ancestral | 0.7 | 45.20 +- 1.10 | 0.165 +- 0.007 |" in samples
     assert f"| 1 / 3000 | `{glow_rel}` (1000 x 3; 2031-01-02, 0123456) |" in samples
@@ -186,7 +271,8 @@ def test_sample_files_become_rows_metrics_and_pins(tmp_path):
     # a file that goes takes its row with it: no file, no number
     (root / glow_rel).unlink()
     R.render(root, write=True)
-    assert "45.20" not in (root / "README.md").read_text() and "45.20" not in card.read_text()
+    assert "45.20" not in (root / SAMPLES_PAGE).read_text() and "45.20" not in card.read_text()
+    assert "45.20" not in (root / "docs/pages/zoo/glow-mnist5k.md").read_text()
     assert "fid_oracle_ancestral_t0.7" not in json.loads(
         (root / "zoo/nfzoo_zoo/index.json").read_text())["models"]["glow-mnist5k"]["metrics"]
 
@@ -228,14 +314,14 @@ def test_an_older_file_replaced_loses_its_recorded_command(tmp_path):
     hist.write_text(json.dumps(records[:10]))
     diffs, warnings = R.render(root, write=True)
     assert any("glow-mnist5k-history.json changed" in w for w in warnings)
-    table = dict(R.generated_blocks((root / "README.md").read_text()))["zoo-training"]
+    table = _block(root, ZOO_PAGE, "zoo-training")
     assert "| glow-mnist5k | " + f"{records[9]['test_bpd']:.4f} | 10 |" in table
     assert "`docs/results/glow-mnist5k-history.json` (no measured_by record)" in table
     shutil.copy2(FIXTURES / "glow-mnist5k-train.json", root / "docs/results/glow-mnist5k-train.json")
     _, warnings = R.render(root, write=True)
     assert not any("glow-mnist5k-history.json changed" in w for w in warnings)
     assert ("`docs/results/glow-mnist5k-history.json` (no measured_by record; the run's settings: "
-            "`docs/results/glow-mnist5k-train.json`)") in _block(root, "README.md", "zoo-training")
+            "`docs/results/glow-mnist5k-train.json`)") in _block(root, ZOO_PAGE, "zoo-training")
 
 
 def test_a_runs_train_json_gives_the_training_command(tmp_path):
@@ -245,7 +331,7 @@ def test_a_runs_train_json_gives_the_training_command(tmp_path):
     want = ("`nfzoo train glow --dataset mnist5k --epochs 95 --batch-size 64 --lr 0.002 --optimizer adam --warmup 200 "
             "--lr-schedule cosine --grad-clip 50.0 --seed 0 --precision fp32 --set levels=2 --set steps=4 --set "
             "hidden=64 --set preprocess=logit`")
-    assert want in dict(R.generated_blocks((root / "README.md").read_text()))["zoo-training"]
+    assert want in _block(root, ZOO_PAGE, "zoo-training")
     card = (root / "zoo/nfzoo_zoo/models/glow-mnist5k/README.md").read_text()
     assert f"1. Train (`docs/results/glow-mnist5k-train.json`):\n\n       {want.strip('`')}\n" in dict(
         R.generated_blocks(card))["recipe:glow-mnist5k"]
@@ -275,7 +361,7 @@ def test_the_shipped_bpd_is_the_last_step_of_the_chain(tmp_path):
     root = _chain_tree(tmp_path)
     diffs, warnings = R.render(root, write=True)
     assert diffs and not warnings and R.render(root, write=False)[0] == []
-    zoo = _block(root, "README.md", "zoo-training")
+    zoo = _block(root, ZOO_PAGE, "zoo-training")
     assert ("| glow-mnist5k | 1.5531 (fitted latent prior; 1.5810 with the N(0, I) prior) | 95 + 3 (fine-tune) | "
             "`docs/results/glow-mnist5k-history.json`, `docs/results/glow-mnist5k-finetune-history.json` |") in zoo
     assert ("| inverse-flow-mnist5k | 1.5987 (fitted latent prior; 1.6120 with the N(0, I) prior; clean images; "
@@ -307,12 +393,12 @@ def test_the_shipped_bpd_is_the_last_step_of_the_chain(tmp_path):
     config.pop("sampling", None)
     (root / "zoo/nfzoo_zoo/models/glow-mnist5k/config.json").write_text(json.dumps(config))
     R.render(root, write=True)
-    assert "| glow-mnist5k | 1.5810 | 95 + 3 (fine-tune) |" in _block(root, "README.md", "zoo-training")
+    assert "| glow-mnist5k | 1.5810 | 95 + 3 (fine-tune) |" in _block(root, ZOO_PAGE, "zoo-training")
     for f in ("glow-mnist5k-finetune-history.json", "glow-mnist5k-finetune-train.json"):
         (results / f).unlink()
     R.render(root, write=True)
     assert "| glow-mnist5k | 1.5864 | 95 | `docs/results/glow-mnist5k-history.json` |" in _block(
-        root, "README.md", "zoo-training")
+        root, ZOO_PAGE, "zoo-training")
     assert json.loads((root / "zoo/nfzoo_zoo/index.json").read_text())["models"]["glow-mnist5k"]["metrics"] \
         == {"test_bpd": 1.5864, "epochs": 95}
 
@@ -348,7 +434,7 @@ def test_the_recipe_is_the_chain_of_commands(tmp_path):
     assert recipe.index("1. Train (the run of `docs/results/glow-mnist5k-history.json`") < recipe.index(train) \
         < recipe.index("2. Fine-tune (`docs/results/glow-mnist5k-finetune-train.json`)") < recipe.index(finetune) \
         < recipe.index("3. Refit the latent prior (`docs/results/glow-mnist5k-refit.json`)") < recipe.index(refit)
-    zoo = _block(root, "README.md", "zoo-training")
+    zoo = _block(root, ZOO_PAGE, "zoo-training")
     assert f"- glow-mnist5k: train: `{train}`; then fine-tune: `{finetune}`; then refit the latent prior: `{refit}`" \
         in zoo
     inverse = _block(root, "zoo/nfzoo_zoo/models/inverse-flow-mnist5k/README.md", "recipe:inverse-flow-mnist5k")
@@ -372,7 +458,7 @@ def test_a_sample_file_is_checked_against_the_shipped_bpd(tmp_path, delta, refus
             R.render(root, write=False)
     else:
         R.render(root, write=True)
-        samples = _block(root, "README.md", "samples")
+        samples = _block(root, SAMPLES_PAGE, "samples")
         assert "| glow-mnist5k | ancestral (the default) | 0.7 | 30.80 +- 0.70 |" in samples
 
 
@@ -438,7 +524,7 @@ def test_the_zoo_table_gives_each_default_with_its_bpd(tmp_path):
     the most non-finite samples of any of its files; the real images of the same sample count below."""
     root = _chain_tree(tmp_path)
     R.render(root, write=True)
-    zoo = _block(root, "README.md", "zoo-defaults")
+    zoo = _block(root, SAMPLES_PAGE, "zoo-defaults")
     assert ("| glow-mnist5k | ancestral, T=0.7 | 30.80 +- 0.70 | 82.0% +- 1.0% | 0 / 3000 | 1.5531 (fitted latent "
             "prior; 1.5810 with the N(0, I) prior) | 3 / 3000 (ancestral-t1, of 2 file(s)) | "
             "`docs/results/samples/glow-mnist5k/ancestral-t0.7.json` |") in zoo
@@ -453,7 +539,7 @@ def test_the_zoo_table_gives_each_default_with_its_bpd(tmp_path):
     del config["sampling"]
     path.write_text(json.dumps(config))
     R.render(root, write=True)
-    zoo = _block(root, "README.md", "zoo-defaults")
+    zoo = _block(root, SAMPLES_PAGE, "zoo-defaults")
     assert "| inverse-flow-mnist5k |" not in zoo and "Measured, no default chosen yet: inverse-flow-mnist5k." in zoo
 
 
@@ -463,9 +549,9 @@ def test_before_the_chain_there_is_no_row(tmp_path):
     root = _copy_tree(tmp_path, before_chain=True)
     R.render(root, write=True)
     assert R.render(root, write=False)[0] == []
-    assert _block(root, "README.md", "zoo-defaults").strip().startswith("No zoo model has a measured default")
-    assert _block(root, "README.md", "samples").strip().startswith("No sample-quality result file")
-    assert "fine-tune: `" not in _block(root, "README.md", "zoo-training")     # no fine-tune command
+    assert _block(root, SAMPLES_PAGE, "zoo-defaults").strip().startswith("No zoo model has a measured default")
+    assert _block(root, SAMPLES_PAGE, "samples").strip().startswith("No sample-quality result file")
+    assert "fine-tune: `" not in _block(root, ZOO_PAGE, "zoo-training")     # no fine-tune command
 
 
 def test_sample_files_give_their_sampler_options_old_and_new():

@@ -107,7 +107,7 @@ class ExportedModel:
 
     # ------------------------------------------------------------------------------------ helpers
     def has(self, graph: str) -> bool:
-        """Whether the graph was exported (else manifest["not_exported"][graph] says why)."""
+        """Whether the graph was exported (else `manifest["not_exported"][graph]` says why)."""
         return graph in self.sessions
 
     def _session(self, graph: str):

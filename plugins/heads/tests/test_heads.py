@@ -370,15 +370,17 @@ def test_plugins_lists_the_heads(runner, app):
     assert r.exit_code == 2 and "cnn-a" in r.output
 
 
-def test_the_readme_example_runs():
+def test_the_guides_example_runs(tmp_path, monkeypatch):
+    """The Python block of the applications guide (docs/pages/guides/heads.md; tests/test_guides.py runs the
+    whole page too), and what its comments promise."""
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    start = text.index("In Python (runnable as is")
-    block = text[text.index("```python", start) + len("```python"):]
+    text = (Path(__file__).resolve().parents[3] / "docs" / "pages" / "guides" / "heads.md").read_text()
+    block = text[text.index("```python") + len("```python"):]
     block = block[:block.index("```")]
     scope = {}
-    exec(compile(block, "README.md heads example", "exec"), scope)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "heads guide example", "exec"), scope)
     assert scope["path"].shape == (6, 1, 28, 28) and len(scope["records"]) == 8
     assert scope["images"].shape == (20, 1, 28, 28) and scope["classes"].tolist() == sorted(scope["classes"].tolist())
 

@@ -1,5 +1,7 @@
-"""Every published number from the file that measured it: render the generated blocks of README.md and of the
-zoo's model cards, and the metrics of zoo/nfzoo_zoo/index.json, from the result files under docs/results.
+"""Every published number from the file that measured it: render the generated blocks of README.md, of the
+zoo's model cards and of the documentation site's pages (docs/pages), the site's generated pages (one per zoo
+model, from its card) and the copies they show, and the metrics of zoo/nfzoo_zoo/index.json, from the result
+files under docs/results.
 
     .venv/bin/python zoo/tools/render_docs.py            # rewrite whatever differs from the files
     .venv/bin/python zoo/tools/render_docs.py --check    # change nothing; exit 1 with a unified diff if stale
@@ -43,10 +45,17 @@ default, and the README's zoo table gives each model's default setting beside it
 comes from docs/results/MODEL-classify.json (`nfzoo eval MODEL --dataset mnist5k --task classify --out
 FILE`) when present. tests/test_generated_docs.py runs --check.
 
+The site (mkdocs, `docs_dir: docs/pages`; site.py): a page of docs/pages has its blocks rendered in place as
+README.md has, with the blocks' links made the page's (a link out of docs/pages would fail `mkdocs build
+--strict`: a picture or Markdown file of docs/results becomes a link to its copy under docs/pages/results/files,
+anything else its repository path in code); docs/pages/zoo/MODEL.md is generated whole from the model's
+rendered card; a stale generated page or copy is removed. Only a tree with a docs/pages folder has a site.
+
 The modules: knowledge (models.json), results (the files, markers, formatting), chain (a model's chain of
 steps), samples (sample-quality files), registry (the blocks), blocks_* (one per family of blocks: zoo,
 samples, glem, diffusion, heads, speed, papers), metrics (the index's metrics, the cards' model-index),
-documents (README, cards, index, zoo.csv), cli (the command line).
+site (the site's pages, links and copies), documents (README, cards, pages, index, zoo.csv), cli (the command
+line).
 """
 from .registry import BLOCKS, NEEDS_MODEL, block, load_blocks, render_block
 
@@ -127,6 +136,7 @@ from .samples import (  # noqa: E402
                     sampler_label,
                     sampling_default,
 )
+from .site import FILES, GENERATED_PAGE, PAGES, broken_links, is_generated, page_documents, site_links  # noqa: E402
 
 __all__ = [
     # the registry and the command line
@@ -145,4 +155,6 @@ __all__ = [
     "history_rel", "last_tested", "legacy_command", "legacy_glem_eval", "noise_note", "noise_sigma", "recipe",
     "refit_rel", "shipped", "train_command", "train_rel", "zoo_config", "SAMPLE_KEYS", "accuracy_file",
     "default_line", "reference_files", "sample_summary", "sampler_label", "sampling_default",
+    # the site
+    "FILES", "GENERATED_PAGE", "PAGES", "broken_links", "is_generated", "page_documents", "site_links",
 ]

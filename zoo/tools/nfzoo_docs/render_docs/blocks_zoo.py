@@ -1,5 +1,6 @@
-"""The zoo models' training, from their chain of recorded steps: the README's zoo table (zoo-training) and a
-card's training, recipe, bound and trajectory blocks; glow-lr-schedule (a training-schedule study)."""
+"""The zoo models' training, from their chain of recorded steps: the zoo's training table (zoo-training) and a
+card's training, recipe, bound and trajectory blocks; glow-lr-schedule (a training-schedule study); the README's
+short zoo table (zoo-headline) and the site's list of the zoo (zoo-pages)."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -12,13 +13,15 @@ from .chain import (
     is_bound,
     last_tested,
     noise_note,
+    noise_sigma,
     recipe,
     refit_rel,
     shipped,
 )
-from .knowledge import block_config, in_order, model_data
+from .knowledge import block_config, has_mixture, in_order, model_data
 from .registry import block
-from .results import RESULTS, Results, num, pm, rel_results, table
+from .results import RESULTS, TOOL, Results, num, pm, rel_results, table
+from .samples import sample_summary, sampler_label, sampling_default
 
 
 @block("zoo-training")
@@ -183,3 +186,65 @@ def b_glow_lr(res: Results, arg: Optional[str], index: Dict[str, Any]) -> List[s
              f"{last_tested(list(zoo.values()))['test_bpd']:.4f} (epoch {max(zoo)})"]]
     return table(["learning rate", "epoch", "test bpd at that epoch", "final"], rows) + res.sources(
         [const_rel, zoo_rel])
+
+
+def _page_link(res: Results, name: str) -> str:
+    """The model's name, linked to its page of the site (docs/pages/zoo/NAME.md) when it has a card."""
+    card = res.root / "zoo" / "nfzoo_zoo" / "models" / name / "README.md"
+    return f"[{name}](docs/pages/zoo/{name}.md)" if card.is_file() else name
+
+
+@block("zoo-headline")
+def b_zoo_headline(res: Results, arg: Optional[str], index: Dict[str, Any]) -> List[str]:
+    """The README's short zoo table: each trained model's test bpd and, at its default sampling setting, its FID
+    and recognisable share (the zoo-training and zoo-defaults blocks have the long form and every file)."""
+    rows, others, noisy, bound, mixture = [], [], [], False, False
+    for name in in_order(index):
+        e = index[name]
+        if e.get("kind", "flow") != "flow" or not res.exists(history_rel(name)):
+            others.append(f"{name} ({e.get('kind', 'flow')}, {e.get('status', '-')})")
+            continue
+        if is_bound(name):
+            bpd, bound = f"<= {pm(bound_doc(res, name)[0], 3)}", True
+        else:
+            bpd = f"{shipped(res, name)['bpd']:.4f}"
+            mixture |= has_mixture(name)
+        sampling, rel = sampling_default(res, name)
+        setting, fid, recog = "-", "-", "-"
+        if noise_sigma(res, name) > 0:
+            bpd += " (clean images)"
+            noisy.append(f"{name} ({noise_sigma(res, name):g})")
+        if rel:
+            s = sample_summary(res, rel)
+            opts = sampling.get("options") or {}
+            label = sampler_label({"sampler": sampling.get("sampler"), **opts, "sampler_options": ",".join(opts)})
+            setting = f"{label}, T={float(sampling.get('temperature', 1.0)):g} ({s['per_seed']} x {len(s['seeds'])})"
+            fid, recog = pm(s["summary"]["fid"], 2), pm(s["summary"].get("recognisable"), 1, True)
+        rows.append([_page_link(res, name), e.get("architecture", "-"), bpd, setting, fid, recog])
+    out = table(["model", "architecture", "test bpd", "default sampling (samples x seeds)", "FID", "recognisable"],
+                rows)
+    notes = ["Test bpd on the 1000 mnist5k test images, of the weights that ship"]
+    if bound:
+        notes.append("\"<=\": a diffusion model's upper bound, mean +- sd over seeds")
+    if mixture:
+        notes.append("GLEM's is that of p(x given y)")
+    if noisy:
+        notes.append(f"{', '.join(noisy)}: trained on images + gaussian noise of that sigma, measured on the "
+                     "clean images")
+    out += [""] + [n + (";" if i < len(notes) - 1 else ".") for i, n in enumerate(notes)]
+    out += ["FID (oracle-mnist5k features, against the test images) and the share of samples the oracle "
+            "recognises: mean +- sd over seeds, at the model's default setting."]
+    if others:
+        out += ["", "Also in the zoo: " + ", ".join(others) + "."]
+    return out + ["", "Each number's result files: the model's page and the `sources` column of "
+                  "`docs/results/zoo.csv`, rendered from the same files."]
+
+
+@block("zoo-pages")
+def b_zoo_pages(res: Results, arg: Optional[str], index: Dict[str, Any]) -> List[str]:
+    """Every entry of the zoo's index, linked to its page: architecture, data set, status, description."""
+    rows = [[_page_link(res, name), index[name].get("architecture", "-"), index[name].get("dataset", "-"),
+             index[name].get("status", "-"), index[name].get("description", "")] for name in in_order(index)]
+    return table(["model", "architecture", "data set", "status", "description"], rows) + [
+        "", "From `zoo/nfzoo_zoo/index.json`: the numbers of its descriptions are rendered from the result files "
+        f"by `{TOOL}`, as the pages' are."]

@@ -1,5 +1,6 @@
-"""The documents: README.md and the zoo's cards (their generated blocks), zoo/nfzoo_zoo/index.json (its entries'
-metrics, descriptions and card pins) and docs/results/zoo.csv, rendered all or nothing."""
+"""The documents: README.md, the zoo's cards and the documentation site's pages (their generated blocks; site.py:
+the pages generated whole and the copies they link to), zoo/nfzoo_zoo/index.json (its entries' metrics,
+descriptions and card pins) and docs/results/zoo.csv, rendered all or nothing."""
 from __future__ import annotations
 
 import difflib
@@ -16,6 +17,7 @@ from nfzoo.constants import CARD_NAME
 from nfzoo.safeio import atomic_write_bytes, atomic_write_json
 
 from .. import REPO
+from . import site
 from .chain import bound_doc, bpd_cell, exact_bpd, history_rel, is_bound
 from .knowledge import in_order
 from .metrics import describe, model_index, model_metrics
@@ -38,9 +40,13 @@ def update_index() -> ModuleType:
 
 
 def render_text(res: Results, text: str, where: str, index: Dict[str, Any]) -> str:
-    """The text with every generated block rendered again."""
+    """The text with every generated block rendered again (on a page of the site, `where` under docs/pages, with
+the blocks' links made the page's: site.site_links)."""
     def md(m: re.Match) -> str:
-        return m.group(1) + "\n" + "\n".join(render_block(res, m.group("id"), where, index)) + "\n\n" + m.group(4)
+        body = "\n".join(render_block(res, m.group("id"), where, index))
+        if where.startswith(site.PAGES + "/"):
+            body = site.site_links(res.root, body, where)
+        return m.group(1) + "\n" + body + "\n\n" + m.group(4)
 
     def yaml(m: re.Match) -> str:
         return m.group(1) + "\n".join(model_index(res, m.group("id").split(":", 1)[1], index)) + "\n" + m.group(4)
@@ -52,8 +58,9 @@ def _diff(old: str, new: str, path: str) -> str:
 
 
 def render(root: Path = ROOT, write: bool = True) -> Tuple[List[str], List[str]]:
-    """Render README.md, the zoo cards and the index's metrics under `root` from its docs/results. With
-    write=True the files that differ are rewritten (cards first, then their pins); with write=False nothing
+    """Render README.md, the zoo cards, the index's metrics and (when the tree has docs/pages) the site's pages
+    under `root` from its docs/results. With write=True the files that differ are rewritten (cards first, then
+    their pins, then the pages and copies; stale generated pages and copies removed); with write=False nothing
     is written. All or nothing: every text and the index are rendered before anything is written, so a
     RenderError leaves every file as it was (a card rewritten without its pin would not load). Returns
     (unified diffs of what differed, warnings)."""
@@ -61,20 +68,20 @@ def render(root: Path = ROOT, write: bool = True) -> Tuple[List[str], List[str]]
     res = Results(root)
     index_path = root / "zoo" / "nfzoo_zoo" / "index.json"
     index_doc = json.loads(index_path.read_text())
-    models = index_doc.get("models", {})
     diffs: List[str] = []
-    docs = [root / "README.md"] + sorted((root / "zoo" / "nfzoo_zoo" / "models").glob(f"*/{CARD_NAME}"))
-    rendered = {}
-    for path in docs:
-        old = path.read_text()
-        new = render_text(res, old, path.relative_to(root).as_posix(), models)
-        if new != old:
-            diffs.append(_diff(old, new, path.relative_to(root).as_posix()))
-            rendered[path] = new
+    cards = sorted((root / "zoo" / "nfzoo_zoo" / "models").glob(f"*/{CARD_NAME}"))
+    pages = site.page_documents(root) if site.has_site(root) else []
     new_index = json.loads(json.dumps(index_doc))
     for name, entry in new_index.get("models", {}).items():
         entry["metrics"] = model_metrics(res, name, entry)
         entry["description"] = describe(entry.get("description"), entry["metrics"])
+    rendered, texts = {}, {}
+    for path in [root / "README.md"] + cards + pages:     # with the index's new metrics and descriptions
+        old = path.read_text()
+        new = texts[path] = render_text(res, old, path.relative_to(root).as_posix(), new_index.get("models", {}))
+        if new != old:
+            diffs.append(_diff(old, new, path.relative_to(root).as_posix()))
+            rendered[path] = new
     if write:
         for path, new in rendered.items():
             atomic_write_bytes(path, new.encode())
@@ -91,7 +98,34 @@ def render(root: Path = ROOT, write: bool = True) -> Tuple[List[str], List[str]]
                            "zoo/nfzoo_zoo/index.json"))
         if write:
             atomic_write_json(index_path, new_index)
+    if site.has_site(root):
+        diffs += _site(root, {p.relative_to(root).as_posix(): texts[p] for p in pages},
+                       {p.parent.name: texts[p] for p in cards}, write)
     return diffs, res.warnings
+
+
+def _site(root: Path, pages: Dict[str, str], cards: Dict[str, str], write: bool) -> List[str]:
+    """The site's generated pages and copies (site.generated; rendered before anything of the site is
+    written): the diffs of those that differ, are missing or are stale, and with `write` the files
+    rewritten or removed."""
+    files, stale = site.generated(root, pages, cards)
+    diffs, changed = [], {}
+    for rel, new in files.items():
+        old = site.old_content(root, rel, new)
+        if old == new:
+            continue
+        changed[rel] = new
+        diffs.append(f"Binary files a/{rel} and b/{rel} differ\n" if isinstance(new, bytes)
+                     else _diff(old or "", new, rel))
+    for rel in stale:
+        diffs.append(f"{rel}: generated, but nothing generates it any more (removed when rendered)\n")
+    if write:
+        for rel, new in changed.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(root / rel, new if isinstance(new, bytes) else new.encode())
+        for rel in stale:
+            (root / rel).unlink()
+    return diffs
 
 
 ZOO_CSV = f"{RESULTS}/zoo.csv"
