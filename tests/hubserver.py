@@ -10,6 +10,7 @@ Routes (the subset of the Hub's API that download and upload use):
     HEAD/GET /<repo>/resolve/<rev>/<path>         X-Repo-Commit, ETag ("<sha256>"), Content-Length, Range
     GET  /api/models/<repo>[/revision/<rev>]      {"id", "sha", "siblings": [{"rfilename"}]}
     GET  /api/models/<repo>/tree/<rev>[/<path>]   [{"type": "file", "path", "size", "oid"}]
+    /api/datasets/... and /datasets/<repo>/...     the same routes for dataset repos (one namespace with models)
     POST /api/repos/create                        {"url"}, 409 if it exists
     POST /api/validate-yaml                       {"errors": [], "warnings": []}
     POST /api/models/<repo>/preupload/<rev>       every file "regular" (no LFS)
@@ -162,6 +163,8 @@ class HubServer:
             return h.reply(self.fail_status, {"error": f"test hub answers {self.fail_status}"})
         parts = [unquote(p) for p in url.path.split("/")[1:]]
         query = parse_qs(url.query)
+        if parts[:2] == ["api", "datasets"] or parts[:1] == ["datasets"]:   # dataset repos share the namespace
+            parts = (["api", "models"] + parts[2:]) if parts[0] == "api" else parts[1:]
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
             repo_id, rest = f"{parts[2]}/{parts[3]}", parts[4:]
             if method == "GET" and not rest:

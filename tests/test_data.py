@@ -44,12 +44,12 @@ def test_image_folder(tmp_path):
         (tmp_path / cls).mkdir()
         for i in range(2):
             Image.new("L", (8, 8), color=40 * i).save(tmp_path / cls / f"{i}.png")
-    ds = load_dataset(f"folder:{tmp_path}")
+    ds = load_dataset(f"folder:{tmp_path}", "all")     # both splits (tests/test_data_folder.py: the split)
     assert len(ds) == 4 and ds.num_classes == 2
     assert ds.image_shape == (1, 8, 8) and ds[0][0].shape == (1, 8, 8)    # grayscale stays 1 channel
     (tmp_path / "c").mkdir()
     Image.new("RGB", (8, 8), color=(200, 10, 10)).save(tmp_path / "c" / "0.png")
-    assert load_dataset(f"folder:{tmp_path}")[4][0].shape == (3, 8, 8)
+    assert load_dataset(f"folder:{tmp_path}", "all")[4][0].shape == (3, 8, 8)
     with pytest.raises(DatasetUnavailableError):
         load_dataset(f"folder:{tmp_path / 'nope'}")
 

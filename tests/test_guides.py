@@ -58,7 +58,12 @@ EXPECTED: Dict[str, List[str]] = {
     "guides/train.md": ["nfzoo train glow --dataset digits --epochs 1 --set levels=2 --set steps=1 --set hidden=8 "
                         "--out runs/glow-digits", "runs/glow-digits/", "from pathlib import Path",
                         "nfzoo train glow --dataset folder:my-images --epochs 1 --set levels=2 --set steps=1 "
-                        "--set hidden=8 --out runs/glow-mine", "nfzoo list",
+                        "--set hidden=8 --out runs/glow-mine",
+                        "nfzoo train glow --dataset folder:my-images --image-size 6 --set test_fraction=0.2 --epochs 1 "
+                        "--set levels=1 --set steps=1 --set hidden=8 --out runs/glow-mine-6",
+                        "import datasets",
+                        "nfzoo train glow --dataset hf:me/my-digits --epochs 1 --set levels=2 --set steps=1 --set "
+                        "hidden=8 --out runs/glow-hf", "nfzoo list",
                         "nfzoo train glow --dataset digits --epochs 1 --set levels=2 --set steps=1 --set hidden=8 "
                         "--init ./runs/glow-digits --lr 5e-4 --out runs/glow-ft",
                         "# digits-recipe.yaml", "nfzoo train --recipe digits-recipe.yaml --out runs/digits-recipe"],
@@ -67,7 +72,9 @@ EXPECTED: Dict[str, List[str]] = {
                        "nfzoo train glow --dataset digits --epochs 2 --set levels=2 --set steps=1 --set hidden=8 "
                        "--ema 0.99 --swa-epochs 2 --out runs/glow-avg", "import json",
                        "nfzoo train glow --dataset digits --epochs 1 --set levels=2 --set steps=1 --set hidden=8 "
-                       "--log tensorboard --out runs/glow-tb"],
+                       "--log tensorboard --out runs/glow-tb",
+                       "nfzoo train glow --dataset digits --epochs 1 --set levels=2 --set steps=1 --set hidden=8 "
+                       "--batch-size 64 --accumulate 4 --workers 0 --out runs/glow-acc"],
     "guides/distributed.md": ["nfzoo train glow --dataset digits --epochs 1 --set levels=2 --set steps=1 "
                               "--set hidden=8 --nproc 2 --out runs/glow2", "# 8 GPUs of one node"],
     "guides/evaluate.md": ["nfzoo eval glow-mnist5k --dataset mnist5k --samples 100 --seeds 2 --out glow-eval.json",
@@ -244,7 +251,7 @@ def test_page_runs(page, tmp_path, monkeypatch, runner, app, request):
     cwd = tmp_path / "work"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    if page == "guides/hub.md":
+    if page in ("guides/hub.md", "guides/train.md"):    # they publish (a model, a dataset) and pull
         request.getfixturevalue("hub")                      # HF_ENDPOINT: the loopback Hub, an empty cache
     else:
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -278,7 +285,7 @@ def _getting_started(cwd: Path, request) -> None:
 
 
 def _train(cwd: Path, request) -> None:
-    for run in ("glow-digits", "glow-mine", "glow-ft", "glow-refit", "digits-recipe"):
+    for run in ("glow-hf", "glow-digits", "glow-mine", "glow-ft", "glow-refit", "digits-recipe"):
         assert (cwd / "runs" / run / "model.safetensors").is_file(), run
     assert (cwd / "runs" / "glow-refit" / "refit.json").is_file()
     assert (cwd / "runs" / "digits-recipe" / "recipe.yaml").is_file()

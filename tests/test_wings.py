@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "core" / "nfzoo"
-WINGS = ("flows", "registry", "loading", "hub", "training", "evaluation", "export")
+WINGS = ("flows", "registry", "loading", "hub", "training", "evaluation", "export", "data")
 QUESTIONS = {                            # a newcomer's question -> the folder that answers it, and what is there
     "where is a pretrained model loaded": ("loading", "sources.py"),
     "where is the training loop": ("training", "trainer.py"),

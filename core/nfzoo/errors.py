@@ -55,6 +55,11 @@ class DatasetUnavailableError(UsageError):
     """A data set that is not present on this machine and cannot be downloaded now."""
 
 
+class DataError(UsageError):
+    """A data set's files that cannot be trained on (a corrupt or truncated image, images of different sizes,
+    no images to hold out), found by the scan before training; the message names the file (exit code 2)."""
+
+
 class PluginConflictError(NfzooError):
     """Two plugins registered the same name."""
 

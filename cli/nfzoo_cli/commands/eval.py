@@ -116,7 +116,17 @@ def eval_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="pretrain
         pipe = SamplingPipeline(m, sampler, temperature, sampler_options(m, steps, eta, sampler_opts, sampler),
                                 name=model)
         temperature = pipe.temperature
-    ds = load_dataset(dataset, split, data_root)
+    if dataset.startswith("folder:"):   # the folder's images made to the model's channels and size
+        from pathlib import Path
+
+        from nfzoo.data import load_folder_for_shape
+        from nfzoo.training.config import load_train_config
+
+        run = Path(model)        # a training run on this folder: its data options (the same held-out images)
+        data = load_train_config(run).data if (run / "train.json").is_file() else {}
+        ds = load_folder_for_shape(dataset[len("folder:"):], split, m.image_shape, **data)
+    else:
+        ds = load_dataset(dataset, split, data_root)
     if tuple(ds.image_shape) != m.image_shape:
         raise ConfigError(f"{model} takes images of shape {list(m.image_shape)} but {dataset} has "
                           f"{list(ds.image_shape)}")

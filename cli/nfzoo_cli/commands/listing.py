@@ -10,9 +10,14 @@ from ..toolkit import err, out, print_json
 
 def list_cmd(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'glow*'"),
              pretrained: bool = typer.Option(False, "--pretrained", help="list pretrained models"),
+             datasets: bool = typer.Option(False, "--datasets", help="list data sets (built-in, folder:/hf: "
+                                           "forms, plugins') with their shapes and splits"),
              json_: bool = typer.Option(False, "--json", help="print JSON")):
-    """List architectures (or pretrained models) matching PATTERN."""
+    """List architectures (or pretrained models, or data sets) matching PATTERN."""
     from nfzoo.registry.plugins import get_registry
+
+    if datasets:
+        return _list_datasets(pattern, pretrained, json_)
 
     kind = "pretrained" if pretrained else "architectures"
     entries = get_registry().list(kind, pattern)
@@ -43,6 +48,33 @@ def list_cmd(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'glo
         table.add_row(*row, e.plugin, e.description)
     out.print(table)
     if not entries:
+        err.print(f"nothing matches {pattern!r}")
+
+
+def _list_datasets(pattern: str, pretrained: bool, json_: bool) -> None:
+    import fnmatch
+
+    from nfzoo.data import dataset_catalog
+    from nfzoo.errors import UsageError
+
+    if pretrained:
+        raise UsageError("--datasets and --pretrained each choose what to list: give one")
+    rows = [r for r in dataset_catalog() if fnmatch.fnmatch(r["name"], pattern)]
+    if json_:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="data sets", title_justify="left")
+    for col in ("name", "kind", "shape", "classes", "splits", "plugin", "description"):
+        table.add_column(col, style="bold" if col == "name" else None)
+    for r in rows:
+        shape = "x".join(map(str, r["shape"])) if isinstance(r["shape"], list) else str(r["shape"] or "")
+        splits = ", ".join(r["splits"]) if isinstance(r["splits"], list) else str(r["splits"])
+        table.add_row(r["name"], r["kind"], shape, str(r["classes"] if r["classes"] is not None else "-"), splits,
+                      r["plugin"], r["description"])
+    out.print(table)
+    if not rows:
         err.print(f"nothing matches {pattern!r}")
 
 

@@ -132,9 +132,17 @@ def train_cmd(ctx: typer.Context, arch: Optional[str] = typer.Argument(None, hel
               seed: Optional[int] = seed_option(None, "random seed [0]"),
               data_root: Optional[str] = typer.Option(None, "--data-root", help="torchvision data folder"),
               download: bool = typer.Option(False, "--download", help="let torchvision download data"),
+              image_size: Optional[int] = typer.Option(None, "--image-size", min=1, max=4096, help="folder data "
+                                                       "sets: resize the shorter side to N, then center-crop N x N "
+                                                       "(also --set channels=1|3, --set test_fraction=0.2)"),
               device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto [cpu]"),
-              precision: Optional[str] = typer.Option(None, "--precision",
-                                                      help="fp32 or bf16 (CUDA autocast of the nets) [fp32]"),
+              precision: Optional[str] = typer.Option(None, "--precision", help="fp32, bf16 or fp16 (CUDA "
+                                                      "autocast of the nets; fp16 with a gradient scaler) [fp32]"),
+              workers: Optional[int] = typer.Option(None, "--workers", min=0, max=256, help="processes reading "
+                                                    "a file data set's images (0: the main one) [CPUs - 1, <= 8]"),
+              accumulate: Optional[int] = typer.Option(None, "--accumulate", min=1, max=MAX_BATCH, help="run each "
+                                                       "batch as K micro-batches, one optimizer step (gradient "
+                                                       "accumulation; K divides --batch-size) [1]"),
               nproc: int = typer.Option(1, "--nproc", min=1, max=MAX_NPROC, help="processes on this host "
                                         "(launches torchrun; --batch-size stays the global batch)"),
               json_: bool = typer.Option(False, "--json", help="print the result document as JSON")):
@@ -149,9 +157,19 @@ def train_cmd(ctx: typer.Context, arch: Optional[str] = typer.Argument(None, hel
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
              "warmup_steps": warmup, "lr_schedule": lr_schedule, "grad_clip": grad_clip,
              "checkpoint_every": checkpoint_every, "seed": seed, "data_root": data_root, "device": device,
-             "precision": precision, "init_from": init_from, "ema": ema, "swa_epochs": swa_epochs}
+             "precision": precision, "init_from": init_from, "ema": ema, "swa_epochs": swa_epochs,
+             "workers": workers, "accumulate": accumulate}
     given = {k: v for k, v in given.items() if v is not None}
     model_cfg = parse_sets(sets)
+    # --set image_size / channels / test_fraction (folders), image_column / label_column / streaming (hf:): data
+    from nfzoo.data import DATA_OPTIONS as HF_OPTIONS
+    from nfzoo.data import FOLDER_OPTIONS
+
+    data_opts = {k: model_cfg.pop(k) for k in (*FOLDER_OPTIONS, *HF_OPTIONS) if k in model_cfg}
+    if image_size is not None:
+        data_opts["image_size"] = image_size
+    if data_opts:
+        given["data"] = data_opts
     if recipe is not None:
         return _train_recipe(ctx, recipe, arch, dataset, given, model_cfg, download, compile_, preset, out_dir,
                              resume, nproc, log, json_)
@@ -172,11 +190,12 @@ def train_cmd(ctx: typer.Context, arch: Optional[str] = typer.Argument(None, hel
         cfg = load_train_config(out_dir)
         if cfg.arch != arch or cfg.dataset != dataset:
             fail(f"--resume: {out_dir} trains {cfg.arch} on {cfg.dataset}, not {arch} on {dataset}")
-        changed = {k for k, v in given.items() if k != "epochs" and getattr(cfg, k) != v}
+        changed = {k for k, v in given.items() if k not in ("epochs", "workers") and getattr(cfg, k) != v}
         cfg.compile = compile_       # how the step runs, not what it computes: may change on --resume
+        cfg.workers = workers if workers is not None else cfg.workers   # so may the readers of the images
         if changed or (model_cfg and any(cfg.model.get(k) != v for k, v in model_cfg.items())):
-            fail(f"--resume continues the run as it was set up; only --epochs may change, besides --compile and "
-                 f"--log (differs: {', '.join(sorted(changed | set(model_cfg))) or 'model config'})")
+            fail(f"--resume continues the run as it was set up; only --epochs may change, besides --compile, "
+                 f"--workers and --log (differs: {', '.join(sorted(changed | set(model_cfg))) or 'model config'})")
         if epochs is not None:
             cfg.epochs = epochs
     else:

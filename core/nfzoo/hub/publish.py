@@ -47,6 +47,10 @@ def run_info(directory: os.PathLike) -> Dict[str, Any]:
         train = read_json(d / "train.json", "training settings")
         settings = train.get("train") if isinstance(train, dict) else None
         info["dataset"] = settings.get("dataset") if isinstance(settings, dict) else None
+        if isinstance(train, dict) and isinstance(train.get("data"), dict):   # the held-out images (folders)
+            from nfzoo.data.folder import split_summary
+
+            info["data_split"] = split_summary(train["data"])
     if (d / "history.json").is_file():
         history = read_json(d / "history.json", "training history")
         if not isinstance(history, list):     # found by tests/test_fuzz.py (a TypeError before)
@@ -243,6 +247,8 @@ def model_card(name: str, info: Dict[str, Any], repo_id: Optional[str] = None,
     desc = info.get("description") or (f"A `{arch}` normalizing flow" + (f" trained on `{ds}`" if ds else "")
                                        + " with nfzoo.")
     lines += [str(desc), ""]
+    if info.get("data_split"):
+        lines += [f"Data `{ds}`: {info['data_split']}.", ""]
     if info.get("paper"):
         lines += [f"Paper: {info['paper']}", ""]
     ident = f"hf-hub:{repo_id}" if repo_id else name

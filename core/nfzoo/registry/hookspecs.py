@@ -36,6 +36,15 @@ def register_architectures(register):
 
 
 @hookspec
+def register_datasets(register):
+    """Register data sets by name: `register(name, "module:loader", shape=(C, H, W), classes=N or None,
+    splits=("train", "test"), description=...)`. `loader(split, **options)` returns a torch Dataset of
+    (image, label), images as floats in [0, 1] of shape (C, H, W); options come from the training config's
+    data options. `nfzoo.data.load_dataset(name)` and `nfzoo train --dataset NAME` find it; `nfzoo list
+    --datasets` lists it. A name must not start with `folder:` or `hf:` nor be a built-in data set's."""
+
+
+@hookspec
 def register_pretrained(register):
     """Register pretrained model entries (zoo pins)."""
 

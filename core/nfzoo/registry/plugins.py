@@ -21,10 +21,11 @@ from nfzoo.registry import hookspecs
 
 ENTRY_POINT_GROUP = "nfzoo"
 ALLOW_ENV = "NFZOO_LOAD_PLUGINS"
-KINDS = ("bijectors", "priors", "samplers", "architectures", "pretrained", "heads", "eval_tasks", "benchmarks")
+KINDS = ("bijectors", "priors", "samplers", "architectures", "pretrained", "heads", "eval_tasks", "benchmarks",
+         "datasets")
 SINGULAR = {"bijectors": "bijector", "priors": "prior", "samplers": "sampler",
             "architectures": "architecture", "pretrained": "pretrained model", "heads": "head",
-            "eval_tasks": "eval task", "benchmarks": "benchmark"}
+            "eval_tasks": "eval task", "benchmarks": "benchmark", "datasets": "data set"}
 
 
 @dataclass

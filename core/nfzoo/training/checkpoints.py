@@ -3,15 +3,17 @@ only once every file checks out.
 
 A checkpoint folder holds model.safetensors (the model's state dict), state.safetensors (the optimizer's
 tensors as `state.<param id>.<name>`, the random generators' states as `rng.<name>`), state.json (the
-position, the history, the optimizer's other values, the settings), for a run that averages its weights
-(nfzoo.training.averaging) ema.safetensors / swa.safetensors (each average's state dict: `module.<name>` and
-`n_averaged`), and manifest.json (the sha256 of each of those files). It is written under a temporary
-name and renamed into place once complete; the last KEEP_CHECKPOINTS are kept. A checkpoint loads only if
-its manifest lists every file with a matching sha256 (verify_checkpoint), its state.json is well-formed
+position, the history, the optimizer's other values, the settings; an fp16 run's GradScaler state as
+"scaler"), for a run that averages its weights (nfzoo.training.averaging) ema.safetensors /
+swa.safetensors (each average's state dict: `module.<name>` and `n_averaged`), and manifest.json (the
+sha256 of each of those files). It is written under a temporary name and renamed into place once complete;
+the last KEEP_CHECKPOINTS are kept. A checkpoint loads only if its manifest lists every file with a
+matching sha256 (verify_checkpoint), its state.json is well-formed
 (check_state), and its weights fit the model.
 """
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from pathlib import Path
@@ -28,6 +30,8 @@ KEEP_CHECKPOINTS = 2
 CHECKPOINT_FILES = ("model.safetensors", "state.safetensors", "state.json")
 AVERAGE_FILES = {"ema": "ema.safetensors", "swa": "swa.safetensors"}
 """The file of each weight average (nfzoo.training.averaging) in a checkpoint of a run that keeps it."""
+SCALER_KEYS = {"scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"}
+"""The keys of an fp16 run's GradScaler state in state.json ("scaler")."""
 
 
 def optimizer_to_tensors(opt: torch.optim.Optimizer) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
@@ -122,6 +126,12 @@ def check_state(meta: Any, source: str) -> Dict[str, Any]:
         pid, _, name = key.partition(".")
         if not (pid.isdigit() and name):
             raise bad(f"optimizer.scalars.{key}", "keyed \"<param id>.<name>\"", key)
+    if "scaler" in meta:   # an fp16 run's GradScaler state (torch.amp.GradScaler.state_dict: numbers)
+        sc = meta["scaler"]
+        if not (isinstance(sc, dict) and set(sc) <= SCALER_KEYS and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                for v in sc.values())):
+            raise bad("scaler", f"an object of numbers >= 0 keyed {sorted(SCALER_KEYS)}", sc)
     return meta
 
 

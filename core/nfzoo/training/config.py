@@ -35,12 +35,16 @@ class TrainConfig:
     data_root: Optional[str] = None
     download: bool = False
     device: str = "cpu"              # cpu | cuda | auto (one GPU per process under torchrun)
-    precision: str = "fp32"          # fp32 | bf16 (CUDA: the coupling nets under bf16 autocast)
+    precision: str = "fp32"          # fp32 | bf16 | fp16 (CUDA: the nets under autocast; fp16: GradScaler)
     model: Dict[str, Any] = field(default_factory=dict)  # architecture config (`--set KEY=VALUE`)
+    data: Dict[str, Any] = field(default_factory=dict)   # data options (folder: image_size, channels, test_fraction;
+    #                                                      hf: image_column, label_column, streaming)
     init_from: Optional[str] = None  # start from this pretrained model's weights (same architecture, shapes)
     ema: Optional[float] = None      # EMA decay in (0, 1) of the weights after every step (None: no EMA)
     swa_epochs: int = 0              # SWA: average the weights at the end of the last K epochs (0: no SWA)
     compile: bool = False            # torch.compile the training forward (nfzoo.flows.compiling; eager if it cannot)
+    workers: Optional[int] = None    # image-reading processes (0: the main one; None: default_workers())
+    accumulate: int = 1              # micro-batches per batch (gradient accumulation); batch_size divisible by it
 
     def validate(self) -> None:
         """Types and ranges of every setting; a bad one raises UsageError naming its option (`.key` is the
@@ -48,7 +52,7 @@ class TrainConfig:
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name))
         for key, lo in (("epochs", 1), ("batch_size", 1), ("warmup_steps", 0), ("checkpoint_every", 0),
-                        ("init_batch", 1), ("eval_batch", 1), ("eval_every", 1)):
+                        ("init_batch", 1), ("eval_batch", 1), ("eval_every", 1), ("accumulate", 1)):
             v = getattr(self, key)
             if v < lo or v > MAX_COUNT:
                 raise _field_error(key, f"must be an integer in [{lo}, {MAX_COUNT}], got {v}")
@@ -66,12 +70,19 @@ class TrainConfig:
             raise _field_error("grad_clip", f"must be a finite number >= 0 (0: no clipping), got {self.grad_clip}")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise _field_error("weight_decay", f"must be a finite number >= 0, got {self.weight_decay}")
+        if self.workers is not None and not 0 <= self.workers <= MAX_WORKERS:
+            raise _field_error("workers", f"must be an integer in [0, {MAX_WORKERS}] (0: read in the main process), "
+                                          f"got {self.workers}")
+        if self.batch_size % self.accumulate:
+            raise _field_error("accumulate", f"must divide --batch-size ({self.batch_size}) into equal micro-batches, "
+                                             f"got {self.accumulate}: give a divisor of {self.batch_size}")
         for key, allowed in (("lr_schedule", ("constant", "cosine")), ("optimizer", ("adam", "adamax")),
-                             ("device", ("cpu", "cuda", "auto")), ("precision", ("fp32", "bf16"))):
+                             ("device", ("cpu", "cuda", "auto")), ("precision", ("fp32", "bf16", "fp16"))):
             if getattr(self, key) not in allowed:
                 raise _field_error(key, f"must be {' or '.join(map(repr, allowed))}, got {getattr(self, key)!r}")
-        if self.precision == "bf16" and self.device == "cpu":
-            raise UsageError("--precision bf16 is for CUDA (autocast on a GPU): add --device cuda, or drop it")
+        if self.precision in ("bf16", "fp16") and self.device == "cpu":
+            raise UsageError(f"--precision {self.precision} is for CUDA (autocast on a GPU): add --device cuda, or "
+                             "drop it (on the CPU, training runs in fp32)")
 
     @classmethod
     def from_dict(cls, doc: Any, source: str) -> "TrainConfig":
@@ -99,8 +110,9 @@ class TrainConfig:
 
 
 MAX_COUNT = 2 ** 31 - 1
+MAX_WORKERS = 256
 _INT = ("epochs", "batch_size", "warmup_steps", "seed", "checkpoint_every", "init_batch", "eval_batch",
-        "eval_every", "swa_epochs")
+        "eval_every", "swa_epochs", "accumulate")
 _FLOAT = ("lr", "grad_clip", "weight_decay")
 _STR = ("arch", "dataset", "optimizer", "lr_schedule", "device", "precision")
 
@@ -130,6 +142,8 @@ def _check_type(key: str, v: Any) -> None:
         want = "a number"
     elif key in _STR:
         ok, want = isinstance(v, str), "a string"
+    elif key == "workers":
+        ok, want = v is None or (isinstance(v, int) and not isinstance(v, bool)), "an integer or null"
     elif key == "ema":
         ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
         want = "a number in (0, 1) or null"
@@ -139,10 +153,21 @@ def _check_type(key: str, v: Any) -> None:
         ok, want = isinstance(v, bool), "true or false"
     elif key == "model":
         ok, want = isinstance(v, dict), "an object of architecture settings"
+    elif key == "data":
+        ok, want = isinstance(v, dict), "an object of data options (image_size, channels, test_fraction, ...)"
     else:
         return
     if not ok:
         raise _field_error(key, f"must be {want}, got {v!r}")
+
+
+def default_workers() -> int:
+    """The data-loading processes of a run that does not set `workers`: one per CPU but one, at most 8. They
+    change how fast a file data set is read, never what is read (the order and the random numbers are the
+    main process's)."""
+    import os
+
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
 def load_train_config(out: Path) -> TrainConfig:

@@ -54,6 +54,7 @@ class RunFolderMixin:
     model: FlowModel
     model_config: Dict[str, Any]
     opt: torch.optim.Optimizer
+    scaler: Optional[torch.amp.GradScaler]   # fp16's gradient scaler: its state is in state.json ("scaler")
     noise: torch.Generator
     step: int
     epoch: int
@@ -89,7 +90,8 @@ class RunFolderMixin:
             self.out, self.step, self.model, self.opt,
             rng={"noise": self.noise.get_state(), "torch": torch.get_rng_state()},
             state={"step": self.step, "epoch": self.epoch, "pos": self.pos, "history": self.history,
-                   "model_config": self.model_config, "train": asdict(self.cfg)},
+                   "model_config": self.model_config, "train": asdict(self.cfg),
+                   **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {})},
             averages=self.averages)
 
     def load_checkpoint(self) -> Optional[Path]:
@@ -104,6 +106,11 @@ class RunFolderMixin:
             try:
                 meta, rng = restore_checkpoint(path, self.model, self.opt, rng=("noise", "torch"),
                                                averages=self.averages)
+                if self.scaler is not None:
+                    if "scaler" not in meta:
+                        raise CorruptFileError(f"{path / 'state.json'} has no \"scaler\" (the fp16 gradient "
+                                               "scaler's state); this checkpoint is not used.")
+                    self.scaler.load_state_dict(meta["scaler"])
                 self.noise.set_state(rng["noise"])
                 torch.set_rng_state(rng["torch"])
             except (CorruptFileError, ConfigError) as exc:

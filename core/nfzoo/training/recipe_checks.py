@@ -169,7 +169,11 @@ def _check_dataset(name: str, where: str) -> None:
     from nfzoo.data import dataset_names
     from nfzoo.errors import UnknownNameError
 
-    if name.startswith("folder:"):
+    if name.startswith("hf:"):   # a Hugging Face data set: its name is checked here, its files when it loads
+        from nfzoo.data import parse_hf_name
+
+        parse_hf_name(name)
+    elif name.startswith("folder:"):
         if not Path(name[len("folder:"):]).is_dir():
             raise ConfigError(f"{where}: image folder {name[len('folder:'):]} does not exist. Pass folder:DIR "
                               "with one sub-folder of images per class (torchvision ImageFolder layout).")

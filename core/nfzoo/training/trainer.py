@@ -28,7 +28,7 @@ from nfzoo.training.checkpoints import CHECKPOINT_DIR
 from nfzoo.training.config import TrainConfig, load_train_config
 from nfzoo.training.folder import RunFolderMixin
 from nfzoo.training.parallel import DataParallelMixin
-from nfzoo.training.precision import enable_bf16
+from nfzoo.training.precision import enable_autocast, make_scaler
 
 # the training API; the parts live in train_config, train_folder, train_parallel, checkpoints, data, evaluation,
 # precision and plots
@@ -107,8 +107,8 @@ class Trainer(RunFolderMixin, DataParallelMixin):
         from nfzoo.loading import limits
 
         limits.check_numbers(cfg.model, key="--set")
-        self.train_set = load_dataset(cfg.dataset, "train", cfg.data_root, cfg.download)
-        self.test_set = load_dataset(cfg.dataset, "test", cfg.data_root, cfg.download)
+        self.train_set = load_dataset(cfg.dataset, "train", cfg.data_root, cfg.download, **cfg.data)
+        self.test_set = load_dataset(cfg.dataset, "test", cfg.data_root, cfg.download, **cfg.data)
         mc = dict(cfg.model)
         mc.setdefault("image_shape", list(self.train_set.image_shape))
         mc = {**mc, **limits.check_config(cfg.arch, {"image_shape": mc["image_shape"]})}
@@ -136,8 +136,9 @@ class Trainer(RunFolderMixin, DataParallelMixin):
         self.model = build_model(self.cfg.arch, self.model_config, batch=self.cfg.batch_size).to(self.dist.device)
         if self.cfg.init_from and not self.resume:
             self._load_init(self.cfg.init_from)
-        if self.cfg.precision == "bf16":
-            enable_bf16(self.model)
+        if self.cfg.precision != "fp32":
+            enable_autocast(self.model, self.cfg.precision)
+        self.scaler = make_scaler(self.cfg.precision, self.dist.device.type)
         self.conditional = self.model.num_classes is not None
         groups = [dict(g) for g in self.model.optimizer_groups()]
         opt_cls = torch.optim.Adam if self.cfg.optimizer == "adam" else torch.optim.Adamax
@@ -247,8 +248,10 @@ class Trainer(RunFolderMixin, DataParallelMixin):
                                  + ". Start again without --resume in a new --out.")
         else:
             if self.dist.is_main:
+                split = getattr(self.train_set, "record", None)   # which images are held out (folders)
                 atomic_write_json(self.out / "train.json", {"train": asdict(self.cfg),
-                                                            "model_config": self.model_config})
+                                                            "model_config": self.model_config,
+                                                            **({"data": split} if split else {})})
             self._initialize()
         self._wrap()
         if not self.resume:   # after the broadcast: every rank averages from rank 0's initialised weights
@@ -268,20 +271,21 @@ class Trainer(RunFolderMixin, DataParallelMixin):
                 for g in self.opt.param_groups:
                     g["lr"] = lr * g.get("lr_scale", 1.0)
                 x, y = x.to(self.dist.device), y.to(self.dist.device)
-                loss, bpd, scaled, stop = self._forward(phase, x, y, n_global, offset)
                 self.opt.zero_grad(set_to_none=True)
-                scaled.backward()
+                loss, bpd, stop = self._forward_backward(phase, x, y, n_global, offset)
                 keep = self.model.phase_parameters(phase)
                 if keep is not None:   # parameters fixed in this phase take no step
                     for p in self.model.parameters():
                         if id(p) not in keep:
                             p.grad = None
                 norm = None
+                if self.scaler is not None:   # fp16: the true gradients, to clip and report
+                    self.scaler.unscale_(self.opt)
                 if self.cfg.grad_clip > 0:
                     norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-                    if not torch.isfinite(norm):
+                    if not torch.isfinite(norm) and self.scaler is None:   # fp16 skips such a step
                         raise self._diverged(f"the gradient norm became {norm.item()}")
-                self.opt.step()
+                self._optimizer_step()
                 if "ema" in self.averages:
                     self.averages["ema"].update_parameters(self.model)
                 self.step += 1

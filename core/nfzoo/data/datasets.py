@@ -16,7 +16,9 @@ from torch.utils.data import Dataset
 
 from nfzoo.errors import DatasetUnavailableError, UnknownNameError, UsageError
 
-SPLIT_SEED = 20240611  # fixed forever: changing it changes every reported test number
+from .arrays import ArrayDataset
+from .splits import SPLIT_SEED, stratified_split  # noqa: F401 (public here too: nfzoo.data)
+
 OFFLINE = ("digits", "mnist5k")
 TORCHVISION = ("mnist", "fashion-mnist", "cifar10", "cifar100", "celeba")
 INFO: Dict[str, Dict] = {
@@ -30,44 +32,6 @@ INFO: Dict[str, Dict] = {
     "cifar100": {"shape": (3, 32, 32), "classes": 100, "source": "torchvision CIFAR100"},
     "celeba": {"shape": (3, 64, 64), "classes": None, "source": "torchvision CelebA, center crop 148, 64x64"},
 }
-
-
-class ArrayDataset(Dataset):
-    """An in-memory data set: uint8 images (N, C, H, W) and int64 labels (N,)."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: Optional[int], name: str):
-        assert images.dtype == torch.uint8 and images.dim() == 4
-        self.images, self.labels, self.num_classes, self.name = images, labels.long(), num_classes, name
-
-    @property
-    def image_shape(self) -> Tuple[int, int, int]:
-        """(C, H, W) of the images."""
-        c, h, w = self.images.shape[1:]
-        return c, h, w
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, i):
-        return self.images[i].float() / 255.0, int(self.labels[i])
-
-    def batch(self, idx: torch.Tensor):
-        """Images `idx` as floats in [0, 1], shape (len(idx), C, H, W), and their labels."""
-        return self.images[idx].float() / 255.0, self.labels[idx]
-
-
-def stratified_split(labels: np.ndarray, test_per_class: Dict[int, int]) -> Tuple[np.ndarray, np.ndarray]:
-    """Fixed (seeded) train / test indices: `test_per_class[c]` random images of class c go to the test split,
-    the other images of those classes to the training split; both sorted."""
-    rng = np.random.RandomState(SPLIT_SEED)
-    train: List[np.ndarray] = []
-    test: List[np.ndarray] = []
-    for c in sorted(test_per_class):
-        idx = np.flatnonzero(labels == c)
-        idx = idx[rng.permutation(len(idx))]
-        test.append(np.sort(idx[:test_per_class[c]]))
-        train.append(np.sort(idx[test_per_class[c]:]))
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
 @functools.lru_cache(maxsize=None)
@@ -156,56 +120,39 @@ def _torchvision(name: str, split: str, root: Path, download: bool):
     return _Labelled(ds, info["classes"], name, info["shape"])
 
 
-def _folder(path: str):
-    import torchvision.datasets as tvd
-    import torchvision.transforms as T
-
-    p = Path(path)
-    if not p.is_dir():
-        raise DatasetUnavailableError(f"image folder {p} does not exist. Pass folder:DIR with one "
-                                      "sub-folder of images per class (torchvision ImageFolder layout).")
-    try:
-        # allow_empty: a class folder with no images keeps its label (the labels follow the sorted names)
-        ds = tvd.ImageFolder(str(p), transform=T.ToTensor(), loader=_load_image, allow_empty=True)
-    except FileNotFoundError as exc:   # no class sub-folders, or none with an image
-        raise DatasetUnavailableError(f"image folder {p}: {exc}") from None
-    if len(ds) == 0:
-        raise DatasetUnavailableError(f"image folder {p} holds no images.")
-    x, _ = ds[0]
-    return _Labelled(ds, len(ds.classes), f"folder:{p}", tuple(x.shape))
-
-
-def _load_image(path: str):
-    """Grayscale files stay 1-channel (torchvision's default loader makes everything RGB). The size is
-    checked from the header before decoding (`nfzoo.imageio.open_image`: no decompression bombs)."""
-    from nfzoo.imageio import open_image
-
-    with open_image(path) as im:
-        return im.convert("L" if im.mode in ("1", "L", "LA", "I", "I;16", "P") and _gray(im) else "RGB")
-
-
-def _gray(im) -> bool:
-    if im.mode != "P":
-        return True
-    pal = im.getpalette() or []
-    return all(pal[i] == pal[i + 1] == pal[i + 2] for i in range(0, len(pal) - 2, 3))
-
-
 def dataset_names() -> List[str]:
-    """The data set names `load_dataset` knows: the offline ones, then torchvision's (`folder:DIR` aside)."""
-    return [*OFFLINE, *TORCHVISION]
+    """The data set names `load_dataset` knows: the offline ones, torchvision's, then those plugins register
+    (`register_datasets`; `folder:DIR` aside)."""
+    from .registry import registered_datasets
+
+    return [*OFFLINE, *TORCHVISION, *registered_datasets()]
 
 
-def load_dataset(name: str, split: str = "train", root: Optional[str] = None, download: bool = False):
-    """A data set by name and split ('train', 'test'; 'all' for the offline ones)."""
+def load_dataset(name: str, split: str = "train", root: Optional[str] = None, download: bool = False,
+                 **options):
+    """A data set by name and split ('train', 'test'; 'all' for the offline ones and folders). `options`
+    are a folder's (image_size, channels, test_fraction: nfzoo.data.folder) or a registered data set's."""
     if name.startswith("folder:"):
-        return _folder(name[len("folder:"):])
+        from .folder import load_folder
+
+        return load_folder(name[len("folder:"):], split, **options)
+    if name.startswith("hf:"):   # a Hugging Face data set (nfzoo.data.hf): image_column, label_column, streaming
+        from .hf import load_hf_dataset
+
+        return load_hf_dataset(name, split, options)
+    if options and (name in OFFLINE or name in TORCHVISION):
+        raise UsageError(f"{name} takes no data options ({', '.join(sorted(options))}): its images have one "
+                         f"size, {'x'.join(map(str, INFO[name]['shape'][1:]))}")
     if name in OFFLINE:
         if split not in ("train", "test", "all"):
             raise UsageError(f"{name} has splits 'train', 'test' and 'all', not {split!r}")
         return _offline(name, split)
     if name in TORCHVISION:
         return _torchvision(name, split, data_root(root), download)
+    from .registry import load_registered, registered_datasets
+
+    if name in registered_datasets():
+        return load_registered(name, split, **options)
     raise UnknownNameError("dataset", name, dataset_names(),
                            hint="Or pass folder:DIR for a folder of images (ImageFolder layout).")
 
@@ -213,7 +160,10 @@ def load_dataset(name: str, split: str = "train", root: Optional[str] = None, do
 def iterate(dataset, batch_size: int, shuffle: bool, generator: Optional[torch.Generator] = None,
             start: int = 0, order: Optional[torch.Tensor] = None):
     """Batches (images in [0, 1], labels) from batch `start` of a (possibly shuffled) epoch; `order`
-    (dataset indices) replaces the epoch's order."""
+    (dataset indices) replaces the epoch's order. A stream (nfzoo.data.streaming) is read in its own order."""
+    if getattr(dataset, "streaming", False):
+        yield from dataset.iterate(batch_size, shuffle, generator, start, order)
+        return
     n = len(dataset)
     if order is None:
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
@@ -221,9 +171,13 @@ def iterate(dataset, batch_size: int, shuffle: bool, generator: Optional[torch.G
     yield from load_batches(dataset, [order[i:i + batch_size] for i in range(start * batch_size, n, batch_size)])
 
 
-def load_batches(dataset, index_lists):
-    """(images, labels) for each list of dataset indices, in order (a DataLoader with 2 workers for
-    datasets read from files)."""
+def load_batches(dataset, index_lists, workers: int = 2, pin_memory: bool = False,
+                 keep: Optional[Dict[str, object]] = None):
+    """(images, labels) for each list of dataset indices, in order. A data set read from files is read by a
+    DataLoader with `workers` processes (0: this one), into pinned memory with `pin_memory`; given `keep` (a
+    dict the caller holds across calls) and workers, the DataLoader and its processes are kept for the next
+    call (persistent_workers). None of these changes what is read or the global RNG's draws (one per call,
+    the seed a new DataLoader iterator draws)."""
     if isinstance(dataset, ArrayDataset):
         for idx in index_lists:
             yield dataset.batch(idx)
@@ -233,8 +187,32 @@ def load_batches(dataset, index_lists):
     lists = [idx.tolist() if torch.is_tensor(idx) else list(idx) for idx in index_lists]
     if not lists:
         return
-    for x, y in DataLoader(dataset, batch_sampler=lists, num_workers=2):
+    loader, batches = (keep.get("loader"), keep.get("batches")) if keep is not None else (None, None)
+    if isinstance(loader, DataLoader) and isinstance(batches, _BatchLists):
+        torch.empty((), dtype=torch.int64).random_()   # the draw a new iterator would make
+    else:
+        batches = _BatchLists()
+        persistent = keep is not None and workers > 0
+        loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory,
+                            persistent_workers=persistent)
+        if keep is not None and persistent:
+            keep.update(loader=loader, batches=batches)
+    batches.lists = lists
+    for x, y in loader:
         yield x, torch.as_tensor(y)
+
+
+class _BatchLists:
+    """A DataLoader's batch sampler whose index lists load_batches sets before each pass."""
+
+    def __init__(self):
+        self.lists: List[List[int]] = []
+
+    def __iter__(self):
+        return iter(self.lists)
+
+    def __len__(self) -> int:
+        return len(self.lists)
 
 
 def dataset_num_classes(ds) -> Optional[int]:
