@@ -84,7 +84,8 @@ EXPECTED: Dict[str, List[str]] = {
     "guides/hub.md": ["nfzoo train glow --dataset digits --epochs 1 --set levels=2 --set steps=1 --set hidden=8 "
                       "--out runs/glow-digits", "import torch", "nfzoo pull hf-hub:me/glow-digits",
                       "nfzoo list --pretrained"],
-    "guides/export.md": ["nfzoo export inverse-flow --direction sample --out inverse-flow-onnx", "import sys"],
+    "guides/export.md": ["nfzoo export inverse-flow --direction sample --out inverse-flow-onnx", "import sys",
+                         "nfzoo export inverse-flow --format web --out site"],
     "guides/heads.md": ["import torch, nfzoo, nfzoo_heads",
                         "nfzoo synth --model glem-mnist5k --n 40 --out synth/ --seed 0"],
     "guides/gallery.md": ["nfzoo serve", "curl -s http://127.0.0.1:8000/api/models -o models.json", "import base64"],
@@ -327,6 +328,9 @@ def _export(cwd: Path, request) -> None:
     code = "import sys\nsys.modules['torch'] = None\n" + block.text
     res = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "(16, 1, 28, 28)" in res.stdout, res.stderr
+    site = cwd / "site"                         # the web export (issue 39): the page, its graphs, onnxruntime-web
+    assert {"index.html", "app.js", "README.md"} <= {p.name for p in site.iterdir()}
+    assert (site / "model" / "decode.onnx").is_file() and any((site / "ort").glob("*.wasm"))
 
 
 def _gallery(cwd: Path, request) -> None:

@@ -1,5 +1,6 @@
 """`nfzoo export`: a model's sampler (and density) as ONNX graphs with a numpy + onnxruntime runner
-(nfzoo.export.onnx), checked with onnxruntime against torch while it is written."""
+(nfzoo.export.onnx), checked with onnxruntime against torch while it is written; `--format web`: the sampler as a
+static site that samples in the browser with onnxruntime-web (nfzoo.export.web)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,7 @@ import typer
 
 from ..toolkit import check_output_dir, err, fail, holds_files, load_model, no_nul, out, print_json, rich_progress
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "web")
 DIRECTIONS = ("sample", "density")
 
 
@@ -17,7 +18,9 @@ def export_cmd(model: str = typer.Argument(..., help="pretrained name, family na
                out_raw: str = typer.Option(..., "--out", "-o", help="a new or empty folder for the graphs, "
                                             "manifest.json and the runner (an export is written whole: there "
                                             "is no --overwrite; remove an old export first)"),
-               fmt: str = typer.Option("onnx", "--format", help="export format (onnx)"),
+               fmt: str = typer.Option("onnx", "--format", help="onnx (the graphs and the numpy runner) or web (a "
+                                       "static site sampling in the browser: index.html, app.js, the sample "
+                                       "direction's graphs and onnxruntime-web, fetched once from npm)"),
                direction: Optional[List[str]] = typer.Option(
                    None, "--direction", help="sample (latent [+ label] -> image, and the prior's draw) or "
                    "density (image -> latent, log-det, log-density); repeatable [default: both, each as far "
@@ -29,7 +32,8 @@ def export_cmd(model: str = typer.Argument(..., help="pretrained name, family na
     graphs that run without torch: OUT/manifest.json says what each graph is, its inputs and outputs, the
     files' sha256, the parity with torch measured here (onnxruntime, CPU) and why anything was not
     exported; OUT/nfzoo_onnx_runner.py samples with numpy + onnxruntime only
-    (`ExportedModel(OUT).sample(16, seed=0)`)."""
+    (`ExportedModel(OUT).sample(16, seed=0)`). With --format web, OUT is a static site (the sample direction):
+    serve it with any static file server (`python -m http.server -d OUT`)."""
     from nfzoo.errors import UnknownNameError, UsageError
 
     if fmt not in FORMATS:
@@ -37,11 +41,15 @@ def export_cmd(model: str = typer.Argument(..., help="pretrained name, family na
     for d in direction or ():
         if d not in DIRECTIONS:
             raise UnknownNameError("export direction", d, DIRECTIONS)
+    if fmt == "web" and any(d != "sample" for d in direction or ()):
+        raise UsageError("--format web exports the sample direction only: drop --direction density")
     out_dir = export_folder(out_raw)             # before the model loads: a refused --out writes nothing anywhere
     m = load_model(model, "cpu")
     existed = out_dir.exists()
     check_output_dir(out_dir)
+    from nfzoo.errors import NfzooError
     from nfzoo.export.onnx import export_model
+    from nfzoo.export.web import export_web
 
     try:
         with rich_progress() as prog:
@@ -50,16 +58,26 @@ def export_cmd(model: str = typer.Argument(..., help="pretrained name, family na
             def progress(what: str, done: int, total: int) -> None:
                 prog.update(task, completed=done, total=total, description=f"exporting {what}".strip())
 
-            manifest = export_model(m, out_dir, directions=direction or None, fmt=fmt, name=model, check=check,
-                                    progress=progress)
-    except UsageError:
+            if fmt == "web":
+                site = export_web(m, out_dir, name=model, check=check, progress=progress)
+                manifest = site.pop("manifest")
+            else:
+                site = None
+                manifest = export_model(m, out_dir, directions=direction or None, fmt=fmt, name=model, check=check,
+                                        progress=progress)
+    except NfzooError:
         if not existed and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()           # leave no empty folder behind a refused export
         raise
     if json_:
-        print_json(manifest)
+        print_json(manifest if site is None else {**site, "manifest": manifest})
         return
-    _render(manifest, out_dir)
+    _render(manifest, out_dir, web=site is not None)
+    if site is not None:
+        out.print(f"site: {out_dir} ({site['bytes'] / 1e6:.1f} MB, onnxruntime-web {site['ort_web']['version']})",
+                  highlight=False)
+        err.print(f"open it through a static file server: python -m http.server -d {out_dir} 8000, then "
+                  "http://127.0.0.1:8000/", highlight=False, soft_wrap=True)
 
 
 def export_folder(raw: str) -> Path:
@@ -79,7 +97,7 @@ def export_folder(raw: str) -> Path:
     return p
 
 
-def _render(manifest: dict, out_dir: Path) -> None:
+def _render(manifest: dict, out_dir: Path, web: bool = False) -> None:
     from rich.table import Table
 
     table = Table(title=f"{manifest['model']['name']} -> {out_dir} (ONNX opset {manifest['opset']})",
@@ -96,6 +114,8 @@ def _render(manifest: dict, out_dir: Path) -> None:
         out.print(f"{d}: {state}", highlight=False)
     for name, why in manifest["not_exported"].items():
         out.print(f"[bold]{name}[/] not exported: {why}", highlight=False)
+    if web:
+        return
     err.print(f"run it without torch: python -c \"from nfzoo_onnx_runner import ExportedModel; "
               f"print(ExportedModel('.').sample(4).shape)\" (in {out_dir})", highlight=False, soft_wrap=True)
 

@@ -1,8 +1,10 @@
 """Export: a model's sampler (and density) as ONNX graphs, traced with the noise as inputs and checked
 against torch, and the numpy + onnxruntime runner copied into every export.
 
-Modules: graphs, onnx, runner, runner_checks, trace. Its public names are exported lazily (importing the wing
-imports no torch).
+The web export (a static site sampling in the browser with onnxruntime-web): web, ortweb.
+
+Modules: graphs, onnx, ortweb, runner, runner_checks, trace, web. Its public names are exported lazily (importing
+the wing imports no torch).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from nfzoo.lazy import lazy_exports
 if TYPE_CHECKING:
     from .graphs import check_self_contained, export_graph, is_diffusion, labels_unchecked, latent_shape
     from .onnx import direction_graphs, export_model
+    from .ortweb import OrtWebUnavailableError, ort_web_files
     from .runner import ExportedModel
     from .runner_checks import check_manifest, external_data, read_export
     from .trace import (
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
         replay_draws,
         to_onnx,
     )
+    from .web import export_web
 
 _LAZY = {
     "Draw": "trace", "ExportError": "trace", "ExportedModel": "runner", "FoldConstants": "trace",
@@ -34,12 +38,12 @@ _LAZY = {
     "describe": "trace", "direction_graphs": "onnx", "export_graph": "graphs", "export_model": "onnx",
     "external_data": "runner_checks", "fake_inputs": "trace", "is_diffusion": "graphs", "labels_unchecked": "graphs",
     "latent_shape": "graphs", "read_export": "runner_checks", "record_draws": "trace", "replay_draws": "trace",
-    "to_onnx": "trace",
+    "to_onnx": "trace", "OrtWebUnavailableError": "ortweb", "ort_web_files": "ortweb", "export_web": "web",
 }
 __all__ = [
-    "Draw", "ExportError", "ExportedModel", "FoldConstants", "OnnxGraph", "batch_axes", "check_manifest",
-    "check_self_contained", "describe", "direction_graphs", "export_graph", "export_model", "external_data",
-    "fake_inputs", "is_diffusion", "labels_unchecked", "latent_shape", "read_export", "record_draws", "replay_draws",
-    "to_onnx",
+    "Draw", "ExportError", "ExportedModel", "FoldConstants", "OnnxGraph", "OrtWebUnavailableError", "batch_axes",
+    "check_manifest", "check_self_contained", "describe", "direction_graphs", "export_graph", "export_model",
+    "export_web", "external_data", "fake_inputs", "is_diffusion", "labels_unchecked", "latent_shape", "ort_web_files",
+    "read_export", "record_draws", "replay_draws", "to_onnx",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
