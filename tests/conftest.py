@@ -69,5 +69,9 @@ def hub(tmp_path, monkeypatch):
     import huggingface_hub.constants as hf_constants  # it read HF_HUB_OFFLINE when first imported
 
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    # ... and HF_ENDPOINT: a bare `HfApi()` (as the guides' blocks write it) takes constants.ENDPOINT
+    monkeypatch.setattr(hf_constants, "ENDPOINT", server.url)
+    monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        server.url + "/{repo_id}/resolve/{revision}/{filename}")
     yield server
     server.stop()
