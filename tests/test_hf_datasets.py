@@ -12,7 +12,7 @@ import torch
 
 from nfzoo.errors import DataError, DatasetUnavailableError, UsageError
 
-pytest.importorskip("datasets")
+pytest.importorskip("datasets", reason="Hugging Face datasets are an optional feature: pip install \"nfzoo[hf]\"")
 REPO = "nfzoo-test/tiny-images"
 GLOW = ["--set", "levels=1", "--set", "steps=1", "--set", "hidden=8"]
 

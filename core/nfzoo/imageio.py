@@ -24,17 +24,24 @@ MAX_IMAGE_PIXELS = 4096 * 4096
 """The most pixels (width x height) an image file may have to be decoded (16.8 M; 50 MB as RGB bytes)."""
 
 
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "P")   # PIL modes that can hold grey levels only
+
+
 @contextlib.contextmanager
-def open_image(path: Union[str, os.PathLike], max_pixels: int = MAX_IMAGE_PIXELS) -> Iterator[PIL.Image.Image]:
-    """The PIL image of a file, opened lazily (only its header is read) and refused (UsageError, exit 2,
-    naming the file and the limit) when it claims more than `max_pixels` pixels, before any decoding.
-    PIL's own DecompressionBombWarning / Error are refused the same way. Other unreadable files are
-    UsageErrors too."""
+def open_image(path: Union[str, os.PathLike, bytes], max_pixels: int = MAX_IMAGE_PIXELS,
+               name: str = "the image") -> Iterator[PIL.Image.Image]:
+    """The PIL image of a file (or of an image's bytes, called `name` in messages), opened lazily (only its header
+    is read) and refused (UsageError, exit 2, naming the file and the limit) when it claims more than
+    `max_pixels` pixels, before any decoding. PIL's own DecompressionBombWarning / Error are refused the same
+    way. Other unreadable images are UsageErrors too."""
     from PIL import Image, UnidentifiedImageError
 
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{p} is not a file")
+    if isinstance(path, (bytes, bytearray)):
+        p, source = name, io.BytesIO(path)
+    else:
+        p = source = Path(path)
+        if not source.is_file():
+            raise UsageError(f"{p} is not a file")
 
     def bomb(claim):
         side = int(max_pixels ** 0.5)
@@ -44,7 +51,7 @@ def open_image(path: Union[str, os.PathLike], max_pixels: int = MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
+            with Image.open(source) as im:
                 w, h = im.size
                 if w * h > max_pixels:
                     raise bomb(f"{w}x{h} pixels")
@@ -57,6 +64,17 @@ def open_image(path: Union[str, os.PathLike], max_pixels: int = MAX_IMAGE_PIXELS
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise UsageError(f"{p} is not an image file that can be read ({type(exc).__name__}: {exc}); pass a "
                          "PNG (or JPEG, BMP, ...) image") from None
+
+
+def is_grayscale(im: PIL.Image.Image) -> bool:
+    """Whether an opened image holds grey levels only: a grey mode, or a palette whose every colour is grey (read
+    from the header, nothing decoded)."""
+    if im.mode not in GRAY_MODES:
+        return False
+    if im.mode != "P":
+        return True
+    pal = im.getpalette() or []
+    return all(pal[i] == pal[i + 1] == pal[i + 2] for i in range(0, len(pal) - 2, 3))
 
 
 def read_image(path: Union[str, os.PathLike], channels: int, max_pixels: int = MAX_IMAGE_PIXELS) -> Tensor:

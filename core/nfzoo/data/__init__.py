@@ -34,7 +34,6 @@ if TYPE_CHECKING:
         stratified_split,
     )
     from .folder import (
-        DEFAULT_TEST_FRACTION,
         FOLDER_OPTIONS,
         FolderDataset,
         FolderScan,
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
     )
     from .hf import DATA_OPTIONS, HFName, load_hf_dataset, parse_hf_name
     from .registry import load_registered, registered_datasets
+    from .splits import DEFAULT_TEST_FRACTION
     from .streaming import HFStream
 
 _LAZY = {
@@ -52,7 +52,7 @@ _LAZY = {
     "ArrayDataset": "arrays", "data_root": "datasets", "dataset_image_shape": "datasets",
     "dataset_names": "datasets", "dataset_num_classes": "datasets", "iterate": "datasets",
     "load_batches": "datasets", "load_dataset": "datasets", "stratified_split": "datasets",
-    "DEFAULT_TEST_FRACTION": "folder", "FOLDER_OPTIONS": "folder", "FolderDataset": "folder",
+    "DEFAULT_TEST_FRACTION": "splits", "FOLDER_OPTIONS": "folder", "FolderDataset": "folder",
     "FolderScan": "folder", "load_folder": "folder", "load_folder_for_shape": "folder",
     "scan_folder": "folder", "split_summary": "folder",
     "dataset_catalog": "catalog", "load_registered": "registry", "registered_datasets": "registry",

@@ -21,7 +21,6 @@ too; the pixel count is checked before anything is decoded, `nfzoo.imageio.open_
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +32,12 @@ from torch.utils.data import Dataset
 
 from nfzoo.errors import DataError, DatasetUnavailableError, UsageError
 
-from .splits import SPLIT_SEED, stratified_split
+from .splits import DEFAULT_TEST_FRACTION, SPLIT_SEED, held_out_counts, stratified_split
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-DEFAULT_TEST_FRACTION = 0.1
 FOLDER_OPTIONS = ("image_size", "channels", "test_fraction")
 MAX_IMAGE_SIDE = 4096
 MAX_LISTED_TEST_FILES = 5000   # train.json lists the test files up to this many (their sha256 always)
-_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "P")
 _SPLIT_DIRS = ("test", "val")
 
 
@@ -171,8 +168,7 @@ def _class_dirs(folder: Path) -> List[str]:
 def _holdout(per_class: List[List[str]], fraction: float, root: Path):
     labels = np.array([c for c, files in enumerate(per_class) for _ in files], dtype=np.int64)
     flat = [f for files in per_class for f in files]
-    test_n = {c: (min(len(files) - 1, max(1, math.floor(fraction * len(files) + 0.5))) if len(files) >= 2 else 0)
-              for c, files in enumerate(per_class)}
+    test_n = held_out_counts([len(files) for files in per_class], fraction)
     if not any(test_n.values()):
         raise DataError(f"image folder {root}: no class has 2 images, so none can be held out for testing. Add "
                         "images, or give the folder train/ and test/ sub-folders.")
@@ -216,23 +212,16 @@ def _list(root: Path):
 
 def _header(path: str, root: Path) -> Tuple[Tuple[int, int], bool]:
     """((width, height), grayscale?) from the header; the whole file's structure checked (PIL's verify)."""
-    from nfzoo.imageio import open_image
+    from nfzoo.imageio import is_grayscale, open_image
 
     try:
         with open_image(path) as im:
-            size, gray = im.size, im.mode in _GRAY_MODES and _gray_palette(im)
+            size, gray = im.size, is_grayscale(im)
             im.verify()
     except UsageError as exc:
         raise DataError(f"image folder {root}: {exc}. Remove or replace the file; nothing was trained or "
                         "written.") from None
     return size, gray
-
-
-def _gray_palette(im) -> bool:
-    if im.mode != "P":
-        return True
-    pal = im.getpalette() or []
-    return all(pal[i] == pal[i + 1] == pal[i + 2] for i in range(0, len(pal) - 2, 3))
 
 
 _CACHE: Dict[Any, FolderScan] = {}

@@ -21,7 +21,6 @@ pixels (rows x C x H x W bytes) exceed STREAM_BYTES.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from nfzoo.data.folder import DEFAULT_TEST_FRACTION
+from nfzoo.data.splits import DEFAULT_TEST_FRACTION
 from nfzoo.errors import DataError, DatasetUnavailableError, NfzooError, UsageError
 
 PREFIX = "hf:"
@@ -209,15 +208,12 @@ def load_hf_dataset(name: str, split: str = "train", options: Optional[Dict[str,
             stream.hold_out(split == "test", HELD_OUT)
         return stream
     from nfzoo.data.arrays import ArrayDataset
-    from nfzoo.data.splits import stratified_split
+    from nfzoo.data.splits import held_out_counts, stratified_split
 
     images, labels = stream.decode_all()
     if held_out and source == "train":
         keys = labels if label else np.zeros(len(labels), np.int64)
-        # the rule of image folders (nfzoo.data.folder): per class, round(fraction x n), at least 1 of 2 or more
-        test_n = {c: (min(n - 1, max(1, math.floor(HELD_OUT * n + 0.5))) if n >= 2 else 0)
-                  for c, n in enumerate(np.bincount(keys))}
-        train_idx, test_idx = stratified_split(keys, test_n)
+        train_idx, test_idx = stratified_split(keys, held_out_counts(np.bincount(keys), HELD_OUT))   # folders' rule
         idx = test_idx if split == "test" else train_idx
         if len(idx) == 0:
             raise DataError(f"the data set {hf} has no test split and too few rows ({rows}) to hold some out")

@@ -13,8 +13,6 @@ is read, so the hold-out is not stratified, unlike the in-memory one).
 """
 from __future__ import annotations
 
-import io
-import warnings
 from itertools import islice
 from typing import Any, Iterator, List, Optional, Tuple
 
@@ -25,7 +23,6 @@ from torch.utils.data import IterableDataset
 from nfzoo.errors import ConfigError, DataError
 
 SHUFFLE_BUFFER = 4096
-_GRAY = ("1", "L", "LA", "I", "I;16", "P")
 
 
 class HFStream(IterableDataset):
@@ -185,37 +182,21 @@ def decode_image(cell: Any, where: str, mode: Optional[str] = None) -> np.ndarra
     """An image cell (datasets' Image: {"bytes", "path"}, or bytes) -> uint8 (C, H, W), converted to `mode`
     ("L" or "RGB"; None: grayscale images stay 1-channel, others RGB). The size is checked from the header
     before decoding (nfzoo.imageio.MAX_IMAGE_PIXELS)."""
-    from PIL import Image
-
-    from nfzoo.imageio import MAX_IMAGE_PIXELS
+    from nfzoo.errors import UsageError
+    from nfzoo.imageio import is_grayscale, open_image
 
     data = cell.get("bytes") if isinstance(cell, dict) else cell
     if not isinstance(data, (bytes, bytearray)):
         raise DataError(f"{where}: no image bytes in the file (an image stored as a path or missing): only "
                         "images embedded in the data files are read")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                w, h = im.size
-                if w * h > MAX_IMAGE_PIXELS:
-                    raise DataError(f"{where}: a {w}x{h} image, more than {MAX_IMAGE_PIXELS:,} pixels: not decoded")
-                if mode is None:
-                    mode = "L" if im.mode in _GRAY and _gray(im) else "RGB"
-                im = im.convert(mode)
-                arr = np.asarray(im, dtype=np.uint8)
-    except DataError:
-        raise
-    except Exception as exc:   # PIL's errors for truncated, corrupt or bomb images
-        raise DataError(f"{where}: not an image that can be read ({type(exc).__name__}: {exc})") from None
+        with open_image(bytes(data), name=where) as im:
+            if mode is None:
+                mode = "L" if is_grayscale(im) else "RGB"
+            arr = np.asarray(im.convert(mode), dtype=np.uint8)
+    except UsageError as exc:   # too many pixels, truncated, corrupt: named by open_image
+        raise DataError(str(exc)) from None
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()
-
-
-def _gray(im) -> bool:
-    if im.mode != "P":
-        return True
-    pal = im.getpalette() or []
-    return all(pal[i] == pal[i + 1] == pal[i + 2] for i in range(0, len(pal) - 2, 3))
 
 
 def _record_batches(builder: str, path: str, columns: List[str]):

@@ -20,12 +20,12 @@ import os
 import shutil
 import sys
 import tarfile
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Dict, Optional
 
 from nfzoo.errors import NfzooError
+from nfzoo.safeio import atomic_write_bytes, sha256_file
 
 ORT_WEB_VERSION = "1.31.1"
 TARBALL_SHA256 = "bdccdb9fbb9ab537247c0c734e9b1d2b1b338b4f2a09faa58f0dc1cfa27c312c"
@@ -68,7 +68,7 @@ def _cached(folder: Path) -> Optional[Dict[str, Path]]:
     """The cached files when every one is there and matches its sha256; else None."""
     paths = {name: folder / name for name in ORT_WEB_FILES}
     for name, path in paths.items():
-        if not path.is_file() or _sha256(path.read_bytes()) != ORT_WEB_FILES[name]:
+        if not path.is_file() or sha256_file(path) != ORT_WEB_FILES[name]:
             return None
     return paths
 
@@ -121,10 +121,7 @@ def ort_web_files(fetch: bool = True) -> Dict[str, Path]:
     files = _extract(_download(url), url)
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():              # each file written whole, then renamed into place
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", delete=False) as tmp:
-            tmp.write(data)
-        os.chmod(tmp.name, 0o644)
-        os.replace(tmp.name, folder / name)
+        atomic_write_bytes(folder / name, data)
     paths = _cached(folder)
     if paths is None:
         raise OrtWebUnavailableError(f"the files written to {folder} do not read back as written")
