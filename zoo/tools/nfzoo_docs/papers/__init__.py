@@ -20,7 +20,7 @@ flow on all the data; with the recipe's em_fraction 0.15 (3 rounds of 20 epochs)
 only reached 0.03 when the rounds stopped (measured, runs/papers/probe-glem-e20-em0.15).
 
 Modules: runs (settings, records, training), measure (the cached measurements), report (text, claim rules,
-the written tables).
+the written tables), timing (the timing records and their spread: Tables 7 and 8).
 """
 from .measure import (
                       cached,
@@ -38,7 +38,28 @@ from .measure import (
                       test_bpd,
                       test_set,
 )
-from .report import common_args, fmt, label, ordered, publish, schedule_text
+from .report import (
+    HOLDS,
+    MIN_SEEDS,
+    REVERSED,
+    RULE,
+    WITHIN,
+    combine,
+    common_args,
+    extreme,
+    fmt,
+    fmt_n,
+    increasing,
+    interior_extreme,
+    label,
+    ordered,
+    ordering,
+    publish,
+    rising_then_flat,
+    schedule_text,
+    step,
+    verdict,
+)
 from .runs import (
                       CNN_A_IMAGES,
                       CNN_A_SAMPLING,
@@ -68,11 +89,28 @@ from .runs import (
                       train_argv,
                       write,
 )
+from .timing import (
+    IDLE,
+    IDLE_MARGIN,
+    as_stat,
+    fmt_spread,
+    idle,
+    loadavg,
+    machine,
+    machine_text,
+    round_ratios,
+    spread,
+    timed,
+)
 
 __all__ = ["cached", "cnn_a", "code_label_agreement", "draw_monomodal", "is_monomodal", "load_model",
            "measure_standard", "measured", "nf_accuracy", "nf_accuracy_random_code", "oracle", "sample_metrics",
-           "test_bpd", "test_set", "common_args", "fmt", "label", "ordered", "publish", "schedule_text",
+           "test_bpd", "test_set", "HOLDS", "MIN_SEEDS", "REVERSED", "RULE", "WITHIN", "combine", "extreme", "fmt_n",
+           "increasing", "interior_extreme", "ordering", "rising_then_flat", "step", "verdict",
+           "common_args", "fmt", "label", "ordered", "publish", "schedule_text",
            "CNN_A_IMAGES", "CNN_A_SAMPLING", "DATASET", "GLEM_BASE", "ORACLE", "PAPER", "PAPER_SAMPLING", "PAPERS",
            "RECORDS", "RFCM_SAMPLING", "ROOT", "RUNS", "SAMPLE_SEEDS", "SAMPLES", "SCHEDULE", "em_end_kl",
            "ensure_run", "history", "log", "mean_sd", "provenance", "read", "rec", "require_one_thread",
-           "short_commit", "train_argv", "write"]
+           "short_commit", "train_argv", "write",
+           "IDLE", "IDLE_MARGIN", "as_stat", "fmt_spread", "idle", "loadavg", "machine", "machine_text",
+           "round_ratios", "spread", "timed"]

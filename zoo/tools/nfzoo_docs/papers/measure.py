@@ -205,9 +205,13 @@ def sample_metrics(run_dir: Path, sampler: str, temperature: float, seeds: Seque
         return {"sampler": sampler, "temperature": temperature, "n_per_seed": n, "seeds": list(seeds),
                 "oracle": oracle()[1], "per_seed": per_seed, "summary": summary,
                 "nonfinite_samples": sum(r["nonfinite_samples"] for r in per_seed)}
+    key = f"samples-{sampler}-t{temperature:g}-n{n}-s{'_'.join(map(str, seeds))}"
+    done = read(rec(run_dir) / f"{key}.json")   # a recorded measurement needs no weights
+    if done is not None:
+        return done
     if sampler == "rfcm" and is_monomodal(load_model(run_dir)):
         return None
-    return cached(run_dir, f"samples-{sampler}-t{temperature:g}-n{n}-s{'_'.join(map(str, seeds))}", run)
+    return cached(run_dir, key, run)
 
 
 def cnn_a(run_dir: Path, seed: int, n: int = CNN_A_IMAGES, sampling=CNN_A_SAMPLING) -> Dict[str, Any]:
