@@ -219,8 +219,14 @@ def test_train_init_starts_from_a_pretrained_models_weights(tmp_path):
 
 def test_the_commit_is_nfzoos_own_never_another_repositorys(tmp_path):
     import subprocess
+    from pathlib import Path
 
     from nfzoo.evaluation.results import source_commit
 
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     assert source_commit(tmp_path) is None          # a repository nfzoo is merely installed in
+    here = source_commit()                          # nfzoo's own checkout: its HEAD, "+dirty" or not
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                          text=True).stdout.strip()
+    if head:                                        # a checkout (not an sdist)
+        assert here is not None and here.partition("+")[0] == head

@@ -28,14 +28,14 @@ def source_commit(start: Optional[os.PathLike] = None) -> Optional[str]:
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here, capture_output=True, text=True,
                              timeout=10)
         # nfzoo's own checkout only (core/nfzoo at its top), not a repository it happens to be installed in
-        here = Path(top.stdout.strip()) / "core" / "nfzoo" / "evaluation" / "results.py"
-        if top.returncode != 0 or not here.is_file():
+        root = Path(top.stdout.strip())
+        if top.returncode != 0 or not (root / "core" / "nfzoo" / "evaluation" / "results.py").is_file():
             return None
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                               timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None

@@ -92,7 +92,7 @@ def machine_text(record: Dict[str, Any]) -> str:
     m = record.get("machine") or {}
     loads = loads_of(record)
     state = "idle" if idle(record) else "loaded"
-    where = f"nproc {m.get('nproc', 'not recorded')}" + (f" ({m['cpu']})" if m.get("cpu") else "")
+    where = f"nproc {m.get('nproc') or 'not recorded'}" + (f" ({m['cpu']})" if m.get("cpu") else "")
     if not loads:
         return f"{where}, {record.get('threads', '?')} torch thread(s), load not recorded"
     return (f"{where}, {record['threads']} torch thread(s), 1-min load average {loads[0]:.2f} before, "
