@@ -16,7 +16,7 @@ Samples are decoded with the KV-cache inverse and denoised by one score step of 
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 from torch import Tensor
@@ -26,15 +26,15 @@ from nfzoo.flows.interfaces import Sampler
 from nfzoo.flows.model import FlowModel
 from nfzoo.flows.priors import StandardNormal
 
-from .flow import NULL_LABEL, TarFlow
+from .flow import JACOBI_TOL, NULL_LABEL, TarFlow
 
 LN2 = math.log(2.0)
 
 
 class TarFlowModel(FlowModel):
     """A FlowModel over [-1, 1] images with a TarFlow bijector and a N(0, I) prior. `decode` takes the
-    inverse's options (guidance, guidance_anneal, attn_temp, cache); `sample` passes them from a sampler that has
-    `decode_options` (the `tarflow` sampler)."""
+    inverse's options (guidance, guidance_anneal, attn_temp, cache, jacobi, jacobi_tol, jacobi_iters);
+    `sample` passes them from a sampler that has `decode_options` (the `tarflow` sampler)."""
 
     default_sampler = "tarflow"
     bijector: TarFlow
@@ -63,14 +63,17 @@ class TarFlowModel(FlowModel):
     # --------------------------------------------------------------- sampling
     def decode(self, z: Tensor, y: Optional[Tensor] = None, denoise: Optional[bool] = None,
                guidance: float = 0.0, guidance_anneal: bool = False, attn_temp: float = 1.0,
-               cache: bool = True) -> Tensor:
-        """Latents -> images in [0, 1]: the TarFlow inverse (key/value cache unless cache=False; with
-        `guidance` g, guided against the unlabelled pass and / or the pass at attention temperature
-        `attn_temp`: TarFlowBlock.inverse), then the score denoising step of a noise-augmented model unless
-        denoise=False."""
+               cache: bool = True, jacobi: bool = False, jacobi_tol: float = JACOBI_TOL,
+               jacobi_iters: Optional[int] = None, stats: Optional[List[Dict[str, int]]] = None) -> Tensor:
+        """Latents -> images in [0, 1]: the TarFlow inverse (key/value cache unless cache=False; Jacobi
+        decoding with `jacobi`, to tolerance `jacobi_tol`, at most `jacobi_iters` iterations per block before
+        the sequential fallback, each block's counts appended to `stats`; with `guidance` g, guided against
+        the unlabelled pass and / or the pass at attention temperature `attn_temp`: TarFlowBlock.inverse),
+        then the score denoising step of a noise-augmented model unless denoise=False."""
         ctx = self.context(y, z.shape[0])
         v, _ = self.bijector.inverse(z, ctx, guidance=guidance, guidance_anneal=guidance_anneal,
-                                     attn_temp=attn_temp, cache=cache)
+                                     attn_temp=attn_temp, cache=cache, jacobi=jacobi, jacobi_tol=jacobi_tol,
+                                     jacobi_iters=jacobi_iters, stats=stats)
         if self.noise_sigma > 0 and denoise is not False:
             v = self.denoise(v, y)
         return self.from_flow(v)

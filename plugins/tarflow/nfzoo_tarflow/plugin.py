@@ -19,8 +19,8 @@ def register_bijectors(register):
 @nfzoo.hookimpl
 def register_samplers(register):
     register("tarflow", "nfzoo_tarflow.samplers:TarFlowSampler", paper=PAPER,
-             description="TarFlow models: KV-cache inverse, score denoising, classifier-free guidance "
-                         "(options guidance, guidance_anneal, attn_temp)")
+             description="TarFlow models: KV-cache inverse or Jacobi decoding, score denoising, classifier-free "
+                         "guidance (options guidance, guidance_anneal, attn_temp, jacobi, jacobi_tol, jacobi_iters)")
 
 
 @nfzoo.hookimpl
@@ -35,3 +35,6 @@ def register_benchmarks(register):
     register("tarflow", "nfzoo_tarflow.bench:bench_tarflow",
              description="seconds per 100 samples: tarflow-mnist5k against ddpm-mnist5k (ancestral, DDIM 50) "
                          "and glow-mnist5k")
+    register("tarflow-jacobi", "nfzoo_tarflow.jacobi_bench:bench_jacobi",
+             description="Jacobi decoding of the zoo's TarFlows against the sequential KV-cache inverse: decode "
+                         "time, iterations per block and oracle FID at several tolerances")

@@ -77,6 +77,117 @@ def test_kv_cache_inverse_equals_the_inverse_without_cache():
         torch.testing.assert_close(la, lb, rtol=0, atol=1e-10)
 
 
+# the inverse's settings the Jacobi tests run through: labels and guidance of the sequential inverse
+JACOBI_CASES = [(False, {}), (True, {}), (True, {"guidance": 1.5}), (True, {"guidance": 2.0, "guidance_anneal": True}),
+                (False, {"guidance": 1.0, "attn_temp": 2.0})]
+
+
+def jacobi_flow():
+    """A tiny perturbed class-conditional TarFlow in float64: 8x8 images in 2x2 patches, T = 16 per block."""
+    torch.manual_seed(0)
+    flow = perturbed(TarFlow((1, 8, 8), blocks=3, num_classes=3, **TINY)).double()
+    z = torch.randn(4, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    return flow, z, torch.tensor([0, 1, 2, 1])
+
+
+@pytest.mark.parametrize("labelled, kw", JACOBI_CASES)
+def test_jacobi_decoding_at_convergence_equals_the_sequential_inverse(labelled, kw):
+    flow, z, y = jacobi_flow()
+    y = y if labelled else None
+    with torch.no_grad():
+        seq, lseq = flow.inverse(z, y, **kw)
+        # a tight tolerance: the same numbers up to rounding, and fewer iterations than tokens
+        stats = []
+        x, lx = flow.inverse(z, y, jacobi=True, jacobi_tol=1e-12, stats=stats, **kw)
+        torch.testing.assert_close(x, seq, rtol=0, atol=1e-10)
+        torch.testing.assert_close(lx, lseq, rtol=0, atol=1e-10)
+        assert [s["tokens"] for s in stats] == [16] * 3 and all(s["sequential_steps"] == 0 for s in stats)
+        assert all(1 <= s["iterations"] <= 15 for s in stats)
+        # a looser one: within 20 x the tolerance (the error of a fixed token is about its last change)
+        stats = []
+        x, lx = flow.inverse(z, y, jacobi=True, jacobi_tol=1e-5, stats=stats, **kw)
+        assert 0 < float((x - seq).abs().max()) <= 2e-4
+        assert float((lx - lseq).abs().max()) <= 2e-4
+        assert all(s["sequential_steps"] == 0 for s in stats) and sum(s["iterations"] for s in stats) < 3 * 15
+
+
+@pytest.mark.parametrize("labelled, kw", JACOBI_CASES)
+def test_jacobi_with_as_many_iterations_as_patches_is_exact_and_a_tiny_limit_falls_back(labelled, kw):
+    """With a tolerance no change meets, every iteration fixes exactly the one token whose inputs are final:
+    T - 1 iterations decode the block (any limit >= T - 1 is exact, no sequential step); a smaller limit
+    hands the rest to the sequential inverse, with the same result."""
+    flow, z, y = jacobi_flow()
+    y = y if labelled else None
+    with torch.no_grad():
+        seq, lseq = flow.inverse(z, y, **kw)
+        for iters in (16, 15, 5, 2, 1):
+            stats = []
+            x, lx = flow.inverse(z, y, jacobi=True, jacobi_tol=1e-300, jacobi_iters=iters, stats=stats, **kw)
+            torch.testing.assert_close(x, seq, rtol=0, atol=1e-12)
+            torch.testing.assert_close(lx, lseq, rtol=0, atol=1e-12)
+            used = min(iters, 15)
+            # one Transformer call per iteration (plus one to cache the last fixed token before a fallback, and
+            # one per sequential step); the cached prefix is not rerun: iteration k >= 2 runs T + 1 - k tokens
+            fallback = int(used < 15)
+            calls = used + fallback + (15 - used)
+            computed = 15 + sum(17 - k for k in range(2, used + 1)) + fallback + (15 - used)
+            assert stats == [{"iterations": used, "sequential_steps": 15 - used, "net_calls": calls,
+                              "tokens_computed": computed, "tokens": 16}] * 3, (iters, stats)
+        stats = []
+        flow.inverse(z, y, stats=stats, **kw)
+        assert stats == [{"iterations": 0, "sequential_steps": 15, "net_calls": 15, "tokens_computed": 15,
+                          "tokens": 16}] * 3
+        # a loose tolerance and a tiny limit: the fallback continues from the first unfixed token
+        stats = []
+        x, _ = flow.inverse(z, y, jacobi=True, jacobi_tol=1e-3, jacobi_iters=2, stats=stats, **kw)
+        assert all(s["iterations"] == 2 and 0 < s["sequential_steps"] <= 13 for s in stats), stats
+        assert float((x - seq).abs().max()) <= 1e-2
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_the_forward_of_a_jacobi_decoded_sample_returns_its_latent(labelled):
+    flow, z, y = jacobi_flow()
+    y = y if labelled else None
+    with torch.no_grad():
+        for tol, iters, atol in ((1e-12, None, 1e-10), (1e-300, 3, 1e-12), (1e-6, None, 1e-4)):
+            x, lx = flow.inverse(z, y, jacobi=True, jacobi_tol=tol, jacobi_iters=iters)
+            back, lb = flow(x, y)
+            torch.testing.assert_close(back, z, rtol=0, atol=atol)
+            torch.testing.assert_close(lb, -lx, rtol=0, atol=atol)
+
+
+def test_jacobi_in_float32_matches_the_sequential_sampler_through_the_model_and_the_sampler():
+    """float32, the sampler's path (decode_options -> decode, denoising included): a tolerance of 1e-5
+    gives images within 1e-3 of the sequential sampler's (pixels in [0, 1]); the options reach decode."""
+    for kw in ({}, {"num_classes": 3, "label_dropout": 0.1}):
+        m = tiny_model(**kw)
+        y = None if not kw else torch.tensor([0, 1, 2, 0])
+        g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+        guide = {"guidance": 1.0} if kw else {"guidance": 1.0, "attn_temp": 1.5}
+        for opts in ({}, guide):
+            seq = m.sample(4, y, generator=g(), **opts)
+            jac = m.sample(4, y, generator=g(), jacobi=1, jacobi_tol=1e-5, **opts)
+            assert 0 < float((jac - seq).abs().max()) <= 1e-3, (kw, opts)
+            z = nfzoo.create_sampler("tarflow").sample(m, 4, y, generator=g(), jacobi=1, jacobi_tol=1e-5, **opts)
+            stats = []
+            with torch.no_grad():
+                direct = m.decode(z, y, jacobi=True, jacobi_tol=1e-5, stats=stats,
+                                  **{"guidance": 0.0, **opts})
+            assert torch.equal(jac, direct) and len(stats) == 2
+            limited = m.sample(4, y, generator=g(), jacobi=1, jacobi_tol=1e-5, jacobi_iters=1, **opts)
+            assert float((limited - seq).abs().max()) <= 1e-3
+
+
+def test_jacobi_refusals_of_the_block():
+    flow, z, _ = jacobi_flow()
+    with pytest.raises(ValueError, match="cache=False"):
+        flow.inverse(z, jacobi=True, cache=False)
+    with pytest.raises(ValueError, match="jacobi_tol"):
+        flow.inverse(z, jacobi=True, jacobi_tol=0.0)
+    with pytest.raises(ValueError, match="jacobi_iters"):
+        flow.inverse(z, jacobi=True, jacobi_iters=0)
+
+
 def test_guidance_zero_is_the_conditional_inverse_and_equal_embeddings_make_guidance_vanish():
     torch.manual_seed(0)
     flow = perturbed(TarFlow((1, 8, 8), blocks=2, num_classes=3, **TINY)).double()
@@ -167,11 +278,21 @@ def test_label_dropout_trains_the_unconditional_embedding():
     assert emb.grad is not None and bool((emb.grad.abs().sum(1) > 0).all())
 
 
-@pytest.mark.parametrize("options, match", [({"steps": 10}, "guidance, guidance_anneal and attn_temp"),
+@pytest.mark.parametrize("options, match", [({"steps": 10}, "guidance, guidance_anneal, attn_temp, jacobi, "
+                                                           "jacobi_tol and jacobi_iters"),
                                             ({"guidance": -1.0}, "guidance must be"),
                                             ({"guidance": 1.0}, "set attn_temp"),
                                             ({"attn_temp": 0.0}, "attn_temp must be"),
-                                            ({"guidance_anneal": 2}, "guidance_anneal")])
+                                            ({"guidance_anneal": 2}, "guidance_anneal"),
+                                            ({"jacobi": 2}, "jacobi must be 1"),
+                                            ({"jacobi_tol": 1e-3}, "add jacobi=1"),
+                                            ({"jacobi": 0, "jacobi_iters": 3}, "add jacobi=1"),
+                                            ({"jacobi": 1, "jacobi_tol": 0.0}, "jacobi_tol must be"),
+                                            ({"jacobi": 1, "jacobi_tol": -1e-3}, "jacobi_tol must be"),
+                                            ({"jacobi": 1, "jacobi_tol": True}, "jacobi_tol must be"),
+                                            ({"jacobi": 1, "jacobi_iters": 0}, "jacobi_iters must be"),
+                                            ({"jacobi": 1, "jacobi_iters": 2.5}, "jacobi_iters must be"),
+                                            ({"jacobi": 1, "jacobi_iters": -3}, "jacobi_iters must be")])
 def test_bad_sampler_options_are_clear_usage_errors(options, match):
     m = tiny_model()
     with pytest.raises(UsageError, match=match):
@@ -302,11 +423,18 @@ def test_sampler_options_from_the_cli_guide_sampling_and_bad_ones_exit_2(runner,
     guided = ("--sampler-option", "guidance=1", "--sampler-option", "attn_temp=1.5")
     plain, g1, g2 = grid("plain.png"), grid("g1.png", *guided), grid("g2.png", *guided)
     assert torch.equal(g1, g2) and (g1 - plain).abs().max() > 0
+    # Jacobi decoding at a tight tolerance draws the same 8-bit grid (at most one level apart)
+    jacobi = ("--sampler-option", "jacobi=1", "--sampler-option", "jacobi_tol=1e-6")
+    assert (grid("j.png", *jacobi) - plain).abs().max() <= 1
+    assert (grid("jg.png", *jacobi, *guided, "--sampler-option", "jacobi_iters=2") - g1).abs().max() <= 1
     res = runner.invoke(app, ["eval", str(tmp_path / "m"), "--dataset", "digits", "--json", *guided])
     assert res.exit_code == 0, res.output
     for extra, match in [(["--sampler-option", "foo=1"], "takes the options guidance"),
                          (["--sampler-option", "guidance=much"], "guidance must be a number"),
                          (["--sampler-option", "guidance=1"], "set attn_temp"),
+                         (["--sampler-option", "jacobi_tol=0.001"], "add jacobi=1"),
+                         (["--sampler-option", "jacobi=1", "--sampler-option", "jacobi_iters=0"],
+                          "jacobi_iters must be"),
                          (["--sampler-option", "guidance=1", "--sampler-option", "guidance=2"], "given twice"),
                          (["--sampler-option", "=1"], "KEY=VALUE"),
                          (["--sampler-option", "guidance"], "KEY=VALUE"),
@@ -317,3 +445,33 @@ def test_sampler_options_from_the_cli_guide_sampling_and_bad_ones_exit_2(runner,
                                   str(tmp_path / "bad.png"), *extra])
         assert res.exit_code == 2 and match in res.output and "Traceback" not in res.output, (extra, res.output)
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_quick_jacobi_bench_writes_its_json_and_markdown(tmp_path):
+    from nfzoo.registry.plugins import get_registry
+    from nfzoo_tarflow.jacobi_bench import bench_jacobi, main
+
+    assert get_registry().get("benchmarks", "tarflow-jacobi").load() is bench_jacobi
+    stem = tmp_path / "jacobi"
+    assert main(["--quick", "--model", "tarflow-mnist5k-cond", "--tolerances", "0.01,1e-4", "--seeds", "0,1",
+                 "--samples", "10", "--repeat", "2", "--out", str(stem)]) == 0
+    doc = json.loads(stem.with_suffix(".json").read_text())
+    assert doc["bench"] == "tarflow-jacobi" and "jacobi_bench --quick" in doc["measured_by"]["command"]
+    assert doc["protocol"]["seeds"] == [0, 1] and doc["protocol"]["samples_per_seed"] == 10
+    assert doc["machine"]["before"]["nproc"] >= 1 and doc["machine"]["before"]["torch_threads"] >= 1
+    (model,) = doc["models"]
+    assert model["sampling"]["guidance"] == 1.0 and model["tokens_per_block"] == 16
+    settings = {s["setting"]: s for s in model["settings"]}
+    assert list(settings) == ["sequential", "jacobi tol=0.01", "jacobi tol=0.0001"]
+    assert settings["sequential"]["max_pixel_diff_vs_sequential"] == 0
+    for name in ("jacobi tol=0.01", "jacobi tol=0.0001"):
+        s = settings[name]
+        assert len(s["iterations_per_block"]) == 2 * 2 and all(1 <= i <= 15 for i in s["iterations_per_block"])
+        assert s["sequential_fallback_steps"] == 0 and s["max_pixel_diff_vs_sequential"] < 0.05
+        assert len(s["fid"]) == 2 and s["nonfinite_samples"] == 0
+        base = settings["sequential"]["decode_s_mean"]
+        assert s["time_ratio_vs_sequential"] == pytest.approx(s["decode_s_mean"] / base)
+    for row in doc["rows"]:
+        assert row["baseline"] == "sequential" and row["ratio"] == pytest.approx(row["baseline_s"] / row["candidate_s"])
+    md = stem.with_suffix(".md").read_text()
+    assert "| jacobi tol=0.01 |" in md and "Command: `" in md and "nproc" in md and "load average" in md
