@@ -16,6 +16,7 @@ model's from its header, before anything is decoded. Every response carries a Co
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from os import PathLike
 from typing import List, Optional
 
 from fastapi import FastAPI, Request
@@ -31,7 +32,9 @@ from .budget import budgets as default_budgets
 from .guards import BodyLimit, HostCheck, SameOrigin, SecurityHeaders, TokenCheck
 from .inputs import MAX_UPLOAD_BYTES
 from .messages import public_message
-from .routes import STATIC, features, pages
+from .routes import STATIC, features, pages, web
+from .websites import PREFIX as WEB_PREFIX
+from .websites import SITE_CSP, WebSites
 from .work import Gallery
 from .zoo import ModelCache, ReferenceFn
 
@@ -57,16 +60,19 @@ def status_of(exc: NfzooError) -> int:
 def create_app(cache: Optional[ModelCache] = None, *, capacity: int = 3, device: str = "cpu",
                reference_fn: Optional[ReferenceFn] = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                allowed_hosts: Optional[List[str]] = None, token: Optional[str] = None,
-               request_seconds: Optional[float] = None, workers: int = 4) -> FastAPI:
+               request_seconds: Optional[float] = None, workers: int = 4,
+               web_sites: Optional[PathLike] = None) -> FastAPI:
     """The gallery app. `cache` (or a new ModelCache(capacity, device, reference_fn)) holds the models;
     `max_upload_bytes` bounds every request body; `allowed_hosts` (None: any), the Host headers it answers
     (`nfzoo serve` on a loopback address answers only loopback names: a page elsewhere cannot reach it by DNS
     rebinding); `token` (None: none), the token every request must carry (`nfzoo serve --allow-remote`);
     `request_seconds` (None: budget.DEFAULT_BUDGETS), every request kind's budget; `workers`, the requests
-    computing at once. Requests from other sites' pages are always refused. The cache's background work stops
-    with the app."""
+    computing at once; `web_sites` (None: none), the folder of the models' exported browser pages, served under
+    /web/NAME/ (nfzoo_gallery.websites). Requests from other sites' pages are always refused. The cache's
+    background work stops with the app."""
     cache = cache or ModelCache(capacity, device, reference_fn)
     g = Gallery(cache, default_budgets(request_seconds), workers)
+    sites = WebSites(web_sites)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -76,7 +82,7 @@ def create_app(cache: Optional[ModelCache] = None, *, capacity: int = 3, device:
     # no /docs or /redoc: FastAPI's pages load their scripts from a CDN, and the gallery is offline
     app = FastAPI(title="nfzoo gallery", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
                   lifespan=lifespan)
-    app.state.cache, app.state.times, app.state.gallery = cache, g.times, g
+    app.state.cache, app.state.times, app.state.gallery, app.state.web_sites = cache, g.times, g, sites
     too_large = (f"the request is larger than the gallery's limit of {max_upload_bytes / 2 ** 20:g} MB "
                  f"({max_upload_bytes:,} bytes): upload smaller image files, or fewer at a time")
     # (FastAPI's own max_body_size answers a declared oversize body in plain text, whatever the handlers say)
@@ -86,11 +92,12 @@ def create_app(cache: Optional[ModelCache] = None, *, capacity: int = 3, device:
         app.add_middleware(TokenCheck, token=token)
     if allowed_hosts:
         app.add_middleware(HostCheck, allowed=list(allowed_hosts))
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, policies={WEB_PREFIX: SITE_CSP})
     _errors(app)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(features)
+    app.include_router(web)
     return app
 
 

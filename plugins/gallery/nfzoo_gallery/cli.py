@@ -8,6 +8,7 @@ import importlib.util
 import os
 import secrets
 import socket
+from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 import typer
@@ -108,10 +109,16 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="address to l
                   None, "--request-seconds", callback=finite(above=0, maximum=3600),
                   help="the seconds one request may compute (stopped after; refused before when the model's "
                   "measured cost says it cannot fit) [15 for every kind]"),
+              web_sites: Optional[Path] = typer.Option(
+                  None, "--web-sites", help="a folder of the models' browser pages, each written by `nfzoo export "
+                  "NAME --format web --out DIR/NAME`: served at /web/NAME/ and linked from the model's panel"),
+              export_web: List[str] = typer.Option([], "--export-web", help="before serving, export this model's "
+                                                    "browser page into --web-sites unless it is there (repeatable)"),
               open_page: bool = typer.Option(False, "--open", help="open the page in the default browser")):
     """Start the gallery: a local web page that lists the zoo (cards, metrics) and, for a chosen model,
     samples (seed, temperature, label, sampler, steps), interpolates between two images, inpaints a box you
-    draw, and scores uploaded images (bpd, typicality). Models load on first use and stay loaded. Prints the
+    draw, and scores uploaded images (bpd, typicality). Models load on first use and stay loaded. With
+    --web-sites, a model's exported browser page (onnxruntime-web) is served at /web/NAME/ and linked. Prints the
     page's address on stdout; Ctrl-C stops it."""
     from nfzoo.errors import UsageError
 
@@ -120,14 +127,21 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host", help="address to l
         raise UsageError(f"nfzoo serve needs fastapi, uvicorn and python-multipart, nfzoo-gallery's dependencies "
                          f"({missing[0]} is missing): pip install fastapi uvicorn python-multipart")
     hosts, token = access(host, allow_remote)
+    if export_web and web_sites is None:
+        raise UsageError("--export-web needs --web-sites DIR: the folder the page is written into and served from")
+    from .websites import WebSites, build_site
+
+    sites = WebSites(web_sites)             # a missing folder is an error before anything loads
     dev = parse_device(device)
     import torch
 
     torch.set_num_threads(threads or default_threads())
     from .app import create_app
 
+    for name in export_web:                # bad names fail here, before the port is taken
+        build_site(sites, name, log=lambda msg: err.print(msg, highlight=False))
     app = create_app(capacity=models, device=dev, max_upload_bytes=int(max_upload_mb * 2 ** 20), allowed_hosts=hosts,
-                     token=token, request_seconds=request_seconds)
+                     token=token, request_seconds=request_seconds, web_sites=web_sites)
     cache = app.state.cache
     for name in preload:                   # bad names fail here, before the port is taken
         slot, seconds = cache.get(name)

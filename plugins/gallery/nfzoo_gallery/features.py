@@ -29,12 +29,13 @@ from .inputs import (
 )
 from .work import Gallery, Ticket
 
-INPAINT_DEFAULTS = {"latent": {"iters": 50}, "repaint": {"steps": 20, "resample": 2}}
-"""The page's inpainting settings when a request gives none: fewer than `nfzoo inpaint`'s (300 iterations;
-50 steps x 3 resamplings) so that one digit answers in about a second on a CPU; the form sets more. On 8
-mnist5k test digits (12x12 box, one busy CPU thread) glow-mnist5k took 0.9 / 2.3 / 9.0 s per digit at 50 / 100
-/ 300 iterations for a mean absolute error in the box of 0.324 / 0.296 / 0.288; inverse-flow-mnist5k 2.4 / 4.1 /
-12.1 s for 0.461 / 0.427 / 0.398."""
+INPAINT_DEFAULTS = {"latent": {"iters": 50, "lr": 0.2}, "repaint": {"steps": 20, "resample": 2}}
+"""The page's inpainting settings, which a request's own (iters or steps) replace one by one: fewer iterations
+than `nfzoo inpaint`'s (300; 50 steps x 3 resamplings) so that one digit answers in about a second on a CPU, and
+for flows a larger Adam step (0.2 against 0.05), which 50 iterations need. On 100 mnist5k test digits (the
+page's 12x12 box, seed 0, each digit alone as a request does it) inverse-flow-mnist5k's PSNR in the box is
+7.29 +- 3.49 dB at lr 0.2 against 6.22 +- 2.07 dB at 0.05, in the same time
+(docs/results/bench-serve/inpaint-psnr.json)."""
 
 
 def data_url(png: bytes) -> str:
@@ -94,7 +95,8 @@ def interpolate_job(g: Gallery, t: Ticket, model: str, steps: Any, a_index: Any,
 def inpaint_job(g: Gallery, t: Ticket, model: str, box: str, index: Any, file: Optional[UploadFile], seed: Any,
                 label: Any, iters: Any, steps: Any) -> Dict[str, Any]:
     """Fill a box of an image under the model's prior (nfzoo_heads.inpaint); the other pixels come back
-    unchanged. iters (flows) or steps (diffusion) as in `nfzoo inpaint --set`; none: INPAINT_DEFAULTS."""
+    unchanged. iters (flows) or steps (diffusion) as in `nfzoo inpaint --set`, in place of INPAINT_DEFAULTS's (the
+    method's other settings are the page's)."""
     import torch
 
     from nfzoo.imageio import single_png_bytes
@@ -109,16 +111,18 @@ def inpaint_job(g: Gallery, t: Ticket, model: str, box: str, index: Any, file: O
     slot, load_s = g.loaded(model)
     m = slot.model
     label = check_label(m, slot.name, label)
-    if not options:
-        options = dict(INPAINT_DEFAULTS["repaint" if is_diffusion(m) else "latent"])
+    method = "repaint" if is_diffusion(m) else "latent"
+    if not set(options) - set(INPAINT_DEFAULTS[method]):    # else the heads name the option the method lacks
+        options = {**INPAINT_DEFAULTS[method], **options}
     x = pick_image("the image", index, file, _read(file), slot.name, slot.entry.dataset, m.image_shape)
     mask = box_mask(x.shape, bx)
     y = None if label is None else torch.tensor([label], device=m.device)
     units = max(1, int(options.get("iters", 0)) or int(options.get("steps", 0)) * int(options.get("resample", 1)))
-    filled, seconds = g.run(t, slot, "repaint" if "steps" in options else "latent", units,
+    filled, seconds = g.run(t, slot, method, units,
                             f"inpainting with {options}", "fewer iterations or steps",
-                            lambda: inpaint(m, x.unsqueeze(0), mask, torch.Generator().manual_seed(seed), y=y,
-                                            **options))
+                            lambda check: inpaint(m, x.unsqueeze(0), mask, torch.Generator().manual_seed(seed), y=y,
+                                                  progress=lambda done, total: check(), **options),
+                            stepwise=True)      # checked after every iteration (or step) of the fill
     return {"image": data_url(single_png_bytes(filled[0])), "input": data_url(single_png_bytes(x)),
             "box": list(bx), "filled_pixels": int(mask.sum()), "options": options, "seed": seed,
             "seconds": seconds, "load_seconds": load_s}

@@ -35,19 +35,29 @@ SECURITY_HEADERS = [
 
 class SecurityHeaders:
     """ASGI middleware: every response says that the page loads nothing from elsewhere (a Content Security
-    Policy of 'self' only: no CDN, no inline script) and is not sniffed or framed."""
+    Policy of 'self' only: no CDN, no inline script) and is not sniffed or framed. `policies` maps a path prefix
+    to another 'self'-only policy for the responses under it (the exported browser pages under /web/ compile
+    WebAssembly: nfzoo_gallery.websites.SITE_CSP)."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, app: Any, policies: Optional[Dict[str, bytes]] = None) -> None:
+        self.app, self.policies = app, dict(policies or {})
+
+    def headers_for(self, path: str) -> list:
+        """The security headers of a response to `path`."""
+        for prefix, csp in self.policies.items():
+            if path.startswith(prefix):
+                return [(b"content-security-policy", csp)] + SECURITY_HEADERS[1:]
+        return SECURITY_HEADERS
 
     async def __call__(self, scope: Dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        extra = self.headers_for(str(scope.get("path", "")))
 
         async def send_with_headers(message: Dict) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+                message["headers"] = list(message["headers"]) + extra
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

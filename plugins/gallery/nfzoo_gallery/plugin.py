@@ -8,3 +8,11 @@ def register_commands(app):
     from .cli import add_commands
 
     add_commands(app)
+
+
+@nfzoo.hookimpl
+def register_benchmarks(register):
+    """`nfzoo bench serve` (nfzoo_gallery.bench): the warm seconds of each request kind of the gallery."""
+    register("serve", "nfzoo_gallery.bench:bench_serve",
+             description="warm seconds per gallery request kind (sample, interpolate, inpaint, score): the "
+                         "request through the app against the direct call")

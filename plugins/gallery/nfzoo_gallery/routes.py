@@ -16,6 +16,8 @@ times, budgets) is `request.app.state.gallery`, so the routers hold no state and
     POST /api/interpolate                    model, steps, a_index | a_file, b_index | b_file
     POST /api/inpaint                        model, box "x0,y0,x1,y1", index | file, seed, label, iters | steps
     POST /api/score                          model, files (one or more), seed, wait
+    GET  /web/{name}/{path}                  the model's exported browser page (`nfzoo serve --web-sites DIR`:
+                                             DIR/NAME as `nfzoo export NAME --format web` writes it), its files
 
 The page's assets (static/) are mounted at /static by `create_app`.
 """
@@ -25,12 +27,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 
 from nfzoo.errors import UsageError
 
 from . import inputs
 from .features import data_url, inpaint_job, interpolate_job, sample_job, score_job
+from .websites import media_type
 from .work import Gallery
 from .zoo import card_html, resolve, summary, zoo_entries
 
@@ -42,6 +45,8 @@ pages = APIRouter()
 """The page and what it reads: the zoo list and cards, test images, typicality references, samplers, stats."""
 features = APIRouter()
 """One endpoint per feature: a multipart form in, JSON out (images as PNG data URLs, the seconds computed)."""
+web = APIRouter()
+"""The models' exported browser pages (nfzoo_gallery.websites), under /web/NAME/."""
 
 
 def gallery(request: Request) -> Gallery:
@@ -63,10 +68,11 @@ def models(request: Request) -> Dict[str, Any]:
 
 
 @pages.get("/api/models/{name}")
-def model(name: str) -> Dict[str, Any]:
-    """One zoo model with its card (HTML)."""
+def model(request: Request, name: str) -> Dict[str, Any]:
+    """One zoo model with its card (HTML) and the address of its browser page ("web/NAME/"; null: none here)."""
     entry = resolve(name)
-    return {**summary(entry), "card_html": card_html(entry)}
+    return {**summary(entry), "card_html": card_html(entry),
+            "web_site": request.app.state.web_sites.link(entry.name)}
 
 
 @pages.get("/api/models/{name}/test-image")
@@ -148,3 +154,18 @@ async def score(request: Request, model: str = Form(...), files: List[UploadFile
     """Per-image bpd and typicality of uploaded images."""
     g = gallery(request)
     return await g.work(request, "score", lambda t: score_job(g, t, model, files, seed, wait))
+
+
+# ------------------------------------------------------------------------------- the models' browser pages
+@web.get("/web/{name}", include_in_schema=False)
+def web_site_root(request: Request, name: str) -> RedirectResponse:
+    """/web/NAME -> /web/NAME/ (the page's relative addresses need the slash)."""
+    request.app.state.web_sites.file(name, "")         # a 404 when there is no such page
+    return RedirectResponse(f"{request.url.path}/", status_code=307)
+
+
+@web.get("/web/{name}/{path:path}", include_in_schema=False)
+def web_site_file(request: Request, name: str, path: str) -> FileResponse:
+    """A file of the model's exported browser page ("" is its index.html), as nfzoo_gallery.websites checks it."""
+    f = request.app.state.web_sites.file(name, path)
+    return FileResponse(f, media_type=media_type(f))

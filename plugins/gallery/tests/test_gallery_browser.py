@@ -227,7 +227,7 @@ def test_inpaint_a_box_dragged_on_the_canvas(page, digits_x):
     assert got.shape == (28, 28)
     assert np.array_equal(got[~inside], before[~inside])                             # every other pixel kept
     assert np.abs(got[inside].astype(int) - before[inside]).mean() > 5               # the box is filled anew
-    assert "144 pixels filled in box 8,6,20,18 (iters 50)" in page.inner_text("#inpaint-info")
+    assert "144 pixels filled in box 8,6,20,18 (iters 50, lr 0.2)" in page.inner_text("#inpaint-info")
     run(page, "#inpaint-go", "#inpaint-out", "inpaint")
     shot(page, "inpaint.png", "#workbench")
 

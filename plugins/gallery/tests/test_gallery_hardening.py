@@ -199,6 +199,23 @@ def test_a_request_over_its_budget_stops_frees_the_model_and_is_refused_next_tim
     assert client.get("/api/stats").json()["budgets_s"]["sample"] == 1.5
 
 
+def test_an_inpainting_over_its_budget_stops_between_iterations_and_is_refused_next_time():
+    """Inpainting is checked between its iterations (not by the torch function mode): it still stops at its
+    budget, frees the model and is refused at once the next time."""
+    slow = {"model": FLOW, "box": "8,8,20,20", "index": 0, "iters": 1000}      # ~10 s on a CPU
+    with TestClient(create_app(capacity=1, reference_fn=no_reference, request_seconds=1.5)) as c:
+        assert c.post("/api/sample", data={"model": FLOW, "n": 1}).status_code == 200          # loaded
+        assert c.get(f"/api/models/{FLOW}/test-image?index=0").status_code == 200           # its data set too
+        t0 = time.monotonic()
+        stopped = c.post("/api/inpaint", data=slow)
+        assert time.monotonic() - t0 < 8                # stopped near its budget, not after its 1000 iterations
+        assert "took more than its budget of 1.5 s and was stopped" in error_of(stopped, 503)
+        assert c.post("/api/inpaint", data={**slow, "iters": 2}).status_code == 200      # the lock is free
+        again = error_of(c.post("/api/inpaint", data=slow), 422)
+        assert "more than the gallery's budget of 1.5 s" in again and "fewer iterations or steps" in again
+        assert c.get("/api/stats").json()["kinds"]["inpaint"]["stopped"] == {"budget": 1, "refused": 1}
+
+
 def test_a_client_that_leaves_stops_its_work(served):
     s = served("--request-seconds", "600")
     assert httpx.post(s.url + "api/sample", data=QUICK_DDPM, timeout=120).status_code == 200     # loaded

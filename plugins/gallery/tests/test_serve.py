@@ -219,14 +219,15 @@ def test_inpaint_fills_the_box_and_keeps_every_other_pixel(client, flow, digits_
     r = client.post("/api/inpaint", data={"model": FLOW, "index": 0, "box": "8,8,20,20", "iters": 20, "seed": 0})
     doc = r.json()
     assert r.status_code == 200, doc
-    assert doc["box"] == [8, 8, 20, 20] and doc["filled_pixels"] == 144 and doc["options"] == {"iters": 20}
+    assert doc["box"] == [8, 8, 20, 20] and doc["filled_pixels"] == 144
+    assert doc["options"] == {"iters": 20, "lr": 0.2}                  # the request's iters, the page's lr
     got, before = pixels(doc["image"]).astype(int), pixels(doc["input"]).astype(int)
     inside = np.zeros_like(got, dtype=bool)
     inside[8:20, 8:20] = True
     assert np.array_equal(got[~inside], before[~inside])               # kept pixels come back bit for bit
     assert np.abs(got[inside] - before[inside]).mean() > 5             # the box was filled anew
     mask = nfzoo_heads.box_mask(digits_x[:1].shape, (8, 8, 20, 20))
-    want = nfzoo_heads.inpaint(flow, digits_x[:1], mask, torch.Generator().manual_seed(0), iters=20)
+    want = nfzoo_heads.inpaint(flow, digits_x[:1], mask, torch.Generator().manual_seed(0), iters=20, lr=0.2)
     assert np.abs(got - pixels("data:image/png;base64," + base64.b64encode(png_bytes(want[0])).decode())).max() <= 1
 
 

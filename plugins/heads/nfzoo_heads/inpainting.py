@@ -149,12 +149,29 @@ def inpaint(model, x: Tensor, mask: Tensor, generator: Optional[torch.Generator]
     return known + mask * fill
 
 
-def _energy(model, z: Tensor, known: Tensor, keep: Tensor, sigma: float, y, objective: str) -> Tensor:
+def prior_log_prob(model, y: Optional[Tensor], n: int) -> Callable[[Tensor], Tensor]:
+    """z (n, *event_shape) -> log p(z) under the model's prior given labels y, as `model.prior.log_prob(z,
+    model.context(y, n))` computes it, with what does not depend on z made once: the labels' context, and for
+    a mixture prior (nfzoo.flows.priors.LatentMixture) its torch Distribution, whose construction (a Cholesky
+    factorisation per component) was a fifth of each step of a latent fit. The prior must not change while the
+    function is used (inpainting runs on a model in eval mode)."""
+    from nfzoo.flows.priors import LatentMixture
+
+    prior = model.prior
+    ctx = None if y is None else model.context(y, n)
+    if isinstance(prior, LatentMixture):
+        dist = prior.distribution()
+        return lambda z: dist.log_prob(z.reshape(z.shape[0], -1))
+    return lambda z: prior.log_prob(z, ctx)
+
+
+def _energy(model, z: Tensor, known: Tensor, keep: Tensor, sigma: float, y, objective: str,
+            log_prior: Callable[[Tensor], Tensor]) -> Tensor:
     xh = model.decode(z, y)
     if objective == "likelihood":      # -log p(completed image): the kept pixels enter exactly
         return -model.log_prob(known + (1 - keep) * xh, y, noise=False)
     fit = ((xh - known) * keep).pow(2).flatten(1).sum(1) / (2 * sigma ** 2)
-    return fit - model.prior.log_prob(z, None if y is None else model.context(y, z.shape[0]))
+    return fit - log_prior(z)
 
 
 def _latent_fit(model, known: Tensor, mask: Tensor, gen: torch.Generator, y, progress, iters: int = 300,
@@ -174,16 +191,17 @@ def _latent_fit(model, known: Tensor, mask: Tensor, gen: torch.Generator, y, pro
         z0 = z0 + noise * torch.randn(z0.shape, generator=gen).to(dev)
     z = z0.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
+    log_prior = prior_log_prob(model, y, z.shape[0])
     total = iters + langevin
     for i in range(iters):
-        e = _energy(model, z, known, keep, sigma, y, objective).sum()
+        e = _energy(model, z, known, keep, sigma, y, objective, log_prior).sum()
         opt.zero_grad()
         e.backward()
         opt.step()
         if progress:
             progress(i + 1, total)
     for i in range(langevin):         # unadjusted Langevin on the same energy
-        e = _energy(model, z, known, keep, sigma, y, objective).sum()
+        e = _energy(model, z, known, keep, sigma, y, objective, log_prior).sum()
         g, = torch.autograd.grad(e, z)
         with torch.no_grad():
             z -= 0.5 * step_size * g

@@ -170,6 +170,13 @@ async function selectModel(name) {
   $("#model-facts").textContent = `${current.architecture} on ${current.dataset}, images ${shape} (C x H x W)` +
     (s.sampler ? ` · default: ${s.sampler}${opts ? ` (${opts})` : ""}, T = ${s.temperature ?? 1}` : "");
   $("#card-body").innerHTML = current.card_html || "<p>This model has no card.</p>";   // rendered with raw HTML off
+  const link = $("#web-link");
+  link.hidden = !current.web_site;
+  if (current.web_site) link.setAttribute("href", current.web_site); else link.removeAttribute("href");
+  $("#web-about").textContent = current.web_site
+    ? "(its static page: onnxruntime-web samples it in this browser, without the server's models)"
+    : `No browser page of this model here: nfzoo export ${current.name} --format web --out SITES/${current.name}, ` +
+      "then nfzoo serve --web-sites SITES.";
   const k = current.num_classes;
   for (const el of $$(".conditional")) el.hidden = !k;
   const classes = k ? Array.from({ length: k }, (_, i) => [String(i), String(i)]) : [];
