@@ -1,6 +1,6 @@
-"""`nfzoo bench train`: Glow training on mnist5k, nfzoo (candidate) against normflows (baseline).
+"""`nfzoo bench train`: Glow training on mnist5k, nfzoo (candidate) against normflows (baseline), twice.
 
-Both models have the same size (L levels of squeeze -> K steps of ActNorm, LU 1x1 conv, affine coupling
+Row 1, matched: both models have the same size (L levels of squeeze -> K steps of ActNorm, LU 1x1 conv, affine coupling
 with a conv3x3 - conv1x1 - zero-initialised conv3x3 net of H hidden channels and a sigmoid(h + 2) scale
 -> split half of the channels; the normflows coupling nets follow nfzoo's in whether they have ActNorm
 on their hidden activations), see the same batches in the same order, the same dequantization noise,
@@ -14,6 +14,13 @@ seeded noise. nfzoo's `FlowModel.bpd` does exactly this from [0, 1] images (its 
 x - 1/2, has log|det| 0); normflows' model is given the same tensors x - 1/2, so its log_prob is the
 same continuous density.
 
+Row 2, defaults: what a user comparing the two libraries out of the box sees. nfzoo's `glow` with its
+defaults (at the bench's L, K, H) against normflows' default `GlowBlock` Glow (no ActNorm in its coupling
+nets, biases instead), whose hidden width is chosen to give the parameter count closest to nfzoo's
+(`match_hidden`). The four models are trained in the same run, a step of each in turn (the order rotates).
+Each step is timed on the wall clock and in the thread's CPU time (the latter counts none of the time the
+process waits for a core, so its ratio holds on a loaded machine too).
+
 normflows is an optional dependency (the `bench` extra); it is imported only here.
 """
 from __future__ import annotations
@@ -21,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, cast
+from typing import Callable, Dict, List, Optional, cast
 
 from nfzoo.errors import TrainingDivergedError, UsageError
 
@@ -80,19 +87,29 @@ def build_nfzoo(s: Settings):
                               hidden=s.hidden, split_bias=True)
 
 
-def build_normflows(nf, s: Settings, net_actnorm: bool = True):
+def build_nfzoo_defaults(s: Settings):
+    """nfzoo's Glow as `nfzoo.create_model` builds it by default, at the bench's size (L, K, H)."""
+    import nfzoo
+
+    return nfzoo.create_model("glow", image_shape=IMAGE_SHAPE, levels=s.levels, steps=s.steps_per_level,
+                              hidden=s.hidden)
+
+
+def build_normflows(nf, s: Settings, net_actnorm: bool = True, hidden: Optional[int] = None):
     """Glow as normflows builds it (nf.MultiscaleFlow, its levels listed coarsest first, each flow
     written in the generative direction z -> x). Level j (finest j = 0) works on C * 2^(j+2) channels
     at (H, W) / 2^(j+1); every level but the last factors out half of its channels. `net_actnorm`:
-    ActNorm (instead of a bias) after the hidden convs of the coupling nets, as Glow and nfzoo."""
+    ActNorm (instead of a bias) after the hidden convs of the coupling nets, as Glow and nfzoo (False is
+    GlowBlock's default). `hidden`: the coupling nets' width (None: the bench's H)."""
     c, h, w = IMAGE_SHAPE
+    hidden = s.hidden if hidden is None else hidden
     L = s.levels
     q0, flows, merges = [], [], []
     for i in range(L):                       # normflows' order: i = 0 is the coarsest level
         j = L - 1 - i                        # the same level counted from the input
         channels = c * 2 ** (j + 2)
         hh, ww = h // 2 ** (j + 1), w // 2 ** (j + 1)
-        level = [nf.flows.GlowBlock(channels, s.hidden, scale=True, scale_map="sigmoid",
+        level = [nf.flows.GlowBlock(channels, hidden, scale=True, scale_map="sigmoid",
                                     split_mode="channel", leaky=0.0, init_zeros=True, use_lu=True,
                                     net_actnorm=net_actnorm)
                  for _ in range(s.steps_per_level)]
@@ -109,12 +126,21 @@ def build_normflows(nf, s: Settings, net_actnorm: bool = True):
     return nf.MultiscaleFlow(q0, flows, merges, class_cond=False)
 
 
-def _build_normflows_quietly(nf, s: Settings, net_actnorm: bool = True):
+def _build_normflows_quietly(nf, s: Settings, net_actnorm: bool = True, hidden: Optional[int] = None):
     import warnings
 
     with warnings.catch_warnings():  # normflows 1.7 calls the deprecated torch.lu in Invertible1x1Conv
         warnings.simplefilter("ignore", UserWarning)
-        return build_normflows(nf, s, net_actnorm)
+        return build_normflows(nf, s, net_actnorm, hidden)
+
+
+def match_hidden(nf, s: Settings, target: int, span: int = 16) -> int:
+    """The hidden width of normflows' default GlowBlock Glow (no ActNorm in the nets) whose trainable
+    parameter count is closest to `target`, among s.hidden - span .. s.hidden + span (a tie goes to the
+    width nearer s.hidden)."""
+    widths = range(max(1, s.hidden - span), s.hidden + span + 1)
+    counts = {h: count_params(_build_normflows_quietly(nf, s, net_actnorm=False, hidden=h)) for h in widths}
+    return min(widths, key=lambda h: (abs(counts[h] - target), abs(h - s.hidden)))
 
 
 def _has(model, class_name: str) -> bool:
@@ -135,6 +161,7 @@ class _Trainee:
         self.opt = torch.optim.Adam(model.parameters(), lr=s.lr)
         self.noise = torch.Generator().manual_seed(s.seed + 1)
         self.times: List[float] = []  # seconds of each timed step
+        self.cpu_times: List[float] = []  # the thread's CPU seconds of each timed step
         self.recent: List[float] = []
 
     def bpd(self, x, generator):
@@ -144,7 +171,7 @@ class _Trainee:
     def step(self, step: int, x, timed: bool) -> None:
         import torch
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         lr = self.s.lr * min(1.0, (step + 1) / self.s.warmup_steps) if self.s.warmup_steps > 0 else self.s.lr
         for g in self.opt.param_groups:
             g["lr"] = lr
@@ -155,13 +182,14 @@ class _Trainee:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.grad_clip)
         self.opt.step()
         value = loss.item()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.thread_time() - c0
         if not math.isfinite(value):
             raise TrainingDivergedError(f"{self.name} diverged at step {step + 1} of the benchmark "
                                         f"(loss {value}); this benchmark's settings are fixed, please "
                                         "report it")
         if timed:
             self.times.append(dt)
+            self.cpu_times.append(dc)
         self.recent = (self.recent + [value])[-10:]
 
     @property
@@ -177,6 +205,11 @@ class _Trainee:
     def median_s(self) -> float:
         t = sorted(self.times)
         return t[len(t) // 2] if t else 0.0
+
+    @property
+    def cpu_s_per_step(self) -> float:
+        """Mean CPU seconds of the thread per timed step (time waiting for a core not counted)."""
+        return sum(self.cpu_times) / max(len(self.cpu_times), 1)
 
     def evaluate(self, test, s: Settings) -> float:
         import torch
@@ -222,20 +255,48 @@ def batch_order(n: int, s: Settings):
     return out
 
 
+def _row(case: str, baseline: "_Trainee", candidate: "_Trainee", base_bpd: float, cand_bpd: float,
+         s: Settings) -> Dict:
+    """One `nfzoo bench` row: the mean step times (wall clock and CPU), their ratios, images/s, test bpd,
+    parameters and the total step time of each model (the test bpd is reached in that time)."""
+    b, c = baseline, candidate
+    return {"case": case, "baseline": b.name, "candidate": c.name, "baseline_s": b.s_per_step,
+            "candidate_s": c.s_per_step, "ratio": b.s_per_step / c.s_per_step,
+            "baseline_images_per_s": s.batch_size / b.s_per_step, "candidate_images_per_s": s.batch_size / c.s_per_step,
+            "baseline_test_bpd": base_bpd, "candidate_test_bpd": cand_bpd, "baseline_params": count_params(b.model),
+            "candidate_params": count_params(c.model), "median_ratio": b.median_s / c.median_s,
+            "baseline_cpu_s": b.cpu_s_per_step, "candidate_cpu_s": c.cpu_s_per_step,
+            "cpu_ratio": b.cpu_s_per_step / c.cpu_s_per_step, "baseline_train_s": sum(b.times),
+            "candidate_train_s": sum(c.times)}
+
+
+def _load_average() -> List[float]:
+    import os
+
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:   # not on this platform
+        return []
+
+
 # ---------------------------------------------------------------- the benchmark
 def bench_train(quick: bool = False, log=print) -> Dict:
-    """Train nfzoo's Glow and normflows' Glow side by side; return the `nfzoo bench` document."""
+    """Train nfzoo's Glow against normflows' twice in one run, matched (row 1) and at both libraries'
+    defaults (row 2); return the `nfzoo bench` document."""
     try:
         import normflows as nf
     except ImportError as exc:
         raise UsageError(MISSING) from exc
+    import os
+
     import torch
 
     from nfzoo.data import ArrayDataset, load_dataset
 
     s = QUICK if quick else DEFAULT
+    load_before = _load_average()
     threads = torch.get_num_threads()
-    torch.set_num_threads(threads)  # one process, one setting: the same for both models
+    torch.set_num_threads(threads)  # one process, one setting: the same for all models
     train = cast(ArrayDataset, load_dataset(DATASET, "train"))   # an offline data set (nfzoo.data.OFFLINE)
     test = load_dataset(DATASET, "test")
     if tuple(train.image_shape) != IMAGE_SHAPE:
@@ -248,82 +309,90 @@ def bench_train(quick: bool = False, log=print) -> Dict:
     dead_std = any(getattr(m, "dead_std", 0) for m in candidate.model.modules())
     torch.manual_seed(s.seed)
     baseline = _Trainee("normflows", _build_normflows_quietly(nf, s, net_actnorm), _normflows_bpd, s)
-    candidate.model.train()
-    baseline.model.train()
-    case = (f"glow {DATASET} L={s.levels} K={s.steps_per_level} H={s.hidden} batch {s.batch_size}, "
-            f"{s.train_steps} steps")
+    torch.manual_seed(s.seed)
+    cand_default = _Trainee("nfzoo (glow defaults)", build_nfzoo_defaults(s), _nfzoo_bpd, s)
+    default_hidden = match_hidden(nf, s, count_params(cand_default.model))
+    torch.manual_seed(s.seed)
+    base_default = _Trainee("normflows (GlowBlock defaults)",
+                            _build_normflows_quietly(nf, s, net_actnorm=False, hidden=default_hidden),
+                            _normflows_bpd, s)
+    trainees = [baseline, candidate, base_default, cand_default]
+    for t in trainees:
+        t.model.train()
+    size = f"L={s.levels} K={s.steps_per_level} H={s.hidden} batch {s.batch_size}, {s.train_steps} steps"
+    case = f"glow {DATASET} {size}"
+    case_default = (f"glow {DATASET} {size}; defaults: nfzoo glow vs normflows GlowBlock "
+                    f"(hidden {default_hidden}, parameter count matched)")
     log(f"bench train: {case}; {threads} torch threads; params nfzoo {count_params(candidate.model):,}, "
-        f"normflows {count_params(baseline.model):,}")
+        f"normflows {count_params(baseline.model):,}; defaults: nfzoo {count_params(cand_default.model):,}, "
+        f"normflows {count_params(base_default.model):,} (hidden {default_hidden})")
 
-    # data-dependent ActNorm init: the same images with the same noise for both
+    # data-dependent ActNorm init: the same images with the same noise for all
     g = torch.Generator().manual_seed(s.seed + 2)
     idx = torch.randperm(len(train), generator=g)[:min(s.init_batch, len(train))]
     x_init, _ = train.batch(idx)
-    candidate.model.initialize(x_init, generator=torch.Generator().manual_seed(s.seed + 2))
+    for t in (candidate, cand_default):
+        t.model.initialize(x_init, generator=torch.Generator().manual_seed(s.seed + 2))
     with torch.no_grad():  # normflows' ActNorm initialises itself on the first batch it sees
-        baseline.bpd(x_init, torch.Generator().manual_seed(s.seed + 2))
+        for t in (baseline, base_default):
+            t.bpd(x_init, torch.Generator().manual_seed(s.seed + 2))
 
     order = batch_order(len(train), s)
     t_start = time.perf_counter()
     for step, bidx in enumerate(order):
         x, _ = train.batch(bidx)
         timed = step >= s.untimed_steps
-        pair = (baseline, candidate) if step % 2 == 0 else (candidate, baseline)
-        for t in pair:
+        k = step % len(trainees)   # rotate who goes first, so all see the same machine load
+        for t in trainees[k:] + trainees[:k]:
             t.step(step, x, timed)
         if (step + 1) % s.log_every == 0 or step + 1 == len(order):
-            log(f"  step {step + 1}/{len(order)}: train bpd normflows {baseline.recent[-1]:.3f} "
-                f"({baseline.s_per_step * 1e3:.1f} ms/step), nfzoo {candidate.recent[-1]:.3f} "
-                f"({candidate.s_per_step * 1e3:.1f} ms/step)")
+            log(f"  step {step + 1}/{len(order)}: train bpd / ms per step: "
+                + ", ".join(f"{t.name} {t.recent[-1]:.3f} / {t.s_per_step * 1e3:.1f}" for t in trainees))
     train_wall = time.perf_counter() - t_start
 
-    log(f"  evaluating both on the {len(test)} {DATASET} test images")
-    base_bpd = baseline.evaluate(test, s)
-    cand_bpd = candidate.evaluate(test, s)
+    log(f"  evaluating all on the {len(test)} {DATASET} test images")
+    bpds = {t.name: t.evaluate(test, s) for t in trainees}
+    rows = [_row(case, baseline, candidate, bpds[baseline.name], bpds[candidate.name], s),
+            _row(case_default, base_default, cand_default, bpds[base_default.name], bpds[cand_default.name], s)]
     timed_steps = candidate.timed_steps
-    row = {
-        "case": case,
-        "baseline": "normflows",
-        "candidate": "nfzoo",
-        "baseline_s": baseline.s_per_step,
-        "candidate_s": candidate.s_per_step,
-        "ratio": baseline.s_per_step / candidate.s_per_step,
-        "baseline_images_per_s": s.batch_size / baseline.s_per_step,
-        "candidate_images_per_s": s.batch_size / candidate.s_per_step,
-        "baseline_test_bpd": base_bpd,
-        "candidate_test_bpd": cand_bpd,
-        "baseline_params": count_params(baseline.model),
-        "candidate_params": count_params(candidate.model),
-    }
     notes = [
         f"torch {torch.__version__}, normflows {getattr(nf, '__version__', '?')}; {threads} torch "
-        f"threads for both",
+        f"threads for all; {os.cpu_count()} CPUs; load average {load_before} before, {_load_average()} after",
         f"{s.train_steps} optimizer steps each on the same batches of {s.batch_size} (seeded reshuffles "
         f"of the {len(train)} training images); the first {s.untimed_steps} are not timed, s/step and "
-        f"images/s are over the other {timed_steps}; the two models are stepped in turn (alternating "
-        f"which goes first), so both see the same machine load; {train_wall:.1f} s in all",
-        f"median s/step (less sensitive to other load on the machine): normflows "
-        f"{baseline.median_s:.4g}, nfzoo {candidate.median_s:.4g} (ratio "
-        f"{baseline.median_s / candidate.median_s:.3f})",
+        f"images/s are over the other {timed_steps}; the four models are stepped in turn (rotating "
+        f"which goes first), so all see the same machine load; {train_wall:.1f} s in all",
+        "ratio: of the mean wall-clock times per step (baseline / candidate: > 1 is nfzoo faster); "
+        "median_ratio: of the median times; cpu_ratio: of the mean CPU times of the thread per step "
+        "(time spent waiting for a core on a loaded machine not counted); *_train_s: the step time each "
+        "model spent to reach its test bpd",
+        f"row 1 (matched): median s/step normflows {baseline.median_s:.4g}, nfzoo {candidate.median_s:.4g}",
+        f"row 2 (defaults): nfzoo's `glow` as create_model builds it (split_bias False) against normflows' "
+        f"GlowBlock with its defaults (net_actnorm=False: biases, no ActNorm, in the coupling nets; LU 1x1 "
+        f"conv; sigmoid scale) at hidden width {default_hidden}, the width in {s.hidden} +- 16 whose "
+        f"parameter count ({count_params(base_default.model):,}) is closest to nfzoo's "
+        f"({count_params(cand_default.model):,}); everything else as row 1",
         f"Adam lr {s.lr:g}, linear warm-up over {s.warmup_steps} steps, gradient norm clipped at "
-        f"{s.grad_clip:g}; seed {s.seed} for both models' initial weights (different draws: the "
+        f"{s.grad_clip:g}; seed {s.seed} for every model's initial weights (different draws: the "
         "libraries build their layers in different orders)",
-        "dequantization x = (round(255 img) + u) / 256 with the same seeded noise for both; normflows "
+        "dequantization x = (round(255 img) + u) / 256 with the same seeded noise for all; normflows "
         "is fed x - 1/2 (nfzoo's 'shift' preprocessing, log|det| 0); bpd = (-log p + D ln 256) / "
         f"(D ln 2) on the whole test split ({len(test)} images), eval mode, no grad, the same noise",
         f"ActNorm data-dependent init on the same {len(x_init)} images with the same noise "
         "(normflows normalises by the unbiased std, nfzoo by the biased one"
         + (", and nfzoo leaves (nearly) constant channels at scale 1)" if dead_std else ")"),
-        ("coupling nets: conv3x3 - ActNorm - ReLU - conv1x1 - ActNorm - ReLU - zero-init conv3x3 in "
+        ("row 1 coupling nets: conv3x3 - ActNorm - ReLU - conv1x1 - ActNorm - ReLU - zero-init conv3x3 in "
          "both (normflows GlowBlock(net_actnorm=True))" if net_actnorm else
-         "coupling nets: conv3x3 - ReLU - conv1x1 - ReLU - zero-init conv3x3 in both"),
+         "row 1 coupling nets: conv3x3 - ReLU - conv1x1 - ReLU - zero-init conv3x3 in both"),
         *(["difference: nfzoo scales the zero-initialised output conv of its coupling nets and split "
            "priors by exp(3 s) with a learned per-channel s (Glow's Conv2dZeros); normflows' "
            "ConvNet2d has no such scale"] if out_scale else []),
         "split priors: normflows' MultiscaleFlow has unconditional base distributions, a learned "
         "per-element diagonal gaussian (nf.distributions.DiagGaussian) for each split-off half; nfzoo "
-        "(glow with split_bias=True) has the same learned per-element mean and log-scale plus Glow's "
-        "split2d term conditioned on the kept half (a zero-initialised conv3x3). The top prior is a "
-        "learned per-element gaussian in both.",
+        "(glow with split_bias=True in row 1) has the same learned per-element mean and log-scale plus "
+        "Glow's split2d term conditioned on the kept half (a zero-initialised conv3x3); nfzoo's default "
+        "(row 2) has the conditional term only. The top prior is a learned per-element gaussian in all.",
     ]
-    return {"bench": "train", "device": f"cpu ({threads} threads)", "rows": [row], "notes": notes}
+    return {"bench": "train", "device": f"cpu ({threads} threads)", "nproc": os.cpu_count(),
+            "threads": threads, "load_average": {"before": load_before, "after": _load_average()},
+            "rows": rows, "notes": notes}

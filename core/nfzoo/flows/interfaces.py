@@ -26,24 +26,51 @@ class Bijector(nn.Module):
         """z -> (x, logdet): latent to data; logdet = log|det dx/dz| (minus forward's), shape (B,)."""
         raise NotImplementedError
 
+    def forward_after(self, previous: "Bijector", x: Tensor,
+                      context: Optional[Tensor] = None) -> Optional[Tuple[Tensor, Tensor]]:
+        """self(previous(x)) computed as one map, (z, logdet of both), or None when this bijector has no such
+        fused form for `previous` (then the two run one after the other). A Composite asks for it only in
+        a training step (`fused_training`), so a fused form may differ from the two maps by float rounding.
+        Default: None."""
+        return None
+
+
+def fused_training(module: nn.Module) -> bool:
+    """Whether `module` computes with its fused training forms: in training mode while autograd records (a
+    training step). They are the same maps up to float rounding, cheaper forward and backward. Evaluation,
+    sampling and the no-grad forward of the data-dependent initialisation (`FlowModel.initialize`) compute
+    layer by layer, exactly as the published weights were measured."""
+    return module.training and torch.is_grad_enabled()
+
 
 def _zeros(x: Tensor) -> Tensor:
     return x.new_zeros(x.shape[0])
 
 
 class Composite(Bijector):
-    """A chain of bijectors: forward runs them in order, inverse in reverse order."""
+    """A chain of bijectors: forward runs them in order, inverse in reverse order. In a training step
+    (`fused_training`) a bijector may compute itself together with the one before it
+    (`Bijector.forward_after`)."""
 
     def __init__(self, bijectors: Sequence[Bijector]):
         super().__init__()
         self.bijectors = nn.ModuleList(bijectors)
 
     def forward(self, x, context=None):
-        logdet = _zeros(x)
-        for b in self.bijectors:
-            x, ld = b(x, context)
-            logdet = logdet + ld
-        return x, logdet
+        chain = cast(Sequence[Bijector], self.bijectors)  # nn.ModuleList is untyped
+        logdet: Optional[Tensor] = None
+        i, n = 0, len(chain)
+        while i < n:
+            fuse = i + 1 < n and fused_training(self)
+            out = chain[i + 1].forward_after(chain[i], x, context) if fuse else None
+            if out is None:
+                out = chain[i](x, context)
+                i += 1
+            else:
+                i += 2
+            x, ld = out
+            logdet = ld if logdet is None else logdet + ld
+        return x, (_zeros(x) if logdet is None else logdet)
 
     def inverse(self, z, context=None):
         logdet = _zeros(z)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nfzoo.errors import UsageError
-from nfzoo.flows.interfaces import Bijector
+from nfzoo.flows.interfaces import Bijector, fused_training
 
 
 def _hw(x: torch.Tensor) -> int:
@@ -31,6 +31,21 @@ class ActNorm(Bijector):
         # a channel that is (nearly) constant on the init batch keeps scale 1: normalising it would
         # give a huge scale that explodes as soon as the channel comes alive
         self.dead_std = dead_std
+        # `initialized` as last read on the host, cached once set: reading the buffer on every training
+        # forward would synchronise a GPU each call (load_state_dict and initialize refresh it)
+        self._known_initialized = False
+
+    def needs_init(self) -> bool:
+        """Whether the next forward initialises b and s from its batch: in training mode, while the
+        `initialized` buffer is 0. Once the buffer is seen set the answer is cached on the host."""
+        if not self.training or self._known_initialized:
+            return False
+        self._known_initialized = bool(self.initialized)
+        return not self._known_initialized
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._known_initialized = False   # the loaded `initialized` is read again on the next forward
+        super()._load_from_state_dict(*args, **kwargs)
 
     def _view(self, p, x):
         return p if x.dim() == 4 else p.view(1, -1)
@@ -46,9 +61,10 @@ class ActNorm(Bijector):
         std = torch.where(std < self.dead_std, torch.ones_like(std), std)
         self.log_scale.data.copy_((-torch.log(std + self.eps)).view_as(self.log_scale))
         self.initialized.fill_(1)
+        self._known_initialized = True
 
     def forward(self, x, context=None):
-        if self.training and not bool(self.initialized):
+        if self.needs_init():
             self.initialize(x)
         b, s = self._view(self.bias, x), self._view(self.log_scale, x)
         z = (x + b) * torch.exp(s)
@@ -58,6 +74,14 @@ class ActNorm(Bijector):
         b, s = self._view(self.bias, z), self._view(self.log_scale, z)
         x = z * torch.exp(-s) - b
         return x, (-_hw(z) * s.sum()).expand(z.shape[0])
+
+
+def mix_channels(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The 1x1 convolution z[b, o] = sum_c w[o, c] x[b, c] of (B, C, H, W) images as one (C, C) x (C, B H W)
+    matrix product (returned as a (B, C, H, W) view of the (C, B, H, W) result): for the few channels of a
+    flow's activations a fraction of what a convolution call costs, forward and backward."""
+    b, c, h, wd = x.shape
+    return (w @ x.transpose(0, 1).reshape(c, -1)).view(w.shape[0], b, h, wd).transpose(0, 1)
 
 
 class InvConv1x1(Bijector):
@@ -89,8 +113,24 @@ class InvConv1x1(Bijector):
 
     def forward(self, x, context=None):
         w = self.weight()
-        z = F.conv2d(x, w.view(*w.shape, 1, 1))
+        if x.dim() == 4 and fused_training(self):
+            z = mix_channels(w, x)
+        else:
+            z = F.conv2d(x, w.view(*w.shape, 1, 1))
         return z, (_hw(x) * self.log_s.sum()).expand(x.shape[0])
+
+    def forward_after(self, previous, x, context=None):
+        """An ActNorm then this conv as one affine map of the channels (Glow's step starts so):
+        W ((x + b) exp(s)) = W' x + W' b with W' = W diag(exp(s)); log|det| = H W (sum(s) + sum(log_s)).
+        None for any other `previous`, for one still to be initialised, or for input that is not (B, C, H, W)."""
+        if not isinstance(previous, ActNorm) or x.dim() != 4 or previous.needs_init():
+            return None
+        e = torch.exp(previous.log_scale).reshape(1, -1)
+        w = self.weight() * e
+        bias = w @ previous.bias.reshape(-1, 1)
+        b, c, h, wd = x.shape
+        z = torch.addmm(bias, w, x.transpose(0, 1).reshape(c, -1)).view(w.shape[0], b, h, wd).transpose(0, 1)
+        return z, (h * wd * (previous.log_scale.sum() + self.log_s.sum())).expand(b)
 
     def inverse(self, z, context=None):
         w_inv = torch.linalg.inv(self.weight())

@@ -11,16 +11,22 @@ from .results import RESULTS, Results, bench_rows, num, table
 
 @block("bench-train")
 def b_bench_train(res: Results, arg: Optional[str], index: Dict[str, Any]) -> List[str]:
-    """`nfzoo bench train`: nfzoo against normflows."""
+    """`nfzoo bench train`: nfzoo against normflows, matched (row 1) and at both libraries' defaults (row 2,
+    in files written since issue 41)."""
     rel = f"{RESULTS}/bench-train.json"
-    r = bench_rows(res, rel)[0]
-    rows = [[r["candidate"], f"{r['candidate_images_per_s']:.0f}", f"{r['candidate_test_bpd']:.3f}",
-             f"{r['candidate_params']:,}"],
-            [r["baseline"], f"{r['baseline_images_per_s']:.0f}", f"{r['baseline_test_bpd']:.3f}",
-             f"{r['baseline_params']:,}"]]
-    out = table(["library", "images / s", "test bpd after the run", "parameters"], rows)
-    out += ["", f"{r['case']}; ratio of the mean times {r['ratio']:.2f} (nfzoo / normflows speed); one run. The "
-            "file's notes give the setting (the median ratio, the optimiser, the split priors)."]
+    runs = bench_rows(res, rel)
+    labels = ["matched", "defaults"]
+    rows = []
+    for i, r in enumerate(runs):
+        for who in ("candidate", "baseline"):
+            rows.append([labels[i] if i < len(labels) else r["case"], r[who], f"{r[f'{who}_images_per_s']:.0f}",
+                         f"{r[f'{who}_test_bpd']:.3f}", f"{r[f'{who}_params']:,}"])
+    out = table(["comparison", "library", "images / s", "test bpd after the run", "parameters"], rows)
+    out += [""] + [f"- {r['case']}; ratio of the mean times {r['ratio']:.2f} (nfzoo / normflows speed)"
+                   + (f", of the CPU times {r['cpu_ratio']:.2f}" if "cpu_ratio" in r else "") + "."
+                   for r in runs]
+    out += ["", "One run. The file's notes give the setting (the median ratio, the optimiser, the split priors, how "
+            "the defaults' parameter counts are matched)."]
     return out + res.sources([rel])
 
 
