@@ -11,6 +11,7 @@ Routes (the subset of the Hub's API that download and upload use):
     GET  /api/models/<repo>[/revision/<rev>]      {"id", "sha", "siblings": [{"rfilename"}]}
     GET  /api/models/<repo>/tree/<rev>[/<path>]   [{"type": "file", "path", "size", "oid"}]
     /api/datasets/... and /datasets/<repo>/...     the same routes for dataset repos (one namespace with models)
+    /api/spaces/... and /spaces/<repo>/...         and for Space repos (a static site's upload, its files)
     POST /api/repos/create                        {"url"}, 409 if it exists
     POST /api/validate-yaml                       {"errors": [], "warnings": []}
     POST /api/models/<repo>/preupload/<rev>       every file "regular" (no LFS)
@@ -163,8 +164,8 @@ class HubServer:
             return h.reply(self.fail_status, {"error": f"test hub answers {self.fail_status}"})
         parts = [unquote(p) for p in url.path.split("/")[1:]]
         query = parse_qs(url.query)
-        if parts[:2] == ["api", "datasets"] or parts[:1] == ["datasets"]:   # dataset repos share the namespace
-            parts = (["api", "models"] + parts[2:]) if parts[0] == "api" else parts[1:]
+        if parts[:2] in (["api", "datasets"], ["api", "spaces"]) or parts[:1] in (["datasets"], ["spaces"]):
+            parts = (["api", "models"] + parts[2:]) if parts[0] == "api" else parts[1:]   # one namespace
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
             repo_id, rest = f"{parts[2]}/{parts[3]}", parts[4:]
             if method == "GET" and not rest:
@@ -183,11 +184,13 @@ class HubServer:
         if method == "POST" and parts == ["api", "repos", "create"]:
             doc = json.loads(body or b"{}")
             repo_id = f"{doc['organization']}/{doc['name']}" if doc.get("organization") else doc["name"]
+            kind = doc.get("type") or "model"
+            prefix = {"dataset": "datasets/", "space": "spaces/"}.get(kind, "")     # as the Hub's repo URLs
+            url = f"{self.url}/{prefix}{repo_id}"
             if self.exists(repo_id):
-                return h.reply(409, {"error": "You already created this model repo",
-                                     "url": self._url(repo_id)})
+                return h.reply(409, {"error": f"You already created this {kind} repo", "url": url})
             self.create_repo(repo_id)
-            return h.reply(200, {"url": self._url(repo_id), "name": repo_id})
+            return h.reply(200, {"url": url, "name": repo_id})
         if method == "POST" and parts == ["api", "validate-yaml"]:
             return h.reply(200, {"errors": [], "warnings": []})
         if method in ("GET", "HEAD") and len(parts) >= 5 and parts[2] == "resolve":

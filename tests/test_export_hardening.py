@@ -446,16 +446,18 @@ def test_the_export_never_writes_external_data(tiny, tmp_path):
     with pytest.raises(ExportError, match=r"keeps data outside its file .*weights\.bin"):
         check_self_contained(d / "decode.onnx")
     assert sorted(p.name for p in (tiny / "export").iterdir()) == \
-        ["decode.onnx", "manifest.json", "nfzoo_onnx_checks.py", "nfzoo_onnx_runner.py", "prior.onnx"]
+        ["decode.onnx", "manifest.json", "nfzoo_onnx_checks.py", "nfzoo_onnx_noise.py", "nfzoo_onnx_runner.py",
+         "prior.onnx"]
 
 
 # --------------------------------------------------------------------- the runner's own files
 def test_the_runners_files_are_listed_and_verified(tiny, tmp_path):
-    """The export copies the runner and its checks (nfzoo.export.runner_checks as nfzoo_onnx_checks.py), lists both in
-    the manifest with their sha256, and a changed one is refused as a changed graph is (unless verify=False)."""
+    """The export copies the runner, its checks (nfzoo.export.runner_checks as nfzoo_onnx_checks.py) and its
+    generator (nfzoo.export.runner_noise as nfzoo_onnx_noise.py), lists them in the manifest with their sha256, and a
+    changed one is refused as a changed graph is (unless verify=False)."""
     manifest = read_manifest(tiny / "export")
     files = manifest["runner"]["files"]
-    assert sorted(files) == ["nfzoo_onnx_checks.py", "nfzoo_onnx_runner.py"]
+    assert sorted(files) == ["nfzoo_onnx_checks.py", "nfzoo_onnx_noise.py", "nfzoo_onnx_runner.py"]
     for name, sha in files.items():
         assert hashlib.sha256((tiny / "export" / name).read_bytes()).hexdigest() == sha
     assert manifest["runner"]["sha256"] == files["nfzoo_onnx_runner.py"]

@@ -85,7 +85,10 @@ EXPECTED: Dict[str, List[str]] = {
                       "--out runs/glow-digits", "import torch", "nfzoo pull hf-hub:me/glow-digits",
                       "nfzoo list --pretrained"],
     "guides/export.md": ["nfzoo export inverse-flow --direction sample --out inverse-flow-onnx", "import sys",
-                         "nfzoo export inverse-flow --format web --out site"],
+                         "nfzoo export inverse-flow --format web --out site",
+                         "python site/model/nfzoo_onnx_runner.py site/model -n 64 --seed 7 --out samples.npy",
+                         "import functools, http.server", "nfzoo push site --repo-id me/inverse-flow-web",
+                         "from huggingface_hub import HfApi"],
     "guides/heads.md": ["import torch, nfzoo, nfzoo_heads",
                         "nfzoo synth --model glem-mnist5k --n 40 --out synth/ --seed 0"],
     "guides/gallery.md": ["nfzoo serve", "curl -s http://127.0.0.1:8000/api/models -o models.json", "import base64"],
@@ -199,6 +202,8 @@ class PageRun:
             cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
         elif name == "curl":
             cmd = ["curl", "--fail", *args]
+        elif name == "python":                                  # a script the page made (the exported runner)
+            cmd = [sys.executable, *args]
         else:
             raise AssertionError(f"docs/pages/{self.page}: no runner for `{line}`")
         res = subprocess.run(cmd, cwd=self.cwd, env={**self.env(), **env}, capture_output=True, text=True,
@@ -252,7 +257,7 @@ def test_page_runs(page, tmp_path, monkeypatch, runner, app, request):
     cwd = tmp_path / "work"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    if page in ("guides/hub.md", "guides/train.md"):    # they publish (a model, a dataset) and pull
+    if page in ("guides/hub.md", "guides/train.md", "guides/export.md"):   # they publish (a model, a dataset, a Space)
         request.getfixturevalue("hub")                      # HF_ENDPOINT: the loopback Hub, an empty cache
     else:
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -331,6 +336,12 @@ def _export(cwd: Path, request) -> None:
     site = cwd / "site"                         # the web export (issue 39): the page, its graphs, onnxruntime-web
     assert {"index.html", "app.js", "README.md"} <= {p.name for p in site.iterdir()}
     assert (site / "model" / "decode.onnx").is_file() and any((site / "ort").glob("*.wasm"))
+    import numpy as np
+
+    assert np.load(cwd / "samples.npy").shape == (64, 1, 28, 28)      # the runner's seeded draw, as the page's
+    hub = request.getfixturevalue("hub")                                # the site, published to a static Space
+    assert {"index.html", "app.js", "site.json", "model/manifest.json"} <= set(
+        hub.files("me/inverse-flow-web", hub.resolve("me/inverse-flow-web", "main")))
 
 
 def _gallery(cwd: Path, request) -> None:

@@ -63,7 +63,8 @@ def pull_cmd(name: str = typer.Argument(..., help="pretrained name, family name,
                   highlight=False, soft_wrap=True)
 
 
-def push_cmd(directory: Path = typer.Argument(..., help="model directory (config.json + model.safetensors)"),
+def push_cmd(directory: Path = typer.Argument(..., help="model directory (config.json + model.safetensors), or a "
+                                              "site folder of `nfzoo export --format web` (to a static Space)"),
              repo_id: str = typer.Option(..., "--repo-id", help="ORG/NAME on the Hub (created if needed)"),
              revision: Optional[str] = typer.Option(None, "--revision", help="branch to commit to [main]"),
              token: Optional[str] = typer.Option(None, "--token",
@@ -74,8 +75,25 @@ def push_cmd(directory: Path = typer.Argument(..., help="model directory (config
     """Upload a model directory to the Hub: config.json, model.safetensors, a README.md model card
     (generated when the directory has none: library_name nfzoo, tags, datasets, a model-index of the run's
     test bpd and of its samples/*.json results) and, for a data set with a Hub dataset id, one
-    .eval_results/*.yaml file per result. Prints the commit sha and sha256 pins for the zoo index."""
+    .eval_results/*.yaml file per result. Prints the commit sha and sha256 pins for the zoo index.
+    A site folder written by `nfzoo export NAME --format web` (it holds site.json) goes to a static Space
+    ORG/NAME instead, every file of it (--revision does not apply)."""
     from nfzoo.hub import publish
+
+    if (directory / "site.json").is_file():
+        from nfzoo.errors import UsageError
+        from nfzoo.export.web import publish_site
+
+        if revision is not None:
+            raise UsageError("--revision does not apply to a site: a Space is pushed to its main branch")
+        with err.status(f"pushing the site {directory} to the Space {repo_id}"):
+            site = publish_site(directory, repo_id, token=token, private=private or None, commit_message=message)
+        if json_:
+            print_json(site)
+            return
+        err.print(f"[green]pushed[/] the site {directory} to the Space {site['repo_id']} at {site['revision']}: "
+                  f"{site['url']}", highlight=False, soft_wrap=True)
+        return
 
     with err.status(f"pushing {directory} to {repo_id}"):
         doc = publish.push(directory, repo_id, token=token, revision=revision, private=private or None,

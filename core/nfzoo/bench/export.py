@@ -70,7 +70,8 @@ def bench_export(quick: bool = False, log=print) -> Dict:
     rows: List[Dict] = []
     notes = ["ratio = baseline_s / candidate_s (> 1: candidate faster); export time (export_s) not included",
              f"onnxruntime: CPUExecutionProvider, intra-op threads = torch.get_num_threads() = {threads}, "
-             "inter-op 1; both sides sample the same batch with their own noise (numpy's in the runner)"]
+             "inter-op 1; both sides sample the same batch with their own noise (the runner's PortableRng, numpy's "
+             "default_rng before issue 39)"]
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="nfzoo-bench-export-") as tmp:
         tmp = Path(tmp)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from nfzoo.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .graphs import check_self_contained, export_graph, is_diffusion, labels_unchecked, latent_shape
+    from .graphs import check_self_contained, decode_refusal, export_graph, is_diffusion, labels_unchecked, latent_shape
     from .onnx import direction_graphs, export_model
     from .ortweb import OrtWebUnavailableError, ort_web_files
-    from .runner import ExportedModel
+    from .runner import ExportedModel, PortableRng
     from .runner_checks import check_manifest, external_data, read_export
     from .trace import (
         Draw,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
         replay_draws,
         to_onnx,
     )
-    from .web import export_web
+    from .web import export_web, publish_site
 
 _LAZY = {
     "Draw": "trace", "ExportError": "trace", "ExportedModel": "runner", "FoldConstants": "trace",
@@ -39,11 +39,12 @@ _LAZY = {
     "external_data": "runner_checks", "fake_inputs": "trace", "is_diffusion": "graphs", "labels_unchecked": "graphs",
     "latent_shape": "graphs", "read_export": "runner_checks", "record_draws": "trace", "replay_draws": "trace",
     "to_onnx": "trace", "OrtWebUnavailableError": "ortweb", "ort_web_files": "ortweb", "export_web": "web",
+    "PortableRng": "runner", "decode_refusal": "graphs", "publish_site": "web",
 }
 __all__ = [
-    "Draw", "ExportError", "ExportedModel", "FoldConstants", "OnnxGraph", "OrtWebUnavailableError", "batch_axes",
-    "check_manifest", "check_self_contained", "describe", "direction_graphs", "export_graph", "export_model",
-    "export_web", "external_data", "fake_inputs", "is_diffusion", "labels_unchecked", "latent_shape", "ort_web_files",
-    "read_export", "record_draws", "replay_draws", "to_onnx",
+    "Draw", "ExportError", "ExportedModel", "FoldConstants", "OnnxGraph", "OrtWebUnavailableError", "PortableRng",
+    "batch_axes", "check_manifest", "check_self_contained", "decode_refusal", "describe", "direction_graphs",
+    "export_graph", "export_model", "export_web", "external_data", "fake_inputs", "is_diffusion", "labels_unchecked",
+    "latent_shape", "ort_web_files", "publish_site", "read_export", "record_draws", "replay_draws", "to_onnx",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -143,10 +143,19 @@ def _sample_latents(model, n: int) -> torch.Tensor:
                                           generator=_gen(2), **model.sampling_options())
 
 
+def decode_refusal(model) -> Optional[str]:
+    """Why the decode graph of `model` cannot be exported, known before any tracing (None: nothing known): a
+    model that denoises its samples with its own score (TarFlow's noise_sigma > 0) needs a backward pass."""
+    if getattr(model, "noise_sigma", 0) > 0:
+        return ("this model denoises its samples with its own score (noise_sigma > 0): a backward pass through the "
+                "flow (torch.autograd), which a graph does not hold")
+    return None
+
+
 def _decode_graph(model) -> _Graph:
-    if model.noise_sigma > 0:
-        raise ExportError("this model denoises its samples with its own score (noise_sigma > 0): a backward pass "
-                          "through the flow (torch.autograd), which a graph does not hold")
+    why = decode_refusal(model)
+    if why:
+        raise ExportError(why)
     conditional = model.num_classes is not None
 
     def fn(z, label=None):

@@ -18,6 +18,7 @@ direction, as ONNX graphs that run without torch, with a small numpy + onnxrunti
     nfzoo_onnx_runner.py     the runner (nfzoo.export.runner, copied: it needs only numpy and onnxruntime):
                              `ExportedModel(directory).sample(n, seed, temperature, label)`
     nfzoo_onnx_checks.py     the runner's checks of the folder (nfzoo.export.runner_checks, copied beside it)
+    nfzoo_onnx_noise.py      the runner's seeded generator and latents reader (nfzoo.export.runner_noise)
 
 Directions: "sample" is prior + decode (flows) or unet + decode (diffusion: the runner runs nfzoo's DDIM
 sampler with the model's steps and eta); "density" is density + prior_log_prob. How a graph is made:
@@ -49,7 +50,7 @@ from nfzoo.export.graphs import (  # noqa: F401  (the API)
     labels_unchecked,
     latent_shape,
 )
-from nfzoo.export.runner import CHECKS_NAME
+from nfzoo.export.runner import CHECKS_NAME, NOISE_NAME
 from nfzoo.export.trace import ExportError, describe
 from nfzoo.flows.interfaces import DDIM_SCHEDULE_KEYS
 from nfzoo.safeio import atomic_write_json, sha256_file
@@ -58,7 +59,7 @@ FORMATS = ("onnx",)
 DIRECTIONS = ("sample", "density")
 MANIFEST_NAME = "manifest.json"
 RUNNER_NAME = "nfzoo_onnx_runner.py"
-RUNNER_FILES = {"runner.py": RUNNER_NAME, "runner_checks.py": CHECKS_NAME}
+RUNNER_FILES = {"runner.py": RUNNER_NAME, "runner_checks.py": CHECKS_NAME, "runner_noise.py": NOISE_NAME}
 """The runner's files: this package's module -> its name in the export folder."""
 MANIFEST_VERSION = 1
 

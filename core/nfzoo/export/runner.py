@@ -11,10 +11,13 @@ exported model is usable where nothing but numpy and onnxruntime is installed:
     out = m.density(images)                         # {"z": ..., "logdet": ...}; m.log_prob(images), m.bpd
 
 The default sampling is the model's own (its config's sampler and temperature): the noise is drawn here with
-numpy (so the same seed gives other images than torch's), the prior graph turns it into latents, the decode
-graph into images. Diffusion models run DDIM here, step for step as nfzoo's `ddim` sampler (diffusers'
-DDIM scheduler with trailing timesteps, the predicted z0 clipped and the noise re-derived from it), with the
-U-Net step as the graph. `python nfzoo_onnx_runner.py DIR -n 16 --seed 0 --out samples.npy` from a shell.
+PortableRng (nfzoo_onnx_noise.py, beside this file), which the web export's page implements bit for bit: a seed
+gives the same images here and in the browser (within 1e-4; not torch's images for that seed). The prior graph
+turns it into latents, the decode graph into images. Diffusion models run DDIM here, step for step as nfzoo's
+`ddim` sampler (diffusers' DDIM scheduler, trailing timesteps, the predicted z0 clipped and the noise re-derived
+from it), with the U-Net step as the graph. From a shell: `python nfzoo_onnx_runner.py DIR -n 16 --seed 0
+--out samples.npy` (`--save-latents z.npy` also writes the latents, which the page decodes; `--latents z.npy`
+decodes a file of latents instead of drawing).
 """
 from __future__ import annotations
 
@@ -29,30 +32,33 @@ import numpy as np
 
 CHECKS_NAME = "nfzoo_onnx_checks.py"
 """The file name of nfzoo.export.runner_checks in an export folder, beside this runner."""
+NOISE_NAME = "nfzoo_onnx_noise.py"
+"""The file name of nfzoo.export.runner_noise (the portable generator, the latents reader) in an export folder."""
 
 
-def _checks_module():
-    """nfzoo.export.runner_checks inside the package; in an export folder (this file as nfzoo_onnx_runner.py, no
-    package), the CHECKS_NAME file beside this one, loaded from this file's folder whatever sys.path holds."""
-    if __package__:
-        from . import runner_checks as onnx_checks
-
-        return onnx_checks
+def _sibling(module: str, file: str):
+    """nfzoo.export.<module> inside the package; in an export folder (this file as nfzoo_onnx_runner.py, no
+    package), the `file` beside this one, loaded from this file's folder whatever sys.path holds."""
+    import importlib
     import importlib.util
 
-    path = Path(__file__).with_name(CHECKS_NAME)
+    if __package__:
+        return importlib.import_module(f"{__package__}.{module}")
+    path = Path(__file__).with_name(file)
     if not path.is_file():
-        raise ImportError(f"{path} is missing: the runner needs the {CHECKS_NAME} it was exported with beside it; "
+        raise ImportError(f"{path} is missing: the runner needs the {file} it was exported with beside it; "
                           "copy the whole export folder, or export the model again")
     spec = importlib.util.spec_from_file_location(path.stem, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path} as a module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
 
 
-_checks = _checks_module()
+_checks = _sibling("runner_checks", CHECKS_NAME)
+_noise = _sibling("runner_noise", NOISE_NAME)
+PortableRng, read_latents, MAX_SEED = _noise.PortableRng, _noise.read_latents, _noise.MAX_SEED
 # the checks' names, importable from the runner as well (they were defined here before nfzoo.export.runner_checks)
 MANIFEST_NAME, MANIFEST_VERSION, ONNX_MESSAGES = _checks.MANIFEST_NAME, _checks.MANIFEST_VERSION, _checks.ONNX_MESSAGES
 GRAPHS, DISTRIBUTIONS = _checks.GRAPHS, _checks.DISTRIBUTIONS
@@ -181,41 +187,51 @@ class ExportedModel:
 
     # ------------------------------------------------------------------------------------ sampling
     def sample(self, n: int, seed: int = 0, temperature: Optional[float] = None,
-               label: Union[None, int, Sequence[int]] = None) -> np.ndarray:
+               label: Union[None, int, Sequence[int], np.ndarray] = None) -> np.ndarray:
         """n images (n, C, H, W), float32 in [0, 1], with the model's default sampling (temperature None:
-        the model's measured one); the noise from numpy's default_rng(seed). n is bounded: no array (the noise,
-        the latents, the images) may hold more than MAX_DRAW_ELEMENTS elements in all."""
+        the model's measured one); the noise from PortableRng(seed), as the web page draws it. n is bounded: no
+        array (the noise, the latents, the images) may hold more than MAX_DRAW_ELEMENTS elements in all."""
+        return self.decode(self.sample_latents(n, seed, temperature, label), label)
+
+    def sample_latents(self, n: int, seed: int = 0, temperature: Optional[float] = None,
+                       label: Union[None, int, Sequence[int], np.ndarray] = None) -> np.ndarray:
+        """The latents (n, *latent_shape) float32 that sample() decodes (n bounded as there): the prior graph's draw
+        (flows) or DDIM's result (diffusion); decode(sample_latents(...), label) is sample(...)."""
         latent, image = [(1, math.prod(self.latent_shape))], [(1, math.prod(self.image_shape))]
-        if self.sampling["kind"] == "diffusion":
-            n = self._check_n(n, image, self._ddim_draw(None, None))
-        else:
-            n = self._check_n(n, self._sizes["noise"], latent, image)
+        diffusion = self.sampling["kind"] == "diffusion"
+        n = self._check_n(n, image, self._ddim_draw(None, None)) if diffusion else \
+            self._check_n(n, self._sizes["noise"], latent, image)
         y = self.labels(label, n)
-        if self.sampling["kind"] == "diffusion":
-            if self._temperature(temperature) != 1.0:
-                raise ValueError("a diffusion model samples at temperature 1 only")
-            z = self.ddim(self.draw_ddim_noise(n, seed))
-        else:
-            z = self.prior(self.draw_noise(n, seed), temperature, y)
-        return self.decode(z, y)
+        if not diffusion:
+            return self.prior(self.draw_noise(n, seed), temperature, y)
+        if self._temperature(temperature) != 1.0:
+            raise ValueError("a diffusion model samples at temperature 1 only")
+        return self.ddim(self.draw_ddim_noise(n, seed))
+
+    def load_latents(self, path: Union[str, os.PathLike]) -> np.ndarray:
+        """Latents from a .npy file (as --save-latents writes them): read_latents (nfzoo_onnx_noise.py) for this
+        model's latent shape, n bounded as sample()'s; a ValueError naming what is wrong."""
+        z = read_latents(path, self.latent_shape)
+        self._check_n(len(z), [(1, math.prod(self.latent_shape)), (1, math.prod(self.image_shape))])
+        return z
 
     def draw_noise(self, n: int, seed: int = 0) -> Dict[str, np.ndarray]:
-        """The prior graph's noise inputs for n samples, drawn with numpy's default_rng(seed) in the order the
-        manifest lists them: standard normal, uniform [0, 1) or categorical (with the listed probabilities).
+        """The prior graph's noise inputs for n samples, drawn with PortableRng(seed) (the web page's generator)
+        in the order the manifest lists them, one stream: standard normal, uniform [0, 1) or categorical (with the
+        listed probabilities).
         At most MAX_DRAW_ELEMENTS elements in all (a larger n is a ValueError, before anything is drawn)."""
         self._session("prior")
         n = self._check_n(n, self._sizes["noise"])
-        rng = np.random.default_rng(seed)
+        rng = PortableRng(seed)
         out = {}
         for spec in self.manifest["graphs"]["prior"]["noise"]:
             shape = tuple(n if a == "batch" else int(a) for a in spec["shape"])
             if spec["distribution"] == "normal":
-                out[spec["name"]] = rng.standard_normal(shape, dtype=np.float32)
+                out[spec["name"]] = rng.normal(shape)
             elif spec["distribution"] == "uniform":
-                out[spec["name"]] = rng.random(shape, dtype=np.float32)
+                out[spec["name"]] = rng.uniform32(shape)
             else:
-                p = np.asarray(spec["probs"], dtype=np.float64)
-                out[spec["name"]] = rng.choice(p.size, size=shape, p=p / p.sum()).astype(np.int64)
+                out[spec["name"]] = rng.categorical(spec["probs"], shape)
         return out
 
     def prior(self, noise: Dict[str, np.ndarray], temperature: Optional[float] = None,
@@ -284,12 +300,12 @@ class ExportedModel:
     def draw_ddim_noise(self, n: int, seed: int = 0, steps: Optional[int] = None,
                         eta: Optional[float] = None) -> List[np.ndarray]:
         """DDIM's noise for n samples: the starting latents, then one draw per step when eta > 0 (the order
-        nfzoo's ddim sampler draws in), standard normal from numpy's default_rng(seed). At most
+        nfzoo's ddim sampler draws in), standard normal from PortableRng(seed), one stream. At most
         MAX_DRAW_ELEMENTS elements in all (a larger n is a ValueError, before anything is drawn)."""
         draw = self._ddim_draw(steps, eta)
         n = self._check_n(n, draw, hint="draw them in several smaller calls, or use fewer steps")
-        rng = np.random.default_rng(seed)
-        return [rng.standard_normal((n, *self.latent_shape), dtype=np.float32) for _ in range(len(draw))]
+        rng = PortableRng(seed)
+        return [rng.normal((n, *self.latent_shape)) for _ in range(len(draw))]
 
     def _ddim_draw(self, steps: Optional[int], eta: Optional[float]) -> List[Tuple[int, int]]:
         """The arrays draw_ddim_noise draws, as (batch axes, elements per item): one, and one per step if eta > 0."""
@@ -343,7 +359,8 @@ class ExportedModel:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """`python nfzoo_onnx_runner.py DIR -n 16 --seed 0 [--temperature T] [--label L] --out samples.npy`."""
+    """`python nfzoo_onnx_runner.py DIR -n 16 --seed 0 [--temperature T] [--label L | --per-class]
+    [--latents z.npy] [--save-latents z.npy] --out samples.npy`; a bad argument or export exits 2."""
     p = argparse.ArgumentParser(description="Sample from an nfzoo model exported with `nfzoo export`.")
     p.add_argument("directory")
     p.add_argument("-n", type=int, default=16)
@@ -351,12 +368,29 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--label", type=int, default=None)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--per-class", action="store_true", help="n samples of each class, class by class")
+    p.add_argument("--latents", help="decode this .npy file's latents (n, *latent_shape) instead of drawing")
+    p.add_argument("--save-latents", help="also write the decoded latents to this .npy file (the page takes it)")
     p.add_argument("--out", required=True, help="a .npy file: (n, C, H, W) float32 images in [0, 1]")
     a = p.parse_args(argv)
     try:
-        images = ExportedModel(a.directory, threads=a.threads).sample(a.n, a.seed, a.temperature, a.label)
+        m = ExportedModel(a.directory, threads=a.threads)
+        if a.per_class and (m.num_classes is None or a.label is not None):
+            raise ValueError("--per-class needs a class-conditional model, and no --label")
+        z = m.load_latents(a.latents) if a.latents is not None else None
+        count = len(z) if z is not None else a.n * (m.num_classes if a.per_class else 1)
+        label, k = a.label, m.num_classes
+        if a.per_class and k is not None:
+            if count % k:
+                raise ValueError(f"--per-class with --latents needs a multiple of {k} latents")
+            label = np.arange(count) // (count // k)
+        if z is None:
+            z = m.sample_latents(count, a.seed, a.temperature, label)
+        images = m.decode(z, label)
     except ValueError as exc:        # a refused export or argument: the message, not a traceback
         p.exit(2, f"error: {exc}\n")
+    if a.save_latents:
+        np.save(a.save_latents, z, allow_pickle=False)
     np.save(a.out, images, allow_pickle=False)
 
 
