@@ -47,7 +47,7 @@ def bench_serve(quick: bool = False, log: Callable[[str], None] = print, model: 
     from fastapi.testclient import TestClient
 
     from nfzoo.bench.timing import device_name, row
-    from nfzoo.data import load_dataset
+    from nfzoo.data import ArrayDataset, load_dataset
     from nfzoo.flows.pipeline import SamplingPipeline
     from nfzoo_heads import box_mask, inpaint, interpolate, is_diffusion, parse_box, score
     from nfzoo_heads.scoring import bpd_of
@@ -64,7 +64,11 @@ def bench_serve(quick: bool = False, log: Callable[[str], None] = print, model: 
     repeat = 3 if quick else 7
 
     def reference(m: Any, dataset: str) -> Dict[str, Any]:
-        x, _ = load_dataset(dataset, "train").batch(torch.arange(REFERENCE_IMAGES))
+        ds = load_dataset(dataset, "train")
+        if isinstance(ds, ArrayDataset):
+            x, _ = ds.batch(torch.arange(REFERENCE_IMAGES))
+        else:                               # a data set read from files has no batch()
+            x = torch.stack([ds[i][0] for i in range(REFERENCE_IMAGES)])
         return {"dataset": dataset, "mean_bpd": float(bpd_of(m, x).mean()), "images": REFERENCE_IMAGES}
 
     rows = []

@@ -79,7 +79,7 @@ class WebSites:
         self.root = None if root is None else Path(root).expanduser().resolve()
         if self.root is not None and not self.root.is_dir():
             raise UsageError(f"--web-sites {root}: not a folder; export a model's page into it first: nfzoo export "
-                             f"NAME --format web --out {Path(root) / 'NAME'}")
+                             f"NAME --format web --out {self.root / 'NAME'}")
 
     def site(self, name: str) -> Optional[Path]:
         """The folder of the zoo model `name`'s site (its zoo name's), or None when there is none (or it holds

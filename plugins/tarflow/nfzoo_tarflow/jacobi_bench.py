@@ -278,7 +278,8 @@ def markdown(doc: Dict[str, Any]) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from nfzoo.evaluation.results import write_result
 
-    ap = argparse.ArgumentParser(prog="python -m nfzoo_tarflow.jacobi_bench", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m nfzoo_tarflow.jacobi_bench",
+                                 description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--out", required=True, help="path stem: writes STEM.json and STEM.md")
     ap.add_argument("--model", help="one TarFlow (default: tarflow-mnist5k and tarflow-mnist5k-cond)")
     ap.add_argument("--tolerances", default=",".join(str(t) for t in TOLERANCES),
