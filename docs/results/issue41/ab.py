@@ -16,37 +16,44 @@ import sys
 from pathlib import Path
 
 WORKER = Path(__file__).with_name("train_worker.py")
-rounds, n = int(sys.argv[1]), int(sys.argv[2])
-specs = [a.split("=", 1) for a in sys.argv[3:]]
-procs = {}
-for name, spec in specs:
-    parts = spec.split(":")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    if "before" in parts[2:]:
-        env["PYTHONPATH"] = os.environ.get("NFZOO_BEFORE", "/tmp/before/core")
-    if "netact" in parts[2:]:      # normflows GlowBlock(net_actnorm=True): the bench's matched baseline
-        env["NETACT"] = "1"
-    procs[name] = subprocess.Popen([sys.executable, str(WORKER), parts[0], parts[1]], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, text=True, env=env)
-params = {k: p.stdout.readline().split()[1] for k, p in procs.items()}
-wall = {k: [] for k in procs}
-cpu = {k: [] for k in procs}
-names = list(procs)
-for r in range(rounds):
-    for k in (names if r % 2 == 0 else names[::-1]):
-        procs[k].stdin.write(f"{n}\n")
-        procs[k].stdin.flush()
-        w, c = map(float, procs[k].stdout.readline().split())
-        wall[k].append(w / n)
-        cpu[k].append(c / n)
-for p in procs.values():
-    p.stdin.close()
-    p.wait()
-ref = names[0]
-print(f"{rounds} rounds of {n} steps; load average {os.getloadavg()}; params {params}")
-for k in names:
-    rw = statistics.median([a / b for a, b in zip(wall[ref], wall[k])])
-    rc = statistics.median([a / b for a, b in zip(cpu[ref], cpu[k])])
-    print(f"{k:>8}: wall {1e3 * statistics.median(wall[k]):7.1f} ms/step (median), cpu "
-          f"{1e3 * statistics.median(cpu[k]):7.1f}; speed vs {ref}: wall {rw:.3f} (ratio of sums "
-          f"{sum(wall[ref]) / sum(wall[k]):.3f}), cpu {rc:.3f} (ratio of sums {sum(cpu[ref]) / sum(cpu[k]):.3f})")
+
+
+def main() -> None:
+    rounds, n = int(sys.argv[1]), int(sys.argv[2])
+    specs = [a.split("=", 1) for a in sys.argv[3:]]
+    procs = {}
+    for name, spec in specs:
+        parts = spec.split(":")
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        if "before" in parts[2:]:
+            env["PYTHONPATH"] = os.environ.get("NFZOO_BEFORE", "/tmp/before/core")
+        if "netact" in parts[2:]:      # normflows GlowBlock(net_actnorm=True): the bench's matched baseline
+            env["NETACT"] = "1"
+        procs[name] = subprocess.Popen([sys.executable, str(WORKER), parts[0], parts[1]], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, text=True, env=env)
+    params = {k: p.stdout.readline().split()[1] for k, p in procs.items()}
+    wall = {k: [] for k in procs}
+    cpu = {k: [] for k in procs}
+    names = list(procs)
+    for r in range(rounds):
+        for k in (names if r % 2 == 0 else names[::-1]):
+            procs[k].stdin.write(f"{n}\n")
+            procs[k].stdin.flush()
+            w, c = map(float, procs[k].stdout.readline().split())
+            wall[k].append(w / n)
+            cpu[k].append(c / n)
+    for p in procs.values():
+        p.stdin.close()
+        p.wait()
+    ref = names[0]
+    print(f"{rounds} rounds of {n} steps; load average {os.getloadavg()}; params {params}")
+    for k in names:
+        rw = statistics.median([a / b for a, b in zip(wall[ref], wall[k])])
+        rc = statistics.median([a / b for a, b in zip(cpu[ref], cpu[k])])
+        print(f"{k:>8}: wall {1e3 * statistics.median(wall[k]):7.1f} ms/step (median), cpu "
+              f"{1e3 * statistics.median(cpu[k]):7.1f}; speed vs {ref}: wall {rw:.3f} (ratio of sums "
+              f"{sum(wall[ref]) / sum(wall[k]):.3f}), cpu {rc:.3f} (ratio of sums {sum(cpu[ref]) / sum(cpu[k]):.3f})")
+
+
+if __name__ == "__main__":
+    main()
