@@ -2,8 +2,10 @@
 best of repeats, and the `nfzoo bench` row format."""
 from __future__ import annotations
 
+import os
+import platform
 import time
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 
 def device_name(device: str = "cpu") -> str:
@@ -13,6 +15,31 @@ def device_name(device: str = "cpu") -> str:
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (cuda)"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def load_average(digits: int = 2) -> List[float]:
+    """The 1-, 5- and 15-minute load averages (os.getloadavg), rounded; [] where the platform has none."""
+    try:
+        return [round(v, digits) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return []
+
+
+def machine() -> Dict[str, Any]:
+    """What a timing ran on, for its record: nproc (os.cpu_count), the cpus this process may use, the cpu's name,
+    the platform, torch's threads, OMP_NUM_THREADS and the load average now."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"nproc": os.cpu_count(), "usable_cpus": usable, "cpu": cpu, "platform": platform.platform(),
+            "torch_threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "load_average": load_average()}
 
 
 def _sync(device: str) -> None:

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, cast
 
+from nfzoo.bench.timing import load_average
 from nfzoo.errors import TrainingDivergedError, UsageError
 
 DATASET = "mnist5k"
@@ -270,15 +271,6 @@ def _row(case: str, baseline: "_Trainee", candidate: "_Trainee", base_bpd: float
             "candidate_train_s": sum(c.times)}
 
 
-def _load_average() -> List[float]:
-    import os
-
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:   # not on this platform
-        return []
-
-
 # ---------------------------------------------------------------- the benchmark
 def bench_train(quick: bool = False, log=print) -> Dict:
     """Train nfzoo's Glow against normflows' twice in one run, matched (row 1) and at both libraries'
@@ -294,7 +286,7 @@ def bench_train(quick: bool = False, log=print) -> Dict:
     from nfzoo.data import ArrayDataset, load_dataset
 
     s = QUICK if quick else DEFAULT
-    load_before = _load_average()
+    load_before = load_average()
     threads = torch.get_num_threads()
     torch.set_num_threads(threads)  # one process, one setting: the same for all models
     train = cast(ArrayDataset, load_dataset(DATASET, "train"))   # an offline data set (nfzoo.data.OFFLINE)
@@ -357,7 +349,7 @@ def bench_train(quick: bool = False, log=print) -> Dict:
     timed_steps = candidate.timed_steps
     notes = [
         f"torch {torch.__version__}, normflows {getattr(nf, '__version__', '?')}; {threads} torch "
-        f"threads for all; {os.cpu_count()} CPUs; load average {load_before} before, {_load_average()} after",
+        f"threads for all; {os.cpu_count()} CPUs; load average {load_before} before, {load_average()} after",
         f"{s.train_steps} optimizer steps each on the same batches of {s.batch_size} (seeded reshuffles "
         f"of the {len(train)} training images); the first {s.untimed_steps} are not timed, s/step and "
         f"images/s are over the other {timed_steps}; the four models are stepped in turn (rotating "
@@ -394,5 +386,5 @@ def bench_train(quick: bool = False, log=print) -> Dict:
         "(row 2) has the conditional term only. The top prior is a learned per-element gaussian in all.",
     ]
     return {"bench": "train", "device": f"cpu ({threads} threads)", "nproc": os.cpu_count(),
-            "threads": threads, "load_average": {"before": load_before, "after": _load_average()},
+            "threads": threads, "load_average": {"before": load_before, "after": load_average()},
             "rows": rows, "notes": notes}

@@ -46,7 +46,7 @@ def bench_serve(quick: bool = False, log: Callable[[str], None] = print, model: 
     import torch
     from fastapi.testclient import TestClient
 
-    from nfzoo.bench.timing import device_name, row
+    from nfzoo.bench.timing import device_name, load_average, row
     from nfzoo.data import ArrayDataset, load_dataset
     from nfzoo.flows.pipeline import SamplingPipeline
     from nfzoo_heads import box_mask, inpaint, interpolate, is_diffusion, parse_box, score
@@ -139,10 +139,7 @@ def bench_serve(quick: bool = False, log: Callable[[str], None] = print, model: 
         rows.append(row("inpaint stop check", "torch function mode (every operation)", "check per iteration",
                         statistics.median(mode_s), statistics.median(step_s), baseline_min_s=min(mode_s),
                         candidate_min_s=min(step_s)))
-    try:
-        load = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        load = None
+    load = load_average() or None
     return {"bench": "serve", "device": device_name("cpu"), "model": name, "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "load_average_end": load, "repeats": repeat, "rows": rows,
             "notes": [f"median of {repeat} warm requests (after one warm-up) per kind; candidate_s is the whole "

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from nfzoo.bench.timing import machine
+from nfzoo.evaluation.results import source_commit
 
 MODELS = ("tarflow-mnist5k", "tarflow-mnist5k-cond")
 TOLERANCES: Tuple[Union[float, str], ...] = (1e-1, 1e-2, 1e-3, "0.1:8")   # "TOL:ITERS": also jacobi_iters
@@ -38,48 +40,6 @@ SAMPLES = 500
 BATCH = 100
 REPEAT = 3
 DATASET = "mnist5k"
-
-
-def machine() -> Dict[str, Any]:
-    """nproc, the CPUs this process may use, the load average, torch's threads and OMP_NUM_THREADS."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    try:
-        usable: Optional[int] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = None
-    return {"nproc": os.cpu_count(), "usable_cpus": usable, "cpu": cpu, "torch_threads": torch.get_num_threads(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "load_average": _load()}
-
-
-def git_commit() -> Optional[str]:
-    """HEAD of the checkout this file is in, "+dirty" with uncommitted changes to tracked files; None outside one."""
-    import subprocess
-
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
-                              timeout=10)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=30)
-        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _load() -> Optional[List[float]]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
 def _tiny(name: str):
@@ -228,7 +188,7 @@ def bench_jacobi(quick: bool = False, log: Callable[[str], None] = print, model:
     return {"bench": "tarflow-jacobi", "device": device_name("cpu"), "rows": rows, "models": models,
             "protocol": {"batch": batch, "repeat": repeat, "samples_per_seed": samples, "seeds": list(seeds),
                          "tolerances": [str(t) for t in tolerances], "dataset": DATASET,
-                         "oracle": f"oracle-{DATASET}", "torch": torch.__version__, "commit": git_commit()},
+                         "oracle": f"oracle-{DATASET}", "torch": torch.__version__, "commit": source_commit()},
             "machine": {"before": before, "after": after}, "notes": notes}
 
 

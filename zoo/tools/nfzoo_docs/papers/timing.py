@@ -9,8 +9,6 @@ recorded during the run at most the timing's own threads + IDLE_MARGIN); a recor
 its claims "not testable here"."""
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -22,20 +20,18 @@ IDLE = (f"a timing counts as evidence only from an idle machine: every 1-min loa
 
 
 def machine() -> Dict[str, Any]:
-    """The machine a timing ran on: nproc (os.cpu_count), the cpus this process may use, the cpu's name."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            name = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), name)
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"nproc": os.cpu_count(), "usable_cpus": usable, "cpu": name, "platform": platform.platform()}
+    """The machine a timing ran on (nfzoo.bench.timing.machine: nproc, the cpus this process may use, the cpu's
+    name, torch's threads, the load average)."""
+    from nfzoo.bench.timing import machine as _machine
+
+    return _machine()
 
 
 def loadavg() -> List[float]:
-    """os.getloadavg(): the 1-, 5- and 15-min load averages."""
-    return [round(x, 3) for x in os.getloadavg()]
+    """The 1-, 5- and 15-min load averages (nfzoo.bench.timing.load_average, to 3 decimals)."""
+    from nfzoo.bench.timing import load_average
+
+    return load_average(3)
 
 
 def timed(fn: Callable[[], Any]) -> Dict[str, Any]:
