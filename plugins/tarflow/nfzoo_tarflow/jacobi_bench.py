@@ -59,11 +59,17 @@ def _tiny(name: str):
     return m.eval()
 
 
+def _mean(values: Any) -> float:
+    """The mean of a (possibly nested) list of numbers, as numpy's mean of it would be."""
+    import torch
+
+    return float(torch.tensor(values, dtype=torch.float64).mean())
+
+
 def bench_model(name: str, quick: bool = False, log: Callable[[str], None] = print,
                 tolerances: Sequence[Union[float, str]] = TOLERANCES, seeds: Sequence[int] = SEEDS,
                 samples: int = SAMPLES, batch: int = BATCH, repeat: int = REPEAT) -> Dict[str, Any]:
     """One model's settings (see the module's docstring): {"model", "sampling", "settings": [...]}."""
-    import numpy as np
     import torch
 
     import nfzoo
@@ -120,21 +126,21 @@ def bench_model(name: str, quick: bool = False, log: Callable[[str], None] = pri
                                           sample_options={**options, **opts}, temperature=temperature)
         assert doc is not None            # no distributed context: this process is rank 0
         fids = [r["fid"] for r in doc["per_seed"]]
-        t = np.asarray(times[k])
+        t = torch.tensor(times[k], dtype=torch.float64)
         row: Dict[str, Any] = {
             "setting": k, "options": opts, "decode_s": times[k], "decode_s_mean": float(t.mean()),
-            "decode_s_sd": float(t.std(ddof=1)) if len(t) > 1 else 0.0, "decode_s_min": float(t.min()),
+            "decode_s_sd": float(t.std(correction=1)) if len(t) > 1 else 0.0, "decode_s_min": float(t.min()),
             "fid": fids, "fid_mean": doc["summary"]["fid"]["mean"], "fid_sd": doc["summary"]["fid"]["sd"],
             "nonfinite_samples": doc["nonfinite_samples"],
             "max_pixel_diff_vs_sequential": float((first[k] - first["sequential"]).abs().max()),
-            "net_calls_per_batch": float(np.mean(calls[k])), "tokens_computed_per_batch": float(np.mean(computed[k])),
+            "net_calls_per_batch": _mean(calls[k]), "tokens_computed_per_batch": _mean(computed[k]),
         }
         for key in ("recognisable", "label_reliability"):
             if key in doc["summary"]:
                 row[key] = doc["summary"][key]["mean"]
         if opts:
             row["iterations_per_block"] = iters[k]
-            row["mean_iterations_per_block"] = float(np.mean(iters[k]))
+            row["mean_iterations_per_block"] = _mean(iters[k])
             row["sequential_fallback_steps"] = int(sum(fallback[k]))
         out.append(row)
         log(f"{name}: {k}: FID {row['fid_mean']:.2f} +- {row['fid_sd']:.2f} ({time.perf_counter() - t0:.0f} s)")
