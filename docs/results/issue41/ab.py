@@ -26,7 +26,9 @@ def main() -> None:
         parts = spec.split(":")
         env = dict(os.environ, OMP_NUM_THREADS="1")
         if "before" in parts[2:]:
-            env["PYTHONPATH"] = os.environ.get("NFZOO_BEFORE", "/tmp/before/core")
+            if not os.environ.get("NFZOO_BEFORE"):
+                sys.exit("a 'before' worker needs NFZOO_BEFORE: the core folder of the copy to time (docstring)")
+            env["PYTHONPATH"] = os.environ["NFZOO_BEFORE"]
         if "netact" in parts[2:]:      # normflows GlowBlock(net_actnorm=True): the bench's matched baseline
             env["NETACT"] = "1"
         procs[name] = subprocess.Popen([sys.executable, str(WORKER), parts[0], parts[1]], stdin=subprocess.PIPE,

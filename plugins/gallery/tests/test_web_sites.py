@@ -161,7 +161,7 @@ def test_the_link_opens_a_page_that_samples_in_the_browser(root):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.skip("no chromium on PATH")
+        pytest.skip("no chromium on PATH: the browser test needs Debian's chromium (apt-get install chromium)")
     import threading
     import time
 
